@@ -1,0 +1,131 @@
+#!/usr/bin/env python3
+"""Stage deploy_best_model: deploy the better of the trained models.
+
+Reads   BASE_DIR/staging/metrics/model_metrics_v1.json, model_metrics_v2.json,
+        BASE_DIR/staging/model/trained_model_<winner>.pkl
+Writes  BASE_DIR/model/deployed_model.pkl and its manifest BASE_DIR/model/deployed_model.json
+        (sha256 of the model, the candidate, the rule that chose it, its metrics, the time);
+        the deployment it replaces goes to BASE_DIR/model/archive/<UTC time>/
+
+The rule (SEED.md): the higher precision wins; on a tie the higher F1; on a full tie v1. The
+current deployment is kept untouched when a metrics file is missing, unparsable or holds a value
+that is not a finite number in [0, 1]. --rollback restores the newest archived deployment.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+
+import loanlib
+from loanlib import Layout, PipelineError, log
+
+
+def archive_current(layout: Layout, suffix: str = "") -> None:
+    """Copy the current deployment (model and manifest) into a new archive folder."""
+    if not layout.deployed_model.exists():
+        return
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + suffix
+    folder = layout.archive_dir / stamp
+    number = 1
+    while folder.exists():
+        number += 1
+        folder = layout.archive_dir / f"{stamp}-{number}"
+    for source in (layout.deployed_model, layout.manifest):
+        if source.exists():
+            loanlib.copy_file(source, folder / source.name)
+    log(f"archived the current deployment in {folder}")
+
+
+def previous_deployments(layout: Layout) -> list:
+    """Archived deployments that can be restored, oldest first (rolled-back ones excluded)."""
+    if not layout.archive_dir.is_dir():
+        return []
+    return sorted(
+        folder
+        for folder in layout.archive_dir.iterdir()
+        if folder.is_dir()
+        and "rolled-back" not in folder.name
+        and (folder / "deployed_model.pkl").exists()
+    )
+
+
+def rollback(layout: Layout) -> int:
+    archived = previous_deployments(layout)
+    if not archived:
+        raise PipelineError(layout.archive_dir, "no earlier deployment to roll back to")
+    newest = archived[-1]
+    archive_current(layout, "-rolled-back")
+    loanlib.copy_file(newest / "deployed_model.pkl", layout.deployed_model)
+    if (newest / "deployed_model.json").exists():
+        loanlib.copy_file(newest / "deployed_model.json", layout.manifest)
+    shutil.rmtree(newest)
+    manifest = loanlib.read_json(layout.manifest, "deployment manifest")
+    log(
+        f"rolled back to {manifest.get('model_name')} ({manifest.get('candidate')}) deployed at "
+        f"{manifest.get('deployed_at')}"
+    )
+    return loanlib.EXIT_OK
+
+
+def deploy(layout: Layout) -> int:
+    candidates = {}
+    for version in loanlib.MODELS:
+        path = layout.metrics(version)
+        candidates[version] = loanlib.check_metrics(loanlib.read_json(path, "metrics file"), path)
+    winner, rule, margin = loanlib.choose_deployment(candidates)
+    source = layout.trained_model(winner)
+    loanlib.check_readable(source, "trained model")
+    digest = loanlib.sha256_file(source)
+
+    try:
+        current = loanlib.read_json(layout.manifest) if layout.manifest.is_file() else None
+    except PipelineError:
+        current = None  # an unreadable manifest: the current model is archived and replaced
+    if (
+        current is not None
+        and current.get("sha256") == digest
+        and layout.deployed_model.is_file()
+        and loanlib.sha256_file(layout.deployed_model) == digest
+    ):
+        log(
+            f"{candidates[winner]['Model name']} ({winner}) is already deployed; manifest refreshed"
+        )
+    else:
+        archive_current(layout)
+        loanlib.copy_file(source, layout.deployed_model)
+    manifest = {
+        "model_file": layout.deployed_model.name,
+        "sha256": digest,
+        "candidate": winner,
+        "model_name": candidates[winner]["Model name"],
+        "rule": rule,
+        "margin": margin,
+        "metrics": candidates[winner],
+        "candidates": candidates,
+        "deployed_at": loanlib.utc_now(),
+        "source": str(source.relative_to(layout.base)),
+    }
+    loanlib.write_json(manifest, layout.manifest)
+    why = {
+        "precision": f"higher precision (by {margin['value']:.4f})",
+        "f1": f"equal precision, higher F1 (by {margin['value']:.4f})",
+        "tie": "equal precision and F1: v1 wins a full tie",
+    }[rule]
+    log(f"deployed {manifest['model_name']} ({winner}): {why} -> {layout.deployed_model}")
+    return loanlib.EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = loanlib.stage_parser(__doc__)
+    parser.add_argument(
+        "--rollback", action="store_true", help="restore the newest archived deployment"
+    )
+    args = parser.parse_args(argv)
+    layout = Layout(args.base_dir)
+    return rollback(layout) if args.rollback else deploy(layout)
+
+
+if __name__ == "__main__":
+    sys.exit(loanlib.run_stage(main))

@@ -1,0 +1,80 @@
+#!/usr/bin/env python3
+"""Stage loan_prediction: score raw loan applications with the deployed model.
+
+Reads   BASE_DIR/model/deployed_model.pkl and its manifest deployed_model.json,
+        the applications: --input, default BASE_DIR/staging/split_data/X_test.csv
+Writes  BASE_DIR/predictions/predictions.csv (or --output): row_id, predicted_class,
+        probability_positive (probability of class 1)
+
+Input rows are raw applications, the columns of loan_data.csv (a target column is ignored). A
+missing value is imputed and a category never seen in training is encoded as all zeros. The model
+is loaded only when its sha256 matches the deployment manifest.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import loanlib
+from loanlib import Layout, PipelineError, log
+
+
+def verified_model(layout: Layout):
+    """Load the deployed model after checking its hash against the manifest."""
+    manifest = loanlib.read_json(layout.manifest, "deployment manifest")
+    loanlib.check_readable(layout.deployed_model, "deployed model")
+    actual = loanlib.sha256_file(layout.deployed_model)
+    if not isinstance(manifest, dict) or manifest.get("sha256") != actual:
+        raise PipelineError(
+            layout.deployed_model,
+            f"sha256 {actual[:12]}... does not match the deployment manifest "
+            f"{layout.manifest.name}; refusing to load it (redeploy or `make rollback`)",
+        )
+    return manifest, loanlib.load_model(layout.deployed_model)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import pandas as pd
+
+    parser = loanlib.stage_parser(__doc__)
+    parser.add_argument("--input", type=Path, help="CSV of raw applications (default: X_test.csv)")
+    parser.add_argument("--output", type=Path, help="default: BASE_DIR/predictions/predictions.csv")
+    parser.add_argument(
+        "--id-column", help="column to use as row_id (default: the row's position in the input)"
+    )
+    args = parser.parse_args(argv)
+
+    layout = Layout(args.base_dir)
+    manifest, model = verified_model(layout)
+    source = args.input or layout.split_csv("X_test")
+    rows = loanlib.read_csv(source, "applications to score")
+    if args.id_column and args.id_column not in rows.columns:
+        raise PipelineError(source, f"--id-column '{args.id_column}' not found")
+    try:
+        features = loanlib.prepare_features(rows, *loanlib.model_columns(model))
+    except KeyError as exc:
+        raise PipelineError(source, f"lacks the model's column(s) {exc}") from None
+    with loanlib.quiet_unknown_categories():
+        predicted = model.predict(features)
+        probability = model.predict_proba(features)[:, list(model.classes_).index(1)]
+    row_id = rows[args.id_column] if args.id_column else range(len(rows))
+    result = pd.DataFrame(
+        {
+            "row_id": row_id,
+            "predicted_class": predicted.astype(int),
+            "probability_positive": probability.round(6),
+        }
+    )
+    output = args.output or layout.predictions
+    loanlib.write_csv(result, output)
+    log(
+        f"scored {len(result)} rows with {manifest.get('model_name')} "
+        f"({manifest.get('candidate')}): "
+        f"{int(result.predicted_class.sum())} predicted positive -> {output}"
+    )
+    return loanlib.EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(loanlib.run_stage(main))

@@ -1,0 +1,51 @@
+#!/usr/bin/env python3
+"""Stages modeling_v1 / modeling_v2: fit one model on the training split.
+
+Reads   BASE_DIR/staging/split_data/X_train.csv, y_train.csv
+Writes  BASE_DIR/staging/model/trained_model_<v1|v2>.pkl (joblib)
+
+v1 is StandardScaler + LogisticRegression, v2 StandardScaler + DecisionTreeClassifier (seeded). Mean
+imputation of numeric columns and one-hot encoding of categorical ones (first level dropped) are
+part of the saved pipeline, fitted on the training rows only, so the model takes raw rows.
+Single-threaded: HTCondor gives the job one CPU.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import loanlib
+from loanlib import Layout, PipelineError, log
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = loanlib.stage_parser(__doc__)
+    parser.add_argument("--model", choices=sorted(loanlib.MODELS), required=True)
+    parser.add_argument(
+        "--seed", type=int, default=loanlib.DEFAULT_SEED, help="default: %(default)s"
+    )
+    args = parser.parse_args(argv)
+
+    layout = Layout(args.base_dir)
+    x_path, y_path = layout.split_csv("X_train"), layout.split_csv("y_train")
+    x_train = loanlib.read_csv(x_path, "training features")
+    y_train = loanlib.read_csv(y_path, "training labels")
+    if len(x_train) != len(y_train):
+        raise PipelineError(y_path, f"has {len(y_train)} rows but {x_path.name} has {len(x_train)}")
+    if len(y_train.columns) != 1:
+        raise PipelineError(y_path, f"expected one label column, found {len(y_train.columns)}")
+    numeric, categorical = loanlib.split_columns(x_train)
+    features = loanlib.prepare_features(x_train, numeric, categorical)
+    model = loanlib.build_model(args.model, numeric, categorical, args.seed)
+    log(
+        f"fitting {loanlib.MODELS[args.model]} on {len(features)} rows "
+        f"({len(numeric)} numeric, {len(categorical)} categorical columns)"
+    )
+    model.fit(features, y_train.iloc[:, 0].to_numpy())
+    loanlib.save_model(model, layout.trained_model(args.model))
+    log(f"wrote {layout.trained_model(args.model)}")
+    return loanlib.EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(loanlib.run_stage(main))
