@@ -11,7 +11,7 @@ VPY := $(VENV)/bin/python
 export BASE_DIR
 
 .DEFAULT_GOAL := help
-.PHONY: help setup data test lint format clean
+.PHONY: help setup data test lint format rollback bench clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -42,10 +42,51 @@ format: $(VENV)/.installed ## Reformat the code with ruff
 	$(VPY) -m ruff format .
 	$(VPY) -m ruff check --fix .
 
+rollback: $(VENV)/.installed ## Restore the previous deployment from BASE_DIR/model/archive
+	$(VPY) scripts/deploy.py --base-dir "$(BASE_DIR)" --rollback
+
+bench: $(VENV)/.installed ## Print each stage's time and peak memory at 45,000 and 1,000,000 rows
+	$(VPY) bin/benchmark.py --rows 45000 1000000
+
 clean: ## Remove staging outputs, predictions and job logs (never loan_data.csv nor the deployed model)
 	rm -rf $(BASE_DIR)/staging $(BASE_DIR)/predictions $(BASE_DIR)/output $(BASE_DIR)/error $(BASE_DIR)/log
 
 # ---- HTCondor layer (issue 3) ----
+# Pool side: the DAG in DAG_DIR (dag/) with the submit files in submit/. BATCH labels DAGMan and
+# its jobs; FRESH=1 reruns every node (and lets paths.dag change BASE_DIR over a rescue DAG);
+# JOB_PYTHON is the interpreter the jobs run (a venv on the shared filesystem, or the one in a
+# container image). Every path must be the same on the submit node and the execute nodes.
+DAG_DIR    ?= $(CURDIR)/dag
+BATCH      ?= loans
+FRESH      ?=
+JOB_PYTHON ?= $(VENV)/bin/python
+POOL       := $(VPY) bin/pool.py --dag-dir $(DAG_DIR)
+
+.PHONY: chmod paths check graph submit watch status
+
+chmod: ## Make the stage scripts executable (0755)
+	chmod 0755 scripts/*.py
+
+paths: | $(VENV)/.installed ## Render DAG_DIR/paths.dag (BASE_DIR, PROJECT_DIR, PYTHON for every node)
+	$(VPY) bin/render_paths.py --base-dir "$(BASE_DIR)" --project-dir "$(CURDIR)" \
+		--python "$(JOB_PYTHON)" --output "$(DAG_DIR)/paths.dag" $(if $(FRESH),--fresh)
+
+check: paths ## Offline checks: DAG graph, RETRY, every submit file expanded by the htcondor bindings
+	CONDOR_CONFIG=/dev/null $(VPY) bin/check.py --dag "$(DAG_DIR)/dagfile.dag"
+
+graph: paths ## Draw the DAG into DAG_DIR/dagfile.png (Graphviz dot if installed, else matplotlib)
+	$(VPY) bin/graph.py --dag "$(DAG_DIR)/dagfile.dag" --output "$(DAG_DIR)/dagfile.png"
+
+submit: | $(VENV)/.installed ## Submit the DAG to the pool (resumes a rescue DAG; FRESH=1 reruns all)
+	@$(POOL) require condor_submit_dag
+	@$(MAKE) --no-print-directory paths check
+	@$(POOL) submit --batch-name "$(BATCH)" $(if $(FRESH),--fresh)
+
+watch: | $(VENV)/.installed ## Follow the DAG's jobs until done (condor_watch_q, else condor_q)
+	@$(POOL) watch
+
+status: | $(VENV)/.installed ## Node table, condor_q -dag, and why held or idle jobs wait
+	@$(POOL) status
 
 # ---- end HTCondor layer ----
 
@@ -54,5 +95,10 @@ clean: ## Remove staging outputs, predictions and job logs (never loan_data.csv 
 # ---- end local runner ----
 
 # ---- report (issue 5) ----
+# REPORT_ARGS passes options through, e.g. `make report REPORT_ARGS="--output /tmp/r --json"`.
+REPORT_ARGS ?=
+.PHONY: report
+report: $(VENV)/.installed ## Report results, deployment and the latest run (BASE_DIR/report/report.md)
+	$(VPY) bin/report.py --base-dir $(BASE_DIR) $(REPORT_ARGS)
 
 # ---- end report ----

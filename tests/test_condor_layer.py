@@ -1,0 +1,615 @@
+"""Tests of the HTCondor layer: submit files, the DAG, render_paths, check, graph, pool targets.
+
+Nothing here touches the checkout's dag/paths.dag: every test works on a copy of dag/ and
+submit/ in tmp_path (the DAG refers to ../submit/, so the copy keeps that layout) and renders
+its paths there. The make targets run with DAG_DIR pointing at the copy and with stub condor_*
+executables (they record argv and cwd) on a PATH that holds nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT / "bin"))
+os.environ.setdefault("CONDOR_CONFIG", "/dev/null")
+
+import check  # noqa: E402
+import htcondor  # noqa: E402
+import pool  # noqa: E402
+import render_paths  # noqa: E402
+from dagfile import parse_dag  # noqa: E402
+
+PYTHON = str(PROJECT / ".venv" / "bin" / "python")
+MAKE = shutil.which("make")
+
+RUN_ORDER = [
+    "data_processing",
+    "train_test_split",
+    "modeling_v1",
+    "modeling_v2",
+    "evaluate_model_v1",
+    "evaluate_model_v2",
+    "deploy_best_model",
+    "loan_prediction",
+]
+SEED_EDGES = {
+    ("data_processing", "train_test_split"),
+    ("train_test_split", "modeling_v1"),
+    ("train_test_split", "modeling_v2"),
+    ("modeling_v1", "evaluate_model_v1"),
+    ("modeling_v2", "evaluate_model_v2"),
+    ("evaluate_model_v1", "deploy_best_model"),
+    ("evaluate_model_v2", "deploy_best_model"),
+    ("deploy_best_model", "loan_prediction"),
+}
+# node -> (submit file, stage script, model)
+NODES = {
+    "data_processing": ("process.sub", "process.py", None),
+    "train_test_split": ("split.sub", "split.py", None),
+    "modeling_v1": ("train.sub", "train.py", "v1"),
+    "modeling_v2": ("train.sub", "train.py", "v2"),
+    "evaluate_model_v1": ("evaluate.sub", "evaluate.py", "v1"),
+    "evaluate_model_v2": ("evaluate.sub", "evaluate.py", "v2"),
+    "deploy_best_model": ("deploy.sub", "deploy.py", None),
+    "loan_prediction": ("predict.sub", "predict.py", None),
+}
+# Peak RSS measured at 45,000 rows (MiB), as quoted in the submit files.
+MEASURED_PEAK_MIB = {
+    "process.sub": 105,
+    "split.sub": 181,
+    "train.sub": 185,
+    "evaluate.sub": 165,
+    "deploy.sub": 19,
+    "predict.sub": 163,
+}
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture
+def work(tmp_path: Path) -> dict[str, Path]:
+    """A copy of dag/ and submit/ with paths.dag rendered for tmp_path/nfs/loans."""
+    dag_dir, submit_dir = tmp_path / "dag", tmp_path / "submit"
+    dag_dir.mkdir()
+    for name in ("dagfile.dag", "dagman.config"):
+        shutil.copy(PROJECT / "dag" / name, dag_dir / name)
+    shutil.copytree(PROJECT / "submit", submit_dir)
+    base = tmp_path / "nfs" / "loans"
+    code = render_paths.main(
+        [
+            "--base-dir",
+            str(base),
+            "--project-dir",
+            str(PROJECT),
+            "--output",
+            str(dag_dir / "paths.dag"),
+        ]
+    )
+    assert code == 0
+    return {"root": tmp_path, "dag": dag_dir, "submit": submit_dir, "base": base}
+
+
+def expand(submit_file: Path, values: dict[str, str]):
+    submit = htcondor.Submit(submit_file.read_text())
+    for key, value in values.items():
+        submit[key] = value
+    return next(iter(submit.jobs(count=1)))
+
+
+def node_ads(work: dict[str, Path]):
+    """(node, retry, ad) for every node and attempt, expanded as DAGMan would."""
+    dag = parse_dag(work["dag"] / "dagfile.dag")
+    for node in dag.nodes.values():
+        for retry in range(node.retry + 1):
+            values = dict(node.vars, JOB=node.name, RETRY=str(retry))
+            yield node, retry, expand(node.submit_path, values)
+
+
+# --------------------------------------------------------------------------- submit files
+
+
+@pytest.mark.parametrize("name", RUN_ORDER)
+def test_submit_file_expands_for_node(work: dict[str, Path], name: str) -> None:
+    base = str(work["base"])
+    sub, script, model = NODES[name]
+    ads = [(r, ad) for node, r, ad in node_ads(work) if node.name == name]
+    assert [r for r, _ in ads] == [0, 1, 2]
+    memory = {}
+    for retry, ad in ads:
+        assert ad["Cmd"] == PYTHON
+        expected_args = [f"{PROJECT}/scripts/{script}", "--base-dir", base]
+        if model:
+            expected_args += ["--model", model]
+        assert ad["Args"].split() == expected_args
+        assert ad["Iwd"] == base
+        assert ad["Out"] == f"{base}/output/{name}.{retry}.out"
+        assert ad["Err"] == f"{base}/error/{name}.{retry}.err"
+        assert ad["UserLog"] == f"{base}/log/{name}.log"
+        env = ad["Environment"].split()
+        for item in ("PYTHONUNBUFFERED=1", "OMP_NUM_THREADS=1", "OPENBLAS_NUM_THREADS=1"):
+            assert item in env
+        assert ad["RequestCpus"] == 1
+        assert ad["ShouldTransferFiles"] == "IF_NEEDED"
+        assert ad["TransferExecutable"] is False
+        assert ad.eval("RequestDisk") == 128 * 1024  # KiB
+        memory[retry] = ad.eval("RequestMemory")
+    # First attempt: measured peak plus headroom; each retry asks for 2x, then 4x.
+    assert memory[0] >= 1.25 * MEASURED_PEAK_MIB[sub]
+    assert memory[0] >= 128
+    assert (memory[1], memory[2]) == (2 * memory[0], 4 * memory[0])
+
+
+def test_submit_files_write_units_and_comment_measurements() -> None:
+    for path in sorted((PROJECT / "submit").glob("*.sub")):
+        text = path.read_text()
+        assert "\r" not in text
+        assert "request_memory = $INT(MEMORY_REQUEST)MB" in text
+        assert "request_disk   = 128MB" in text
+        assert "peak RSS measured at" in text
+        assert f"{MEASURED_PEAK_MIB[path.name]} MiB" in text
+        assert "# universe        = container" in text
+        assert "n_jobs" not in text
+    assert {p.name for p in (PROJECT / "submit").glob("*.sub")} == set(MEASURED_PEAK_MIB)
+
+
+def test_rendering_under_arbitrary_base_dir(work: dict[str, Path]) -> None:
+    base = str(work["base"])
+    paths_dag = (work["dag"] / "paths.dag").read_text()
+    assert (
+        f'VARS ALL_NODES BASE_DIR="{base}" PROJECT_DIR="{PROJECT}" PYTHON="{PYTHON}"' in paths_dag
+    )
+    for name in ("output", "error", "log"):
+        assert (work["base"] / name).is_dir()
+    count = 0
+    for node, _retry, ad in node_ads(work):
+        for key in ad:
+            value = ad.get(key)
+            if isinstance(value, str):
+                assert "$(" not in value, (node.name, key, value)
+        for key in ("Iwd", "Out", "Err", "UserLog"):
+            assert ad[key].startswith(base + "/") or ad[key] == base
+            assert str(PROJECT / "data") not in ad[key]
+        assert str(PROJECT / "data") not in ad["Args"]
+        count += 1
+    assert count == 8 * 3
+
+
+def test_python_override_and_default(tmp_path: Path) -> None:
+    out = tmp_path / "dag" / "paths.dag"
+    base = tmp_path / "b"
+    assert render_paths.main(["--base-dir", str(base), "--output", str(out)]) == 0
+    assert f'PYTHON="{PYTHON}"' in out.read_text()
+    other = "/shared/venvs/loans/bin/python"
+    assert (
+        render_paths.main(["--base-dir", str(base), "--python", other, "--output", str(out)]) == 0
+    )
+    assert f'PYTHON="{other}"' in out.read_text()
+    assert not list(out.parent.glob(".paths.dag.*"))  # no temporary file left behind
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "relative/data",
+        "/tmp/with space/loans",
+        '/tmp/quo"te',
+        "/tmp/it's",
+        "/tmp/$(HOME)/loans",
+        "/tmp/a#b",
+        "/tmp/back\\slash",
+        "/tmp/tab\there",
+        "/tmp/semi;colon",
+        "/tmp/ünïcode",
+    ],
+)
+def test_bad_base_dirs_refused(tmp_path: Path, bad: str) -> None:
+    out = tmp_path / "dag" / "paths.dag"
+    proc = subprocess.run(
+        [PYTHON, str(PROJECT / "bin" / "render_paths.py"), "--base-dir", bad, "--output", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: BASE_DIR")
+    assert "Traceback" not in proc.stderr
+    assert not out.exists()
+
+
+def test_bad_python_path_refused(tmp_path: Path) -> None:
+    out = tmp_path / "paths.dag"
+    code = render_paths.main(
+        ["--base-dir", str(tmp_path / "b"), "--python", "/opt/my venv/python", "--output", str(out)]
+    )
+    assert code == 2
+    assert not out.exists()
+
+
+def test_rescue_dag_pins_base_dir(work: dict[str, Path], capsys: pytest.CaptureFixture) -> None:
+    out = work["dag"] / "paths.dag"
+    old, new = str(work["base"]), str(work["root"] / "other")
+    (work["dag"] / "dagfile.dag.rescue001").write_text("DONE data_processing\n")
+    # the same BASE_DIR re-renders fine over a rescue DAG
+    assert render_paths.main(["--base-dir", old, "--output", str(out)]) == 0
+    capsys.readouterr()
+    assert render_paths.main(["--base-dir", new, "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and f"BASE_DIR={old}" in err and "FRESH=1" in err
+    assert f'BASE_DIR="{old}"' in out.read_text()
+    assert render_paths.main(["--base-dir", new, "--output", str(out), "--fresh"]) == 0
+    assert f'BASE_DIR="{new}"' in out.read_text()
+    # an old (renamed) rescue DAG does not pin anything
+    (work["dag"] / "dagfile.dag.rescue001").rename(work["dag"] / "dagfile.dag.rescue001.old")
+    assert render_paths.main(["--base-dir", old, "--output", str(out)]) == 0
+
+
+# --------------------------------------------------------------------------- the DAG
+
+
+def test_dag_graph_is_seeds(work: dict[str, Path]) -> None:
+    dag = parse_dag(work["dag"] / "dagfile.dag")
+    assert list(dag.nodes) == RUN_ORDER
+    assert set(dag.edges()) == SEED_EDGES
+    assert dag.topological_order()[0] == "data_processing"
+    for name, node in dag.nodes.items():
+        sub, _script, model = NODES[name]
+        assert node.submit == f"../submit/{sub}"
+        assert node.vars.get("MODEL") == model
+        assert (node.retry, node.unless_exit) == (2, 2)
+        assert set(node.vars) >= {"BASE_DIR", "PROJECT_DIR", "PYTHON"}
+    assert dag.config is not None and dag.config.name == "dagman.config"
+    assert dag.node_status_file is not None
+    assert dag.node_status_file[0].name == "dagfile.dag.status"
+
+
+def test_dag_layout_rules() -> None:
+    lines = [ln.strip() for ln in (PROJECT / "dag" / "dagfile.dag").read_text().splitlines()]
+    words = [ln.split()[0].upper() for ln in lines if ln and not ln.startswith("#")]
+    include = words.index("INCLUDE")
+    # VARS ALL_NODES reaches only nodes already defined: every JOB before the INCLUDE,
+    # the edges last.
+    assert max(i for i, w in enumerate(words) if w == "JOB") < include
+    assert min(i for i, w in enumerate(words) if w == "PARENT") > include
+    assert all(w == "PARENT" for w in words[include + 1 :])
+    assert "INCLUDE paths.dag" in lines
+    for newer in ("TOLERANCE", "WEAK", "SUBMIT-DESCRIPTION"):
+        assert newer not in words
+    config = (PROJECT / "dag" / "dagman.config").read_text()
+    assert "DAGMAN_MAX_JOB_HOLDS = 1" in config
+    assert "DAGMAN_USER_LOG_SCAN_INTERVAL = 1" in config
+
+
+# --------------------------------------------------------------------------- check.py
+
+
+def run_check(work: dict[str, Path]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [PYTHON, str(PROJECT / "bin" / "check.py"), "--dag", str(work["dag"] / "dagfile.dag")],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, CONDOR_CONFIG="/dev/null"),
+    )
+
+
+def test_check_passes_on_the_project(work: dict[str, Path]) -> None:
+    proc = run_check(work)
+    assert proc.returncode == 0, proc.stderr
+    assert "check: ok: 8 nodes, 6 submit files, 8 edges" in proc.stdout
+
+
+def _append(path: Path, text: str) -> None:
+    path.write_text(path.read_text() + text)
+
+
+MUTATIONS = {
+    "crlf": (
+        lambda w: (w["submit"] / "deploy.sub").write_bytes(
+            (w["submit"] / "deploy.sub").read_bytes().replace(b"\n", b"\r\n")
+        ),
+        "CRLF",
+    ),
+    "disk without unit": (
+        lambda w: (w["submit"] / "predict.sub").write_text(
+            (w["submit"] / "predict.sub").read_text().replace("128MB", "131072")
+        ),
+        "request_disk = 131072 has no unit",
+    ),
+    "extra edge": (
+        lambda w: _append(
+            w["dag"] / "dagfile.dag", "PARENT data_processing CHILD loan_prediction\n"
+        ),
+        "extra edge data_processing -> loan_prediction",
+    ),
+    "retries exit 2": (
+        lambda w: (w["dag"] / "dagfile.dag").write_text(
+            (w["dag"] / "dagfile.dag").read_text().replace(" UNLESS-EXIT 2", "")
+        ),
+        "must not retry exit code 2",
+    ),
+    "n_jobs": (
+        lambda w: _append(w["submit"] / "train.sub", "# model uses n_jobs=-1\n"),
+        "n_jobs=-1",
+    ),
+    "wrong model": (
+        lambda w: (w["dag"] / "dagfile.dag").write_text(
+            (w["dag"] / "dagfile.dag")
+            .read_text()
+            .replace('modeling_v2        MODEL="v2"', 'modeling_v2        MODEL="v1"')
+        ),
+        'modeling_v2 needs VARS MODEL="v2"',
+    ),
+    "missing interpreter": (
+        lambda w: (w["dag"] / "paths.dag").write_text(
+            (w["dag"] / "paths.dag").read_text().replace(PYTHON, "/nonexistent/bin/python")
+        ),
+        "does not exist or is not executable",
+    ),
+    "no hold limit": (
+        lambda w: (w["dag"] / "dagman.config").write_text("DAGMAN_USER_LOG_SCAN_INTERVAL = 1\n"),
+        "DAGMAN_MAX_JOB_HOLDS is not set",
+    ),
+}
+
+
+@pytest.mark.parametrize("mutation", sorted(MUTATIONS))
+def test_check_catches(work: dict[str, Path], mutation: str) -> None:
+    mutate, message = MUTATIONS[mutation]
+    mutate(work)
+    proc = run_check(work)
+    assert proc.returncode == 1
+    assert message in proc.stderr, proc.stderr
+
+
+def test_check_reports_cycle(work: dict[str, Path]) -> None:
+    _append(work["dag"] / "dagfile.dag", "PARENT loan_prediction CHILD data_processing\n")
+    proc = run_check(work)
+    assert proc.returncode == 1
+    assert "cycle" in proc.stderr
+
+
+# --------------------------------------------------------------------------- graph
+
+
+def test_graph_png_from_the_dag_file(work: dict[str, Path]) -> None:
+    out = work["dag"] / "dagfile.png"
+    proc = subprocess.run(
+        [PYTHON, str(PROJECT / "bin" / "graph.py"), "--dag", str(work["dag"] / "dagfile.dag")]
+        + ["--output", str(out), "--engine", "matplotlib"],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, MPLCONFIGDIR=str(work["root"] / "mpl")),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "8 nodes, 8 edges" in proc.stdout
+
+
+# --------------------------------------------------------------------------- make targets
+
+STUB = """#!{python}
+import json, os, sys
+with open(os.environ["STUB_LOG"], "a") as log:
+    log.write(json.dumps({{"argv": [os.path.basename(sys.argv[0])] + sys.argv[1:],
+                          "cwd": os.getcwd()}}) + "\\n")
+if "-af:j" in sys.argv:
+    sys.stdout.write(os.environ.get("STUB_AF", ""))
+sys.exit(int(os.environ.get("STUB_RC", "0")))
+"""
+
+
+def make_stubs(directory: Path, names: tuple[str, ...]) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        path = directory / name
+        path.write_text(STUB.format(python=sys.executable))
+        path.chmod(0o755)
+    return directory
+
+
+def run_make(work: dict[str, Path], target: str, path_dir: Path, *extra: str, **env: str):
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("MAKE", "MFLAGS"))}
+    environ.pop("BASE_DIR", None)
+    environ.update(PATH=str(path_dir), STUB_LOG=str(work["root"] / "calls.jsonl"), **env)
+    cmd = [MAKE, "-C", str(PROJECT), "--no-print-directory", target]
+    cmd += [f"DAG_DIR={work['dag']}", f"BASE_DIR={work['base']}", *extra]
+    return subprocess.run(cmd, capture_output=True, text=True, env=environ)
+
+
+def calls(work: dict[str, Path]) -> list[dict]:
+    log = work["root"] / "calls.jsonl"
+    if not log.exists():
+        return []
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+ALL_TOOLS = ("condor_submit_dag", "condor_watch_q", "condor_q")
+
+
+@pytest.fixture
+def stubs(work: dict[str, Path]) -> Path:
+    return make_stubs(work["root"] / "stubs", ALL_TOOLS)
+
+
+@pytest.mark.skipif(MAKE is None, reason="make is not installed")
+class TestMakeTargets:
+    def test_submit_first_run(self, work: dict[str, Path], stubs: Path) -> None:
+        (work["dag"] / "paths.dag").unlink()
+        proc = run_make(work, "submit", stubs)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert calls(work) == [
+            {
+                "argv": ["condor_submit_dag", "-batch-name", "loans", "dagfile.dag"],
+                "cwd": str(work["dag"]),
+            }
+        ]
+        # paths and check ran first, on the copy
+        assert f'BASE_DIR="{work["base"]}"' in (work["dag"] / "paths.dag").read_text()
+        assert "check: ok" in proc.stdout
+
+    def test_submit_fresh_and_batch(self, work: dict[str, Path], stubs: Path) -> None:
+        proc = run_make(work, "submit", stubs, "FRESH=1", "BATCH=nightly")
+        assert proc.returncode == 0, proc.stderr
+        assert calls(work)[-1]["argv"] == [
+            "condor_submit_dag",
+            "-batch-name",
+            "nightly",
+            "-f",
+            "dagfile.dag",
+        ]
+
+    def test_submit_resumes_rescue_without_force(self, work: dict[str, Path], stubs: Path) -> None:
+        for suffix in (".condor.sub", ".lib.out", ".lib.err", ".dagman.log"):
+            (work["dag"] / f"dagfile.dag{suffix}").write_text("old run\n")
+        (work["dag"] / "dagfile.dag.rescue001").write_text("DONE data_processing\n")
+        proc = run_make(work, "submit", stubs)
+        assert proc.returncode == 0, proc.stderr
+        assert calls(work)[-1]["argv"] == [
+            "condor_submit_dag",
+            "-batch-name",
+            "loans",
+            "dagfile.dag",
+        ]
+        assert "resuming from dagfile.dag.rescue001" in proc.stdout
+
+    def test_submit_finished_run_is_forced(self, work: dict[str, Path], stubs: Path) -> None:
+        (work["dag"] / "dagfile.dag.condor.sub").write_text("old run\n")
+        proc = run_make(work, "submit", stubs)
+        assert proc.returncode == 0, proc.stderr
+        assert "-f" in calls(work)[-1]["argv"]
+        assert "nothing to resume" in proc.stdout
+
+    def test_submit_refused_while_running(self, work: dict[str, Path], stubs: Path) -> None:
+        (work["dag"] / "dagfile.dag.lock").write_text("12345\n")
+        proc = run_make(work, "submit", stubs)
+        assert proc.returncode != 0
+        assert "dagfile.dag.lock exists" in proc.stderr
+        assert calls(work) == []
+
+    def test_submit_stops_when_check_fails(self, work: dict[str, Path], stubs: Path) -> None:
+        _append(work["dag"] / "dagfile.dag", "PARENT data_processing CHILD loan_prediction\n")
+        proc = run_make(work, "submit", stubs)
+        assert proc.returncode != 0
+        assert calls(work) == []
+
+    def test_watch(self, work: dict[str, Path], stubs: Path) -> None:
+        for suffix in (".nodes.log", ".dagman.log"):
+            (work["dag"] / f"dagfile.dag{suffix}").write_text("")
+        proc = run_make(work, "watch", stubs)
+        assert proc.returncode == 0, proc.stderr
+        assert calls(work) == [
+            {
+                "argv": [
+                    "condor_watch_q",
+                    "-files",
+                    "dagfile.dag.nodes.log",
+                    "dagfile.dag.dagman.log",
+                    "-exit",
+                    "all,done,0",
+                    "-exit",
+                    "any,held,1",
+                ],
+                "cwd": str(work["dag"]),
+            }
+        ]
+
+    def test_watch_reports_failed_dag(self, work: dict[str, Path], stubs: Path) -> None:
+        (work["dag"] / "dagfile.dag.dagman.log").write_text("")
+        (work["dag"] / "dagfile.dag.nodes.log").write_text("")
+        # the stub stands for condor_watch_q; DAGMan writes the metrics as the DAG ends
+        stub = stubs / "condor_watch_q"
+        stub.write_text(
+            stub.read_text().replace(
+                "sys.exit(",
+                'open("dagfile.dag.metrics", "w").write(\'{"DagStatus": 2}\')\nsys.exit(',
+            )
+        )
+        proc = run_make(work, "watch", stubs)
+        assert proc.returncode != 0
+        assert "DagStatus 2 (a node failed)" in proc.stdout
+
+    def test_watch_falls_back_to_condor_q(self, work: dict[str, Path]) -> None:
+        only_q = make_stubs(work["root"] / "only_q", ("condor_q",))
+        (work["dag"] / "dagfile.dag.dagman.log").write_text("")
+        (work["dag"] / "dagfile.dag.nodes.log").write_text("")
+        proc = run_make(work, "watch", only_q)
+        assert proc.returncode == 0, proc.stderr
+        assert [c["argv"] for c in calls(work)] == [["condor_q", "-dag", "-nobatch"]]
+        assert calls(work)[0]["cwd"] == str(work["dag"])
+
+    def test_watch_needs_a_submitted_dag(self, work: dict[str, Path], stubs: Path) -> None:
+        proc = run_make(work, "watch", stubs)
+        assert proc.returncode != 0
+        assert "make submit" in proc.stderr
+        assert calls(work) == []
+
+    def test_status(self, work: dict[str, Path], stubs: Path) -> None:
+        dag = work["dag"]
+        (dag / "dagfile.dag.dagman.log").write_text(
+            "000 (41.000.000) 2025-01-11 10:56:33 Job submitted from host: <10.0.0.1>\n...\n"
+            "000 (77.000.000) 2025-01-12 09:00:00 Job submitted from host: <10.0.0.1>\n...\n"
+        )
+        (dag / "dagfile.dag.status").write_text(
+            '[ Type = "DagStatus"; DagStatus = 0; NodesTotal = 8; NodesDone = 2; '
+            "NodesQueued = 2; NodesFailed = 0; JobProcsHeld = 1; JobProcsIdle = 1; ]\n"
+            '[ Type = "NodeStatus"; Node = "modeling_v1"; NodeStatus = 3; '
+            'StatusDetails = "held"; RetryCount = 0; ]\n'
+            '[ Type = "StatusEnd"; EndTime = 0; NextUpdate = 0; ]\n'
+        )
+        proc = run_make(
+            work,
+            "status",
+            stubs,
+            STUB_AF="78.0 5 34 0 modeling_v1\n79.0 1 undefined undefined modeling_v2\n",
+        )
+        assert proc.returncode == 0, proc.stderr
+        argvs = [c["argv"] for c in calls(work)]
+        assert argvs[0] == ["condor_q", "-dag", "-nobatch"]
+        assert argvs[1][:2] == ["condor_q", "-constraint"]
+        assert "DAGManJobId == 77" in argvs[1][2]
+        assert argvs[2] == ["condor_q", "-hold", "78.0"]
+        assert argvs[3] == ["condor_q", "-better-analyze", "79.0"]
+        assert all(c["cwd"] == str(dag) for c in calls(work))
+        assert "modeling_v1          queued" in proc.stdout
+        assert "HoldReasonCode 34/0: went over request_memory" in proc.stdout
+
+    @pytest.mark.parametrize("target", ["submit", "watch", "status"])
+    def test_no_htcondor_one_liner(self, work: dict[str, Path], target: str) -> None:
+        empty = work["root"] / "empty-path"
+        empty.mkdir()
+        (work["dag"] / "paths.dag").unlink()
+        proc = run_make(work, target, empty)
+        assert proc.returncode != 0
+        ours = [ln for ln in proc.stderr.splitlines() if not ln.startswith("make")]
+        assert len(ours) == 1, proc.stderr
+        assert ours[0].startswith("error: condor_") and "make local" in ours[0]
+        assert proc.stdout == ""
+        assert not (work["dag"] / "paths.dag").exists()  # nothing rendered without a pool
+
+
+def test_pool_status_table_reads_fixture_format(tmp_path: Path) -> None:
+    status = tmp_path / "dagfile.dag.status"
+    status.write_text(
+        '[\n  Type = "DagStatus";\n  DagFiles = {\n    "dagfile.dag"\n  };\n  DagStatus = 2;\n'
+        "  NodesTotal = 8;\n  NodesDone = 5;\n  NodesQueued = 0;\n  NodesFailed = 1;\n]\n"
+        '[\n  Type = "NodeStatus";\n  Node = "deploy_best_model";\n  NodeStatus = 6;\n'
+        '  StatusDetails = "Job exited with status 2";\n  RetryCount = 0;\n]\n'
+    )
+    table = pool.node_table(status)
+    assert table[0].startswith("DAG: DagStatus 2 (a node failed); nodes: 5 done")
+    assert table[2].split()[:2] == ["deploy_best_model", "FAILED"]
+    assert pool.node_table(tmp_path / "missing") == []
+
+
+def test_check_module_knows_seed_graph() -> None:
+    assert set(check.EDGES) == SEED_EDGES
+    assert set(check.STAGES) == set(RUN_ORDER)
