@@ -91,7 +91,14 @@ status: | $(VENV)/.installed ## Node table, condor_q -dag, and why held or idle 
 # ---- end HTCondor layer ----
 
 # ---- local runner (issue 4) ----
+# The same DAG on this machine: bin/run_dag.py keeps DAGMan's semantics (RETRY, rescue files,
+# ...) and writes its records next to the DAG. JOBS caps the node jobs running at once;
+# FRESH=1 removes the rescue files and reruns every node (like condor_submit_dag -f).
+JOBS ?= $(shell nproc 2>/dev/null || echo 1)
+.PHONY: local
 
+local: $(VENV)/.installed $(BASE_DIR)/loan_data.csv paths ## Run the whole DAG on this machine (sample data when BASE_DIR has none)
+	CONDOR_CONFIG=/dev/null $(VPY) bin/run_dag.py --dag "$(DAG_DIR)/dagfile.dag" $(if $(FRESH),--fresh) -j $(JOBS)
 # ---- end local runner ----
 
 # ---- report (issue 5) ----

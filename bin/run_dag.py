@@ -1,0 +1,1146 @@
+#!/usr/bin/env python3
+"""Run the project's HTCondor DAG on this machine, with DAGMan's semantics (``make local``).
+
+    bin/run_dag.py [--dag dag/dagfile.dag] [-j N] [--fresh]
+
+The DAG is read with ``bin/dagfile.py``.  Every node attempt is expanded from its own submit
+file by the official ``htcondor`` bindings (``htcondor.Submit(...).jobs(count=1)``), with the
+node's VARS and ``JOB``/``RETRY`` defined *before* the submit file like DAGMan's default
+(``DAGMAN_DEFAULT_APPEND_VARS = False``).  The job ClassAd gives the command line (``Cmd`` +
+``Arguments``/``Args``), the environment (``Environment``/``Env``, which already contains what
+``getenv`` copied), the working directory (``Iwd``) and the ``Out``/``Err``/``UserLog`` files,
+so there is no second description of a stage.  Relative paths resolve against the DAG file's
+directory, where the project runs ``condor_submit_dag``.
+
+DAGMan semantics: ready nodes run in parallel up to ``-j`` and each CATEGORY's MAXJOBS; a failed
+node's descendants never run while independent branches go on; RETRY reruns the whole node
+(PRE script included) unless the exit code is the UNLESS-EXIT one; a POST script's exit code
+replaces the job's; PRE_SKIP; ABORT-DAG-ON.  A failed run writes ``<dag>.rescueNNN`` (DAGMan's
+partial format) and the next run resumes from the newest one; ``--fresh`` removes them first.
+
+Files written next to the DAG: ``<dag>.lock`` (our pid, while running), ``<dag>.metrics``
+(DAGMan's JSON, version 2), ``<dag>.rescueNNN`` and ``<dag>.local.jsonl`` (one JSON record per
+node attempt plus run_start/run_end records).  ``$BASE_DIR/.pipeline.lock`` keeps two runs
+(even from two checkouts) off the same base directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import re
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from dagfile import Dag, DagError, Node, Script, apply_rescue, parse_dag  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_DAG = REPO / "dag" / "dagfile.dag"
+RESCUE_RE = re.compile(r"\.rescue(\d{3})$")
+MAX_RESCUE_NUM = 100  # DAGMAN_MAX_RESCUE_NUM default
+KILL_GRACE_S = 5.0
+POLL_S = 0.05
+# STARTER_NUM_THREADS_ENV_VARS (HTCondor sets these to request_cpus in every job).
+THREAD_VARS = (
+    "CUBACORES",
+    "GOMAXPROCS",
+    "JULIA_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+    "OMP_NUM_THREADS",
+    "OMP_THREAD_LIMIT",
+    "OPENBLAS_NUM_THREADS",
+    "PYTHON_CPU_COUNT",
+    "ROOT_MAX_THREADS",
+    "TF_LOOP_PARALLEL_ITERATIONS",
+    "TF_NUM_THREADS",
+)
+
+# DagStatus values (dag.h / the manual's "Workflow Metrics").
+DAG_STATUS_OK, DAG_STATUS_ERROR, DAG_STATUS_NODE_FAILED, DAG_STATUS_ABORT, DAG_STATUS_RM = range(5)
+
+
+class RunnerError(Exception):
+    """A problem that stops the run before any node starts (printed as one ``error:`` line)."""
+
+
+# --------------------------------------------------------------------------- small helpers
+
+
+def split_args_v2(raw: str) -> list[str]:
+    """Split a V2 (new-syntax) ``Arguments``/``Environment`` attribute value.
+
+    Whitespace separates words; single quotes group (whitespace included); inside single
+    quotes ``''`` is a literal single quote.  Double quotes are ordinary characters.
+    """
+    words: list[str] = []
+    cur: list[str] = []
+    have = False
+    i, n = 0, len(raw)
+    while i < n:
+        c = raw[i]
+        if c == "'":
+            have = True
+            i += 1
+            while i < n:
+                if raw[i] == "'":
+                    if i + 1 < n and raw[i + 1] == "'":
+                        cur.append("'")
+                        i += 2
+                        continue
+                    break
+                cur.append(raw[i])
+                i += 1
+            i += 1  # closing quote
+        elif c.isspace():
+            if have:
+                words.append("".join(cur))
+                cur, have = [], False
+            i += 1
+        else:
+            cur.append(c)
+            have = True
+            i += 1
+    if have:
+        words.append("".join(cur))
+    return words
+
+
+def parse_environment(ad: Any) -> dict[str, str]:
+    """The job environment from ``Environment`` (V2, quoted) or ``Env`` (V1, ``;``-separated)."""
+    env: dict[str, str] = {}
+    raw = ad.get("Environment")
+    if isinstance(raw, str) and raw:
+        items = split_args_v2(raw)
+    else:
+        v1 = ad.get("Env")
+        items = [x for x in v1.split(";") if x] if isinstance(v1, str) else []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if sep and key:
+            env[key] = value
+    return env
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file, fsync and rename."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class PidLock:
+    """An exclusive ``flock`` on a file holding our pid; refuses clearly when held elsewhere."""
+
+    def __init__(self, path: Path, what: str) -> None:
+        self.path = path
+        self.what = what
+        self.fd: int | None = None
+
+    def acquire(self) -> str | None:
+        """Take the lock; returns a note when a stale lock was taken over."""
+        note = None
+        for _ in range(10):
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                os.close(fd)
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                raise RunnerError(
+                    f"another run (pid {self._read_pid() or '?'}) is using {self.what} "
+                    f"(lock file {self.path}); wait for it to finish or stop it"
+                ) from None
+            # The file may have been unlinked by its previous owner between open and flock.
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:
+                os.close(fd)
+                continue
+            old = self._read_fd(fd)
+            if old and old != os.getpid():
+                alive = pid_alive(old)
+                note = (
+                    f"taking over stale lock {self.path} from pid {old} "
+                    f"({'not running here' if not alive else 'lock not held'})"
+                )
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+            os.fsync(fd)
+            self.fd = fd
+            return note
+        raise RunnerError(f"could not take lock {self.path} (it keeps changing)")
+
+    def _read_fd(self, fd: int) -> int | None:
+        try:
+            os.lseek(fd, 0, os.SEEK_SET)
+            return int(os.read(fd, 64).decode().split()[0])
+        except (ValueError, IndexError, OSError):
+            return None
+
+    def _read_pid(self) -> int | None:
+        try:
+            return int(self.path.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def release(self) -> None:
+        if self.fd is None:
+            return
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+        self.fd = None
+
+
+# --------------------------------------------------------------------------- job description
+
+
+@dataclass
+class JobSpec:
+    """What the official bindings say one node attempt runs."""
+
+    argv: list[str]
+    env: dict[str, str]
+    iwd: Path
+    stdin: Path
+    stdout: Path
+    stderr: Path
+    log: Path | None
+    request_memory_mib: int | None
+    request_cpus: int | None
+
+
+def _eval_int(ad: Any, attr: str) -> int | None:
+    try:
+        value = ad.eval(attr)
+    except Exception:  # noqa: BLE001 - an undefined/odd expression is simply "unknown"
+        return None
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _submit_value(value: str) -> str:
+    # A VARS value is one line by construction; keep it so.
+    return value.replace("\n", " ")
+
+
+def expand_submit(node: Node, retry: int) -> JobSpec:
+    """Expand the node's submit file for attempt ``retry`` (0-based) with the htcondor bindings."""
+    import htcondor  # imported lazily: importing it prints a warning without CONDOR_CONFIG
+
+    assert node.submit_path is not None and node.node_dir is not None
+    try:
+        text = node.submit_path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RunnerError(f"cannot read submit file {node.submit_path}: {exc.strerror}") from None
+    # DAGMan (default PREPEND): VARS, JOB and RETRY are defined before the submit file is read.
+    macros = dict(node.vars)
+    macros["JOB"] = node.name
+    macros["RETRY"] = str(retry)
+    prefix = "".join(f"{k} = {_submit_value(v)}\n" for k, v in macros.items())
+    old = os.getcwd()
+    try:
+        os.chdir(node.node_dir)
+        sub = htcondor.Submit(prefix + text)
+        qargs = sub.getQArgs().strip()
+        if qargs not in ("", "1"):
+            raise RunnerError(
+                f"{node.submit_path}: 'queue {qargs}': the local runner runs one job per node"
+            )
+        ads = list(sub.jobs(count=1))
+    except RunnerError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - bindings raise several internal error types
+        msg = " ".join(str(exc).split())
+        raise RunnerError(f"{node.submit_path}: condor_submit would fail: {msg}") from None
+    finally:
+        os.chdir(old)
+    ad = ads[0]
+    iwd = Path(ad["Iwd"])
+    cmd = str(ad["Cmd"])
+    if not os.path.isabs(cmd):
+        cmd = str(iwd / cmd)
+    if isinstance(ad.get("Arguments"), str):
+        args = split_args_v2(ad["Arguments"])
+    elif isinstance(ad.get("Args"), str):
+        args = ad["Args"].split()
+    else:
+        args = []
+
+    def path_of(attr: str, default: str) -> Path:
+        value = ad.get(attr)
+        p = Path(value if isinstance(value, str) and value else default)
+        return p if p.is_absolute() else iwd / p
+
+    log = ad.get("UserLog")
+    return JobSpec(
+        argv=[cmd, *args],
+        env=parse_environment(ad),
+        iwd=iwd,
+        stdin=path_of("In", "/dev/null"),
+        stdout=path_of("Out", "/dev/null"),
+        stderr=path_of("Err", "/dev/null"),
+        log=path_of("UserLog", "") if isinstance(log, str) and log else None,
+        request_memory_mib=_eval_int(ad, "RequestMemory"),
+        request_cpus=_eval_int(ad, "RequestCpus"),
+    )
+
+
+def expand_in_helper(node: Node, retry: int) -> JobSpec:
+    """Run :func:`expand_submit` in a short-lived child process.
+
+    The htcondor bindings add ~30 MiB to the runner.  Jobs are started with fork+exec, and
+    Linux carries the parent's RSS high-water mark at exec time into the child's ``ru_maxrss``;
+    keeping the bindings out of the runner keeps that floor at the bare interpreter's size.
+    """
+    request = {
+        "name": node.name,
+        "submit_path": str(node.submit_path),
+        "node_dir": str(node.node_dir),
+        "vars": node.vars,
+        "retry": retry,
+    }
+    proc = subprocess.run(  # noqa: S603
+        [sys.executable, str(Path(__file__).resolve()), "--expand-node"],
+        input=json.dumps(request),
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CONDOR_CONFIG": os.environ.get("CONDOR_CONFIG", "/dev/null")},
+        check=False,
+    )
+    try:
+        reply = json.loads(proc.stdout)
+    except ValueError:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise RunnerError(f"expanding {node.submit_path} failed: {tail[0]}") from None
+    if not reply.get("ok"):
+        raise RunnerError(reply.get("error", "unknown error"))
+    d = reply["spec"]
+    return JobSpec(
+        argv=d["argv"],
+        env=d["env"],
+        iwd=Path(d["iwd"]),
+        stdin=Path(d["stdin"]),
+        stdout=Path(d["stdout"]),
+        stderr=Path(d["stderr"]),
+        log=Path(d["log"]) if d["log"] else None,
+        request_memory_mib=d["request_memory_mib"],
+        request_cpus=d["request_cpus"],
+    )
+
+
+def expand_node_main() -> int:
+    """``--expand-node``: read a node description (JSON) on stdin, print its JobSpec (JSON)."""
+    req = json.loads(sys.stdin.read())
+    node = Node(
+        name=req["name"],
+        submit=req["submit_path"],
+        vars=req["vars"],
+        submit_path=Path(req["submit_path"]),
+        node_dir=Path(req["node_dir"]),
+    )
+    try:
+        spec = expand_submit(node, int(req["retry"]))
+    except RunnerError as exc:
+        print(json.dumps({"ok": False, "error": str(exc)}))
+        return 0
+    d = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(spec).items()}
+    print(json.dumps({"ok": True, "spec": d}))
+    return 0
+
+
+def check_job_files(spec: JobSpec) -> None:
+    """HTCondor would not run a job whose Iwd or output/error/log directory is missing."""
+    if not spec.iwd.is_dir():
+        raise RunnerError(f"initial directory {spec.iwd} does not exist")
+    for what, p in (("output", spec.stdout), ("error", spec.stderr), ("log", spec.log)):
+        if p is None or str(p) == "/dev/null":
+            continue
+        if not p.parent.is_dir():
+            raise RunnerError(
+                f"{what} directory {p.parent} does not exist (HTCondor would put the job on "
+                "hold; the stages do not create it: create it before running the DAG)"
+            )
+    if not os.access(spec.argv[0], os.X_OK):
+        why = "does not exist" if not os.path.exists(spec.argv[0]) else "is not executable"
+        raise RunnerError(
+            f"executable {spec.argv[0]} {why} (HTCondor would put the job on hold, code 6)"
+        )
+
+
+# --------------------------------------------------------------------------- run state
+
+
+@dataclass
+class NodeState:
+    node: Node
+    status: str = "waiting"  # waiting ready pre job post deferred done failed futile aborted
+    retry: int = 0  # 0-based attempt number ($(RETRY))
+    attempts: int = 0
+    waiting_on: int = 0
+    retval: int | None = None
+    pre_exit: int | None = None
+    job_exit: int | None = None
+    job_signal: int | None = None
+    job_return: int | None = None  # exit code, or -signal: what a POST script gets as $RETURN
+    attempt_start: float = 0.0
+    job_start: float | None = None
+    job_end: float | None = None
+    peak_rss_mib: float | None = None
+    rss_floor_mib: float | None = None  # the runner's own peak RSS when it forked the job
+    wall: float = 0.0
+    spec: JobSpec | None = None
+    error: str | None = None
+    final: str | None = None  # done, pre_skipped, noop, failed, futile, aborted, ...
+    premarked: bool = False
+    defer_until: float = 0.0
+    defer_kind: str = ""
+
+
+@dataclass
+class Proc:
+    pid: int
+    kind: str  # PRE, JOB, POST
+    state: NodeState
+    files: list[IO[Any]] = field(default_factory=list)
+    # Kept alive on purpose: a Popen object that is garbage-collected polls (and so reaps) its
+    # child, which would steal the exit status and the rusage from os.wait4 below.
+    popen: subprocess.Popen[bytes] | None = None
+
+    def reaped(self, code: int) -> None:
+        """Tell the Popen object its child is gone (we reaped it with os.wait4)."""
+        if self.popen is not None:
+            self.popen.returncode = code
+        for fh in self.files:
+            fh.close()
+
+
+class Runner:
+    def __init__(self, dag: Dag, jobs: int, out: IO[str] = sys.stdout) -> None:
+        self.dag = dag
+        self.jobs = max(1, jobs)
+        self.out = out
+        self.t0 = time.time()
+        self.states = {name: NodeState(node) for name, node in dag.nodes.items()}
+        self.procs: dict[int, Proc] = {}
+        self.interrupted: int | None = None
+        self.aborted: tuple[str, int, int | None] | None = None  # node, retval, RETURN
+        self.jsonl = Path(f"{dag.path}.local.jsonl")
+        self.width = max((len(n) for n in dag.nodes), default=4)
+        self.jobs_submitted = self.jobs_succeeded = self.jobs_failed = 0
+        self.running_by_cat: dict[str, int] = {}
+
+    # -- output and records
+
+    def say(self, name: str, text: str) -> None:
+        print(f"[{time.time() - self.t0:6.1f}s] {name:<{self.width}}  {text}", file=self.out)
+        self.out.flush()
+
+    def record(self, rec: dict[str, Any]) -> None:
+        with open(self.jsonl, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(rec, sort_keys=False) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    # -- scheduling
+
+    def running_jobs(self) -> int:
+        return sum(1 for p in self.procs.values() if p.kind == "JOB")
+
+    def can_start_job(self, st: NodeState) -> bool:
+        if self.running_jobs() >= self.jobs:
+            return False
+        cat = st.node.category
+        if cat is not None and cat in self.dag.maxjobs:
+            limit = self.dag.maxjobs[cat]
+            if limit > 0 and self.running_by_cat.get(cat, 0) >= limit:
+                return False
+        return True
+
+    def prepare(self) -> None:
+        for st in self.states.values():
+            if st.node.done:
+                st.status = st.final = "done"
+                st.premarked = True
+        for st in self.states.values():
+            if st.status == "waiting":
+                st.waiting_on = sum(1 for p in st.node.parents if self.states[p].status != "done")
+                if st.waiting_on == 0:
+                    st.status = "ready"
+
+    def run(self) -> None:
+        """Drive the DAG until no more progress is possible."""
+        order = list(self.dag.nodes)
+        while True:
+            if self.interrupted is not None or self.aborted is not None:
+                break
+            now = time.time()
+            for name in order:
+                st = self.states[name]
+                if st.status == "deferred" and now >= st.defer_until:
+                    st.status = st.defer_kind
+                    self.start_script(st, st.defer_kind)
+                elif st.status == "ready":
+                    self.start_node(st)
+                elif st.status == "queued" and self.can_start_job(st):
+                    self.start_job(st)
+            if self.interrupted is not None or self.aborted is not None:
+                break
+            if not self.procs and not any(
+                s.status in ("ready", "deferred", "queued") for s in self.states.values()
+            ):
+                break
+            try:
+                pid, wstatus, ru = os.wait4(-1, os.WNOHANG)
+            except ChildProcessError:
+                pid = 0
+            if pid == 0:
+                time.sleep(POLL_S)
+                continue
+            proc = self.procs.pop(pid, None)
+            if proc is None:
+                continue
+            self.reaped(proc, wstatus, ru)
+        if self.interrupted is not None or self.aborted is not None:
+            self.kill_all()
+
+    # -- node lifecycle
+
+    def start_node(self, st: NodeState) -> None:
+        st.attempts += 1
+        st.attempt_start = time.time()
+        st.retval = st.pre_exit = st.job_exit = st.job_signal = st.job_return = None
+        st.job_start = st.job_end = st.peak_rss_mib = None
+        st.error = None
+        st.spec = None
+        if st.node.noop:
+            self.say(st.node.name, "done (NOOP)")
+            st.final = "noop"
+            self.node_done(st)
+            return
+        if st.node.pre is not None:
+            st.status = "pre"
+            self.start_script(st, "pre")
+        else:
+            st.status = "queued"
+            if self.can_start_job(st):
+                self.start_job(st)
+
+    def subst(self, st: NodeState, script: Script) -> list[str]:
+        values = {
+            "$JOB": st.node.name,
+            "$RETRY": str(st.retry),
+            "$MAX_RETRIES": str(st.node.retry),
+            "$RETURN": str(st.job_return if st.job_return is not None else -1),
+            "$PRE_SCRIPT_RETURN": str(st.pre_exit if st.pre_exit is not None else -1),
+            "$DAG_STATUS": str(DAG_STATUS_OK if not self.any_failed() else DAG_STATUS_NODE_FAILED),
+            "$FAILED_COUNT": str(sum(1 for s in self.states.values() if s.status == "failed")),
+            "$JOBID": f"local.{os.getpid()}",
+        }
+        out = []
+        for word in [script.executable, *script.args]:
+            for key in sorted(values, key=len, reverse=True):
+                word = word.replace(key, values[key])
+            out.append(word)
+        return out
+
+    def start_script(self, st: NodeState, kind: str) -> None:
+        script = st.node.pre if kind == "pre" else st.node.post
+        assert script is not None
+        argv = self.subst(st, script)
+        exe = argv[0]
+        if not os.path.isabs(exe):
+            exe = str((st.node.node_dir or self.dag.cwd) / exe)
+        st.status = kind
+        self.say(st.node.name, f"{kind.upper()} script running")
+        try:
+            p = subprocess.Popen(  # noqa: S603 - the DAG names the script on purpose
+                [exe, *argv[1:]],
+                cwd=st.node.node_dir,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            # DAGMan treats a script it cannot start as a failed script.
+            st.error = f"cannot run {kind.upper()} script {exe}: {exc.strerror}"
+            self.script_done(st, kind, 1)
+            return
+        self.procs[p.pid] = Proc(p.pid, kind.upper(), st, popen=p)
+
+    def start_job(self, st: NodeState) -> None:
+        name = st.node.name
+        try:
+            spec = expand_in_helper(st.node, st.retry)
+            check_job_files(spec)
+        except RunnerError as exc:
+            # condor_submit would fail (or the job would be held): the attempt fails, no POST.
+            st.error = str(exc)
+            self.say(name, f"cannot start: {exc}")
+            self.attempt_failed(st, 1, abort_check=False)
+            return
+        st.spec = spec
+        env = dict(spec.env)
+        env.setdefault("_CONDOR_JOB_IWD", str(spec.iwd))
+        env.setdefault("BATCH_SYSTEM", "HTCondor")
+        if spec.request_cpus:
+            for var in THREAD_VARS:
+                env.setdefault(var, str(spec.request_cpus))
+        files: list[IO[Any]] = []
+        try:
+            fin = open(spec.stdin, "rb")  # noqa: SIM115 - closed when the job is reaped
+            files.append(fin)
+            fout = open(spec.stdout, "wb")  # noqa: SIM115
+            files.append(fout)
+            ferr = fout if spec.stderr == spec.stdout else open(spec.stderr, "wb")  # noqa: SIM115
+            if ferr is not fout:
+                files.append(ferr)
+            p = subprocess.Popen(  # noqa: S603 - the submit file names the program on purpose
+                spec.argv,
+                cwd=spec.iwd,
+                env=env,
+                stdin=fin,
+                stdout=fout,
+                stderr=ferr,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            for fh in files:
+                fh.close()
+            st.error = f"cannot start job {spec.argv[0]}: {exc.strerror or exc}"
+            self.say(name, f"cannot start: {st.error}")
+            self.attempt_failed(st, 1, abort_check=False)
+            return
+        st.status = "job"
+        st.job_start = time.time()
+        st.rss_floor_mib = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
+        self.jobs_submitted += 1
+        cat = st.node.category
+        if cat is not None:
+            self.running_by_cat[cat] = self.running_by_cat.get(cat, 0) + 1
+        self.procs[p.pid] = Proc(p.pid, "JOB", st, files, popen=p)
+        self.say(name, f"running (attempt {st.attempts})")
+
+    def reaped(self, proc: Proc, wstatus: int, ru: resource.struct_rusage) -> None:
+        st = proc.state
+        if os.WIFSIGNALED(wstatus):
+            sig = os.WTERMSIG(wstatus)
+            code = -sig
+        else:
+            sig = None
+            code = os.WEXITSTATUS(wstatus)
+        proc.reaped(code)
+        if proc.kind == "JOB":
+            st.job_end = time.time()
+            st.job_exit = code if sig is None else None
+            st.job_signal = sig
+            st.peak_rss_mib = round(ru.ru_maxrss / 1024.0, 1)  # Linux reports KiB
+            cat = st.node.category
+            if cat is not None:
+                self.running_by_cat[cat] -= 1
+            if code == 0:
+                self.jobs_succeeded += 1
+            else:
+                self.jobs_failed += 1
+            self.job_finished(st, retval=code)
+        else:
+            self.script_done(st, proc.kind.lower(), code)
+
+    def script_done(self, st: NodeState, kind: str, code: int) -> None:
+        name = st.node.name
+        script = st.node.pre if kind == "pre" else st.node.post
+        assert script is not None
+        if script.defer_status is not None and code == script.defer_status:
+            st.status = "deferred"
+            st.defer_kind = kind
+            st.defer_until = time.time() + (script.defer_time or 0)
+            self.say(name, f"{kind.upper()} script deferred for {script.defer_time}s")
+            return
+        if kind == "pre":
+            st.pre_exit = code
+            if st.node.pre_skip is not None and code == st.node.pre_skip:
+                self.say(name, f"done (PRE_SKIP: PRE script exited {code})")
+                st.retval = 0
+                st.final = "pre_skipped"
+                self.attempt_record(st, "pre_skipped")
+                self.node_done(st)
+                return
+            if code != 0:
+                self.say(name, f"PRE script failed (exit {code})")
+                st.error = st.error or f"PRE script exited {code}"
+                self.attempt_failed(st, code, abort_check=True)
+                return
+            st.status = "queued"
+            return
+        # POST: its exit code replaces the job's.
+        if code != 0:
+            st.error = st.error or f"POST script exited {code}"
+        self.attempt_over(st, code, abort_check=True)
+
+    def job_finished(self, st: NodeState, retval: int) -> None:
+        name = st.node.name
+        st.job_return = retval
+        if st.node.post is not None:
+            if st.job_signal is not None:
+                self.say(name, f"job killed by signal {st.job_signal}")
+            else:
+                self.say(name, "job finished" if retval == 0 else f"job failed (exit {retval})")
+            self.start_script(st, "post")
+            return
+        self.attempt_over(st, retval, abort_check=True)
+
+    def attempt_over(self, st: NodeState, retval: int, abort_check: bool) -> None:
+        if retval == 0:
+            st.retval = 0
+            st.final = "done"
+            self.attempt_record(st, "done")
+            self.node_done(st)
+        else:
+            self.attempt_failed(st, retval, abort_check)
+
+    def attempt_failed(self, st: NodeState, retval: int, abort_check: bool) -> None:
+        name = st.node.name
+        st.retval = retval
+        node = st.node
+        if abort_check and node.abort_dag_on is not None and retval == node.abort_dag_on[0]:
+            self.attempt_record(st, "failed", will_retry=False)
+            st.status = st.final = "failed"
+            self.aborted = (name, retval, node.abort_dag_on[1])
+            self.say(name, f"failed (exit {retval}): ABORT-DAG-ON {node.abort_dag_on[0]}")
+            return
+        stop = node.unless_exit is not None and retval == node.unless_exit
+        if st.retry < node.retry and not stop:
+            self.attempt_record(st, "failed", will_retry=True)
+            self.say(name, f"failed (exit {retval}), retrying ({st.retry + 1} of {node.retry})")
+            st.retry += 1
+            st.status = "ready"
+            return
+        self.attempt_record(st, "failed", will_retry=False)
+        st.status = st.final = "failed"
+        why = f", UNLESS-EXIT {retval}: no more retries" if stop and st.retry < node.retry else ""
+        self.say(name, f"failed (exit {retval}{why})")
+        for d in sorted(self.dag.descendants(name), key=list(self.dag.nodes).index):
+            ds = self.states[d]
+            if ds.status in ("waiting", "ready"):
+                ds.status = ds.final = "futile"
+
+    def node_done(self, st: NodeState) -> None:
+        st.status = "done"
+        if st.final in (None, "done"):
+            self.say(st.node.name, "done")
+        for child in st.node.children:
+            cs = self.states[child]
+            if cs.status == "waiting":
+                cs.waiting_on -= 1
+                if cs.waiting_on == 0:
+                    cs.status = "ready"
+
+    def any_failed(self) -> bool:
+        return any(s.status == "failed" for s in self.states.values())
+
+    def attempt_record(self, st: NodeState, status: str, will_retry: bool = False) -> None:
+        end = time.time()
+        st.wall += end - st.attempt_start
+        spec = st.spec
+        rec: dict[str, Any] = {
+            "node": st.node.name,
+            "attempt": st.attempts,
+            "retry": st.retry,
+            "start": st.attempt_start,
+            "end": end,
+            "job_start": st.job_start,
+            "job_end": st.job_end,
+            "exit_code": st.retval,
+            "job_exit_code": st.job_exit,
+            "signal": st.job_signal,
+            "pre_exit_code": st.pre_exit,
+            "status": status,
+            "will_retry": will_retry,
+            "peak_rss_mib": st.peak_rss_mib,
+            "peak_rss_floor_mib": st.rss_floor_mib,
+            "request_memory_mib": spec.request_memory_mib if spec else None,
+            "request_cpus": spec.request_cpus if spec else None,
+            "cmd": spec.argv if spec else None,
+            "iwd": str(spec.iwd) if spec else None,
+            "stdout": str(spec.stdout) if spec else None,
+            "stderr": str(spec.stderr) if spec else None,
+            "log": str(spec.log) if spec and spec.log else None,
+            "error": st.error,
+        }
+        self.record(rec)
+
+    # -- stopping
+
+    def kill_all(self) -> None:
+        """Kill every running process group (TERM, then KILL after a grace period)."""
+        if not self.procs:
+            return
+        for proc in self.procs.values():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.time() + KILL_GRACE_S
+        while self.procs and time.time() < deadline:
+            try:
+                pid, wstatus, ru = os.wait4(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                time.sleep(POLL_S)
+                continue
+            self._killed(pid, wstatus, ru)
+        for proc in list(self.procs.values()):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                _, wstatus, ru = os.wait4(proc.pid, 0)
+                self._killed(proc.pid, wstatus, ru)
+
+    def _killed(self, pid: int, wstatus: int, ru: resource.struct_rusage) -> None:
+        proc = self.procs.pop(pid, None)
+        if proc is None:
+            return
+        proc.reaped(-os.WTERMSIG(wstatus) if os.WIFSIGNALED(wstatus) else os.WEXITSTATUS(wstatus))
+        st = proc.state
+        why = "interrupted" if self.interrupted is not None else "aborted"
+        if proc.kind == "JOB":
+            st.job_end = time.time()
+            st.peak_rss_mib = round(ru.ru_maxrss / 1024.0, 1)
+            st.job_signal = os.WTERMSIG(wstatus) if os.WIFSIGNALED(wstatus) else None
+            st.job_exit = os.WEXITSTATUS(wstatus) if os.WIFEXITED(wstatus) else None
+        st.retval = None
+        st.error = f"killed: DAG {why}"
+        self.attempt_record(st, why)
+        st.status = st.final = why
+        self.say(st.node.name, f"killed ({why})")
+
+
+# --------------------------------------------------------------------------- run files
+
+
+def rescue_files(dag_path: Path) -> list[tuple[int, Path]]:
+    found = []
+    for p in dag_path.parent.glob(dag_path.name + ".rescue*"):
+        m = RESCUE_RE.search(p.name)
+        if m and p.name == dag_path.name + m.group(0):
+            found.append((int(m.group(1)), p))
+    return sorted(found)
+
+
+def write_rescue(dag: Dag, runner: Runner, number: int) -> Path:
+    """DAGMan's partial rescue DAG (Dag::WriteRescue, version 2.0.1)."""
+    path = Path(f"{dag.path}.rescue{number:03d}")
+    now = time.gmtime()
+    failed = [n for n, s in runner.states.items() if s.status == "failed"]
+    done = [n for n, s in runner.states.items() if s.status == "done"]
+    lines = [
+        "# Rescue DAG file, created after running",
+        f"#   the {dag.path.name} DAG file",
+        f"# Created {now.tm_mon}/{now.tm_mday}/{now.tm_year} "
+        f"{now.tm_hour:02d}:{now.tm_min:02d}:{now.tm_sec:02d} UTC",
+        "# Rescue DAG version: 2.0.1 (partial)",
+        "# (written by bin/run_dag.py, the project's local runner)",
+        "#",
+        f"# Total number of Nodes: {len(dag.nodes)}",
+        f"# Nodes premarked DONE: {len(done)}",
+        f"# Nodes that failed: {len(failed)}",
+        "#   " + "".join(f"{n}," for n in failed) + "<ENDLIST>",
+        "",
+    ]
+    for name, node in dag.nodes.items():
+        st = runner.states[name]
+        if st.status == "done":
+            lines.append(f"DONE {name}")
+        if node.retry > 0:
+            if (
+                st.status == "failed"
+                and st.retry < node.retry
+                and node.unless_exit is not None
+                and st.retval == node.unless_exit
+            ):
+                lines.append(
+                    f"# {st.retry} of {node.retry} retries performed; remaining attempts "
+                    f"aborted after node returned {st.retval}"
+                )
+            unless = f" UNLESS-EXIT {node.unless_exit}" if node.unless_exit is not None else ""
+            lines.append(f"RETRY {name} {node.retry}{unless}")
+    atomic_write(path, "\n".join(lines) + "\n")
+    return path
+
+
+def write_metrics(
+    dag: Dag, runner: Runner, start: float, exitcode: int, status: int, rescue_num: int
+) -> None:
+    """``<dag>.metrics`` in the version-2 layout (``DagStatus`` spelled as condor_dagman does)."""
+    end = time.time()
+    ran = [s for s in runner.states.values() if not s.premarked]
+    metrics = {
+        "client": "condor_dagman",
+        "version": "local",
+        "type": "metrics",
+        "metrics_version": 2,
+        "local_runner": "bin/run_dag.py",
+        "start_time": round(start, 3),
+        "end_time": round(end, 3),
+        "duration": round(end - start, 3),
+        "exitcode": exitcode,
+        "dagman_id": f"local.{os.getpid()}",
+        "parent_dagman_id": "",
+        "rescue_dag_number": rescue_num,
+        "nodes": len(dag.nodes),
+        "nodes_premarked_done": sum(1 for s in runner.states.values() if s.premarked),
+        "nodes_failed": sum(1 for s in ran if s.status == "failed"),
+        "nodes_succeeded": sum(1 for s in ran if s.status == "done"),
+        "nodes_futile": sum(1 for s in ran if s.status == "futile"),
+        "total_nodes_run": sum(1 for s in ran if s.status in ("done", "failed")),
+        "jobs_submitted": runner.jobs_submitted,
+        "jobs_succeeded": runner.jobs_succeeded,
+        "jobs_failed": runner.jobs_failed,
+        "DagStatus": status,
+    }
+    path = Path(f"{dag.path}.metrics")
+    atomic_write(path, json.dumps(metrics, indent=4) + "\n")
+
+
+def print_table(runner: Runner, out: IO[str]) -> None:
+    rows = [("node", "status", "attempts", "wall s", "exit", "peak MiB")]
+    for name, st in runner.states.items():
+        status = "done (earlier run)" if st.premarked else (st.final or st.status)
+        rows.append(
+            (
+                name,
+                status,
+                str(st.attempts),
+                f"{st.wall:.1f}" if st.attempts else "-",
+                "-" if st.retval is None else str(st.retval),
+                "-" if st.peak_rss_mib is None else f"{st.peak_rss_mib:.0f}",
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    print(file=out)
+    for r in rows:
+        print(
+            "  ".join(
+                c.ljust(w) if i < 2 else c.rjust(w)
+                for i, (c, w) in enumerate(zip(r, widths, strict=True))
+            ),
+            file=out,
+        )
+
+
+def print_deployment(base_dirs: list[Path], start: float, out: IO[str]) -> None:
+    for base in base_dirs:
+        manifest = base / "model" / "deployed_model.json"
+        if not manifest.is_file():
+            continue
+        try:
+            info = json.loads(manifest.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            print(f"\ndeployed model: cannot read {manifest}: {exc}", file=out)
+            continue
+        when = "" if manifest.stat().st_mtime >= start else " (from an earlier run)"
+        print(f"\ndeployed model{when}: {manifest}", file=out)
+        for key in ("candidate", "model_name", "rule", "margin", "metrics"):
+            if key in info:
+                value = info[key]
+                if key == "metrics" and isinstance(value, dict):  # the headline numbers only
+                    value = {k: v for k, v in value.items() if isinstance(v, (str, int, float))}
+                text = json.dumps(value) if isinstance(value, (dict, list)) else str(value)
+                print(f"  {key:<10} {text}", file=out)
+
+
+# --------------------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(
+        description="Run the HTCondor DAG on this machine with DAGMan's semantics.",
+    )
+    ap.add_argument("--dag", type=Path, default=DEFAULT_DAG, help="DAG file (default %(default)s)")
+    ap.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="node jobs run at once (default: number of CPUs, %(default)s)",
+    )
+    ap.add_argument(
+        "--fresh",
+        action="store_true",
+        help="ignore and remove rescue files and rerun every node (like condor_submit_dag -f)",
+    )
+    args = ap.parse_args(argv)
+    if args.jobs < 1:
+        ap.error("-j must be at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    if (argv if argv is not None else sys.argv[1:]) == ["--expand-node"]:
+        return expand_node_main()
+    args = parse_args(argv)
+    os.environ.setdefault("CONDOR_CONFIG", "/dev/null")  # the bindings warn without a config
+    dag_path = args.dag.absolute()
+    start = time.time()
+    try:
+        dag = parse_dag(dag_path)
+    except DagError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        if "paths.dag" in str(exc) and "does not exist" in str(exc):
+            print("hint: render it first with `make paths`", file=sys.stderr)
+        return 2
+
+    locks: list[PidLock] = []
+    handlers: dict[int, Any] = {}
+    runner = Runner(dag, args.jobs)
+    try:
+        dag_lock = PidLock(Path(f"{dag_path}.lock"), f"DAG {dag_path}")
+        locks.append(dag_lock)
+        note = dag_lock.acquire()
+        if note:
+            print(f"note: {note}")
+        base_dirs = sorted(
+            {Path(n.vars["BASE_DIR"]) for n in dag.nodes.values() if "BASE_DIR" in n.vars}
+        )
+        for base in base_dirs:
+            if not base.is_dir():
+                raise RunnerError(f"BASE_DIR {base} does not exist")
+            lock = PidLock(base / ".pipeline.lock", f"BASE_DIR {base}")
+            locks.append(lock)
+            note = lock.acquire()
+            if note:
+                print(f"note: {note}")
+
+        rescues = rescue_files(dag_path)
+        resumed_from: Path | None = None
+        rescue_num = 0
+        if args.fresh:
+            for _, p in rescues:
+                p.unlink()
+            if rescues:
+                print(f"--fresh: removed {len(rescues)} rescue file(s); every node runs again")
+            rescues = []
+        elif rescues:
+            rescue_num, resumed_from = rescues[-1]
+            try:
+                done = apply_rescue(dag, resumed_from)
+            except DagError as exc:
+                raise RunnerError(f"{exc} (use --fresh to ignore rescue files)") from None
+            print(
+                f"resuming from {resumed_from.name}: {len(done)} of {len(dag.nodes)} nodes already "
+                f"DONE ({', '.join(done) or 'none'}); use --fresh (FRESH=1) to rerun everything"
+            )
+        runner.record(
+            {
+                "event": "run_start",
+                "time": start,
+                "resumed_from": str(resumed_from) if resumed_from else None,
+                "dag": str(dag_path),
+                "pid": os.getpid(),
+                "jobs": runner.jobs,
+                "fresh": bool(args.fresh),
+            }
+        )
+
+        def on_signal(signum: int, _frame: Any) -> None:
+            runner.interrupted = signum
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            handlers[sig] = signal.signal(sig, on_signal)
+
+        runner.prepare()
+        print(
+            f"running {dag_path.name}: {len(dag.nodes)} nodes, up to {runner.jobs} at once"
+            + (f", MAXJOBS {dict(dag.maxjobs)}" if dag.maxjobs else "")
+        )
+        runner.run()
+
+        # Outcome, as condor_dagman decides it.
+        write_rescue_file = True
+        if runner.interrupted is not None:
+            status, exitcode = DAG_STATUS_RM, 128 + runner.interrupted
+            print(f"\ninterrupted by {signal.Signals(runner.interrupted).name}: nodes killed")
+        elif runner.aborted is not None:
+            node, retval, ret = runner.aborted
+            if ret is not None:
+                exitcode = ret
+                status = DAG_STATUS_ABORT if ret != 0 else DAG_STATUS_OK
+                write_rescue_file = ret != 0
+            else:
+                exitcode, status = retval % 256, DAG_STATUS_ABORT
+            print(f"\nDAG aborted by ABORT-DAG-ON: node {node} returned {retval}")
+        elif runner.any_failed():
+            status, exitcode = DAG_STATUS_NODE_FAILED, 1
+        elif all(s.status == "done" for s in runner.states.values()):
+            status, exitcode, write_rescue_file = DAG_STATUS_OK, 0, False
+        else:
+            status, exitcode = DAG_STATUS_ERROR, 1
+        print_table(runner, sys.stdout)
+        if write_rescue_file:
+            number = min((rescues[-1][0] if rescues else 0) + 1, MAX_RESCUE_NUM)
+            path = write_rescue(dag, runner, number)
+            print(
+                f"\nwrote {path.name}: the next run resumes from it (FRESH=1 / --fresh reruns all)"
+            )
+        write_metrics(dag, runner, start, exitcode, status, rescue_num)
+        runner.record(
+            {
+                "event": "run_end",
+                "time": time.time(),
+                "DagStatus": status,
+                "exitcode": exitcode,
+                "nodes": {n: (s.final or s.status) for n, s in runner.states.items()},
+            }
+        )
+        print_deployment(base_dirs, start, sys.stdout)
+        verdict = "succeeded" if exitcode == 0 else f"FAILED (DagStatus {status})"
+        print(f"\nDAG {verdict} in {time.time() - start:.1f}s; records in {runner.jsonl.name}")
+        return exitcode
+    except RunnerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        runner.kill_all()
+        for sig, old in handlers.items():
+            signal.signal(sig, old)
+        for lock in reversed(locks):
+            lock.release()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
