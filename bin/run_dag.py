@@ -655,6 +655,11 @@ class Runner:
         if cat is not None:
             self.running_by_cat[cat] = self.running_by_cat.get(cat, 0) + 1
         self.procs[p.pid] = Proc(p.pid, "JOB", st, files, popen=p)
+        # Lets a later run recover if this runner dies without a rescue file (see recover()).
+        self.record(
+            {"event": "job_start", "node": name, "attempt": st.attempts, "pid": p.pid,
+             "time": st.job_start, "cmd": spec.argv}
+        )  # fmt: skip
         self.say(name, f"running (attempt {st.attempts})")
 
     def reaped(self, proc: Proc, wstatus: int, ru: resource.struct_rusage) -> None:
@@ -853,6 +858,55 @@ class Runner:
 # --------------------------------------------------------------------------- run files
 
 
+def recover(jsonl: Path) -> tuple[list[str], list[tuple[int, list[str]]]] | None:
+    """What an earlier run that died without writing a rescue file had finished.
+
+    Like DAGMan's recovery mode (which rereads the node job logs when it finds its lock file
+    left behind), this rereads the records of the last run: if it has no run_end record, it
+    died. Returns (nodes done in it, including those it had itself premarked done; the
+    (pid, argv) of jobs it started and never reaped), or None when the last run ended normally.
+    """
+    try:
+        lines = jsonl.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+    records = []
+    for line in lines:
+        with contextlib.suppress(json.JSONDecodeError):
+            record = json.loads(line)
+            if isinstance(record, dict):
+                records.append(record)
+    starts = [i for i, r in enumerate(records) if r.get("event") == "run_start"]
+    if not starts or any(r.get("event") == "run_end" for r in records[starts[-1] :]):
+        return None
+    last = records[starts[-1] :]
+    done = set(last[0].get("premarked_done") or [])
+    started: dict[tuple[str, int], tuple[int, list[str]]] = {}
+    for record in last[1:]:
+        key = (record.get("node"), record.get("attempt"))
+        if record.get("event") == "job_start":
+            started[key] = (int(record["pid"]), list(record.get("cmd") or []))
+        elif record.get("event") is None and "node" in record:
+            started.pop(key, None)
+            if record.get("status") in ("done", "pre_skipped"):
+                done.add(record["node"])
+    return sorted(done), list(started.values())
+
+
+def kill_orphan(pid: int, argv: list[str]) -> bool:
+    """Kill the process group of a job a dead runner left running, if it is still that job."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1]
+    except OSError:
+        return False
+    if [part.decode(errors="replace") for part in cmdline] != argv:
+        return False  # the pid now belongs to another program
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+        return True
+    return False
+
+
 def rescue_files(dag_path: Path) -> list[tuple[int, Path]]:
     found = []
     for p in dag_path.parent.glob(dag_path.name + ".rescue*"):
@@ -937,6 +991,23 @@ def write_metrics(
     atomic_write(path, json.dumps(metrics, indent=4) + "\n")
 
 
+def print_failures(runner: Runner, out: IO[str], lines: int = 3) -> None:
+    """For each failed node: why, and the last lines of its job's stderr."""
+    for name, st in runner.states.items():
+        if (st.final or st.status) != "failed":
+            continue
+        print(f"\n{name} failed" + (f": {st.error}" if st.error else ""), file=out)
+        if st.spec is None:
+            continue
+        try:
+            text = Path(st.spec.stderr).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        for line in [t for t in text.splitlines() if t.strip()][-lines:]:
+            print(f"  | {line}", file=out)
+        print(f"  (stderr: {st.spec.stderr})", file=out)
+
+
 def print_table(runner: Runner, out: IO[str]) -> None:
     rows = [("node", "status", "attempts", "wall s", "exit", "peak MiB")]
     for name, st in runner.states.items():
@@ -963,25 +1034,49 @@ def print_table(runner: Runner, out: IO[str]) -> None:
         )
 
 
+METRIC_KEYS = ("Accuracy", "Precision", "Recall", "F1 Score")
+RULE_TEXT = {
+    "precision": "higher precision",
+    "f1": "equal precision, higher F1 score",
+    "tie": "equal precision and F1 score: v1 wins a full tie",
+}
+
+
 def print_deployment(base_dirs: list[Path], start: float, out: IO[str]) -> None:
+    """Which model the run deployed and why, from the deployment manifest and the candidates."""
     for base in base_dirs:
         manifest = base / "model" / "deployed_model.json"
         if not manifest.is_file():
             continue
         try:
             info = json.loads(manifest.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
+            candidates = info.get("candidates") or {}
+            winner = str(info["candidate"])
+        except (OSError, ValueError, KeyError, AttributeError) as exc:
             print(f"\ndeployed model: cannot read {manifest}: {exc}", file=out)
             continue
         when = "" if manifest.stat().st_mtime >= start else " (from an earlier run)"
-        print(f"\ndeployed model{when}: {manifest}", file=out)
-        for key in ("candidate", "model_name", "rule", "margin", "metrics"):
-            if key in info:
-                value = info[key]
-                if key == "metrics" and isinstance(value, dict):  # the headline numbers only
-                    value = {k: v for k, v in value.items() if isinstance(v, (str, int, float))}
-                text = json.dumps(value) if isinstance(value, (dict, list)) else str(value)
-                print(f"  {key:<10} {text}", file=out)
+        margin = info.get("margin") or {}
+        why = RULE_TEXT.get(str(info.get("rule")), str(info.get("rule")))
+        if margin.get("value"):
+            why += f", by {margin['value']:.4f} {margin.get('metric', '')}".rstrip()
+        print(f"\ndeployed{when}: {info.get('model_name')} ({winner}): {why}", file=out)
+        names = sorted(candidates) or [winner]
+        print(f"  {'model':<24}" + "".join(f"{k:>11}" for k in METRIC_KEYS), file=out)
+        for version in names:
+            metrics = candidates.get(version) or info.get("metrics") or {}
+            label = f"{version} {metrics.get('Model name', '')}" + (
+                " *" if version == winner else ""
+            )
+            values = "".join(
+                f"{metrics[k]:>11.4f}" if isinstance(metrics.get(k), int | float) else f"{'-':>11}"
+                for k in METRIC_KEYS
+            )
+            print(f"  {label:<24}{values}", file=out)
+        print(
+            f"  model: {base / 'model' / str(info.get('model_file', 'deployed_model.pkl'))}",
+            file=out,
+        )
 
 
 # --------------------------------------------------------------------------- main
@@ -1034,6 +1129,7 @@ def main(argv: list[str] | None = None) -> int:
         note = dag_lock.acquire()
         if note:
             print(f"note: {note}")
+        previous_died = note is not None
         base_dirs = sorted(
             {Path(n.vars["BASE_DIR"]) for n in dag.nodes.values() if "BASE_DIR" in n.vars}
         )
@@ -1065,10 +1161,25 @@ def main(argv: list[str] | None = None) -> int:
                 f"resuming from {resumed_from.name}: {len(done)} of {len(dag.nodes)} nodes already "
                 f"DONE ({', '.join(done) or 'none'}); use --fresh (FRESH=1) to rerun everything"
             )
+        recovered = recover(runner.jsonl) if previous_died and not args.fresh else None
+        if recovered is not None:
+            done_before, orphans = recovered
+            killed = [pid for pid, argv in orphans if kill_orphan(pid, argv)]
+            for name in done_before:
+                if name in dag.nodes:
+                    dag.nodes[name].done = True
+            resumed_from = Path(f"{runner.jsonl.name} (recovery)")
+            print(
+                f"recovering: the previous run died without a rescue file; {len(done_before)} of "
+                f"{len(dag.nodes)} nodes had finished ({', '.join(done_before) or 'none'})"
+                + (f"; killed its leftover job(s) {killed}" if killed else "")
+                + "; use --fresh (FRESH=1) to rerun everything"
+            )
         runner.record(
             {
                 "event": "run_start",
                 "time": start,
+                "premarked_done": sorted(n for n, node in dag.nodes.items() if node.done),
                 "resumed_from": str(resumed_from) if resumed_from else None,
                 "dag": str(dag_path),
                 "pid": os.getpid(),
@@ -1111,6 +1222,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             status, exitcode = DAG_STATUS_ERROR, 1
         print_table(runner, sys.stdout)
+        print_failures(runner, sys.stdout)
         if write_rescue_file:
             number = min((rescues[-1][0] if rescues else 0) + 1, MAX_RESCUE_NUM)
             path = write_rescue(dag, runner, number)

@@ -1,0 +1,187 @@
+"""The project's own DAG run on one machine: bin/run_dag.py and `make local` (issues 4 and 6).
+
+Each test copies dag/ and submit/ into a temporary folder and renders its paths.dag there, so
+the checkout's own dag/ (and any run in it) is never touched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import REAL_DATA, REPO
+
+NODES = [
+    "data_processing", "train_test_split", "modeling_v1", "modeling_v2",
+    "evaluate_model_v1", "evaluate_model_v2", "deploy_best_model", "loan_prediction",
+]  # fmt: skip
+ROWS = "3000"
+
+
+def make_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAKE") and k != "BASE_DIR"}
+    env["CONDOR_CONFIG"] = "/dev/null"
+    return env
+
+
+def copy_dag(tmp_path: Path) -> Path:
+    """dag/ and submit/ copied beside each other into tmp_path; returns the DAG directory."""
+    shutil.copytree(REPO / "submit", tmp_path / "submit")
+    (tmp_path / "dag").mkdir()
+    for name in ("dagfile.dag", "dagman.config"):
+        shutil.copy(REPO / "dag" / name, tmp_path / "dag" / name)
+    return tmp_path / "dag"
+
+
+def make(target: str, dag_dir: Path, base: Path, *extra: str) -> subprocess.CompletedProcess:
+    command = ["make", "--no-print-directory", "-C", str(REPO), target,
+               f"BASE_DIR={base}", f"DAG_DIR={dag_dir}", f"ROWS={ROWS}", *extra]  # fmt: skip
+    return subprocess.run(command, capture_output=True, text=True, env=make_env(), timeout=900)
+
+
+def records(dag_dir: Path) -> list[dict]:
+    lines = (dag_dir / "dagfile.dag.local.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def last_run_attempts(dag_dir: Path) -> list[dict]:
+    recs = records(dag_dir)
+    start = max(i for i, r in enumerate(recs) if r.get("event") == "run_start")
+    return [r for r in recs[start:] if "event" not in r]
+
+
+@pytest.fixture
+def fresh(tmp_path) -> tuple[Path, Path]:
+    """A copied DAG directory and an empty base directory."""
+    base = tmp_path / "base"
+    base.mkdir()
+    return copy_dag(tmp_path), base
+
+
+def test_make_local_generates_data_runs_the_dag_and_reports(fresh):
+    dag_dir, base = fresh
+    result = make("local", dag_dir, base)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"No loan_data.csv in {base}: generating {ROWS} sample rows" in result.stdout
+    for name in (
+        "model/deployed_model.pkl",
+        "predictions/predictions.csv",
+        "staging/metrics/model_metrics_v1.json",
+        "staging/metrics/model_metrics_v2.json",
+    ):
+        assert (base / name).is_file(), name  # fmt: skip
+    manifest = json.loads((base / "model/deployed_model.json").read_text())
+    assert f"deployed: {manifest['model_name']} ({manifest['candidate']})" in result.stdout
+    assert "DAG succeeded" in result.stdout
+
+    attempts = {r["node"]: r for r in last_run_attempts(dag_dir)}
+    assert sorted(attempts) == sorted(NODES)
+    assert all(r["status"] == "done" and r["exit_code"] == 0 for r in attempts.values())
+    # The submit files' expansion chose the command, the logs and the memory request.
+    train = attempts["modeling_v2"]
+    assert train["cmd"][1:] == [str(REPO / "scripts/train.py"), "--base-dir", str(base),
+                                "--model", "v2"]  # fmt: skip
+    assert train["stderr"] == str(base / "error/modeling_v2.0.err")
+    assert train["request_memory_mib"] == 384
+    assert 50 < train["peak_rss_mib"] < 384
+    # Parents finish before children start; the two model branches overlap in time.
+    for parent, child in (
+        ("train_test_split", "modeling_v1"),
+        ("deploy_best_model", "loan_prediction"),
+    ):
+        assert attempts[parent]["end"] <= attempts[child]["start"]
+    first, second = attempts["modeling_v1"], attempts["modeling_v2"]
+    assert first["job_start"] < second["job_end"] and second["job_start"] < first["job_end"]
+
+    metrics = json.loads((dag_dir / "dagfile.dag.metrics").read_text())
+    assert (metrics["DagStatus"], metrics["nodes_succeeded"], metrics["nodes_failed"]) == (0, 8, 0)
+
+    report = subprocess.run(
+        [sys.executable, str(REPO / "bin/report.py"), "--base-dir", str(base),
+         "--dag-dir", str(dag_dir), "--json"],
+        capture_output=True, text=True, env=make_env(),
+    )  # fmt: skip
+    assert report.returncode == 0, report.stderr
+    assert (base / "report/report.md").is_file()
+
+
+def test_killed_run_resumes_with_only_the_unfinished_nodes(fresh):
+    dag_dir, base = fresh
+    assert make("paths", dag_dir, base).returncode == 0
+    assert make("data", dag_dir, base).returncode == 0
+    runner = subprocess.Popen(
+        [sys.executable, str(REPO / "bin/run_dag.py"), "--dag", str(dag_dir / "dagfile.dag")],
+        stdout=subprocess.DEVNULL, env=make_env(),
+    )  # fmt: skip
+    jsonl = dag_dir / "dagfile.dag.local.jsonl"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and runner.poll() is None:
+        done = [
+            r for r in (records(dag_dir) if jsonl.exists() else []) if r.get("status") == "done"
+        ]
+        if any(r["node"] == "train_test_split" for r in done):
+            break
+        time.sleep(0.05)
+    runner.send_signal(signal.SIGKILL)  # no chance to write a rescue file
+    runner.wait()
+    finished = {r["node"] for r in records(dag_dir) if r.get("status") == "done"}
+    assert {"data_processing", "train_test_split"} <= finished and len(finished) < 8
+
+    result = make("local", dag_dir, base)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "recovering: the previous run died" in result.stdout
+    rerun = {r["node"] for r in last_run_attempts(dag_dir)}
+    assert rerun == set(NODES) - finished
+    assert (base / "predictions/predictions.csv").is_file()
+
+
+def test_bad_input_fails_the_dag_once_with_the_stage_message(fresh):
+    dag_dir, base = fresh
+    (base / "loan_data.csv").write_text("a,b,loan_status\n1,2,0\n3,4,0\n")
+    result = make("local", dag_dir, base)
+    assert result.returncode != 0
+    assert "data_processing failed" in result.stdout
+    assert "loan_data.csv: target column 'loan_status' has a single class" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+    attempts = last_run_attempts(dag_dir)
+    assert [(r["node"], r["exit_code"]) for r in attempts] == [("data_processing", 2)]  # no retry
+    assert (dag_dir / "dagfile.dag.rescue001").is_file()
+    assert not (base / "staging/split_data/processed_data.csv").exists()
+
+
+def test_a_second_run_on_the_same_base_directory_is_refused(fresh, tmp_path):
+    dag_dir, base = fresh
+    assert make("data", dag_dir, base).returncode == 0
+    assert make("paths", dag_dir, base).returncode == 0
+    first = subprocess.Popen(
+        [sys.executable, str(REPO / "bin/run_dag.py"), "--dag", str(dag_dir / "dagfile.dag")],
+        stdout=subprocess.DEVNULL, env=make_env(),
+    )  # fmt: skip
+    try:
+        lock = base / ".pipeline.lock"
+        deadline = time.monotonic() + 60
+        while not (lock.exists() and lock.read_text().strip()) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        other = copy_dag(tmp_path / "other")  # another checkout's DAG, same base directory
+        second = make("local", other, base)
+        assert second.returncode != 0
+        assert f"another run (pid {first.pid}) is using BASE_DIR {base}" in second.stderr
+    finally:
+        first.send_signal(signal.SIGINT)
+        first.wait(timeout=60)
+
+
+@pytest.mark.skipif(not REAL_DATA.is_file(), reason=f"real data set not found at {REAL_DATA}")
+def test_real_data_through_the_dag(fresh):
+    dag_dir, base = fresh
+    shutil.copy(REAL_DATA, base / "loan_data.csv")
+    result = make("local", dag_dir, base)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "deployed: Logistic Regression (v1): higher precision, by 0.0102" in result.stdout
