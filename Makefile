@@ -1,20 +1,31 @@
-# Loan-approval pipeline: an HTCondor DAG over a shared base directory, or the same DAG on one machine.
-# Every setting below can be overridden on the command line, e.g. `make local BASE_DIR=/nfs/loans`.
+# Loan-approval pipeline: an HTCondor DAG over a shared base directory, or the same DAG on one
+# machine. Every setting can be overridden on the command line: make local BASE_DIR=/nfs/loans
 
-BASE_DIR ?= $(CURDIR)/data
-PYTHON   ?= python3
-VENV     ?= $(CURDIR)/.venv
-ROWS     ?= 45000
-SEED     ?= 42
+# ---- settings
+BASE_DIR    ?= $(CURDIR)/data#   where loan_data.csv is read and every output written
+PYTHON      ?= python3#          the interpreter .venv is made from
+VENV        ?= $(CURDIR)/.venv#  pinned packages (requirements.txt); jobs run its Python
+ROWS        ?= 45000#            rows of generated sample data (make data)
+SEED        ?= 42#               seed of generated sample data
+DAG_DIR     ?= $(CURDIR)/dag#    the DAG; DAGMan and the local runner write their files here
+FRESH       ?=#                  FRESH=1: rerun every node instead of resuming (condor_submit_dag -f)
+JOBS        ?= $(shell nproc 2>/dev/null || echo 1)#  make local: node jobs at once
+BATCH       ?= loans#            make submit: batch name shown by condor_q
+JOB_PYTHON  ?= $(VENV)/bin/python#  the interpreter node jobs run (a venv on the shared filesystem)
+REPORT_ARGS ?=#                  make report: e.g. REPORT_ARGS="--output /tmp/r --json"
 
-VPY := $(VENV)/bin/python
+VPY  := $(VENV)/bin/python
+POOL := $(VPY) bin/pool.py --dag-dir $(DAG_DIR)
 export BASE_DIR
 
 .DEFAULT_GOAL := help
-.PHONY: help setup data test lint format rollback bench clean
+.PHONY: help setup data paths check local graph submit watch status report rollback clean \
+	chmod bench test lint format
 
 help: ## Show this help
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-9s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+# ---- set up
 
 setup: $(VENV)/.installed ## Create .venv from the pinned requirements (idempotent)
 
@@ -29,50 +40,18 @@ $(BASE_DIR)/loan_data.csv: | $(VENV)/.installed
 	@echo "No loan_data.csv in $(BASE_DIR): generating $(ROWS) sample rows (seed $(SEED))"
 	$(VPY) scripts/generate_data.py --output $@ --rows $(ROWS) --seed $(SEED)
 
-test: $(VENV)/.installed ## Run the linter and the test suite
-	$(VPY) -m ruff check .
-	$(VPY) -m ruff format --check .
-	$(VPY) -m pytest -q
-
-lint: $(VENV)/.installed ## Lint and check formatting with ruff
-	$(VPY) -m ruff check .
-	$(VPY) -m ruff format --check .
-
-format: $(VENV)/.installed ## Reformat the code with ruff
-	$(VPY) -m ruff format .
-	$(VPY) -m ruff check --fix .
-
-rollback: $(VENV)/.installed ## Restore the previous deployment from BASE_DIR/model/archive
-	$(VPY) scripts/deploy.py --base-dir "$(BASE_DIR)" --rollback
-
-bench: $(VENV)/.installed ## Print each stage's time and peak memory at 45,000 and 1,000,000 rows
-	$(VPY) bin/benchmark.py --rows 45000 1000000
-
-clean: ## Remove staging outputs, predictions and job logs (never loan_data.csv nor the deployed model)
-	rm -rf $(BASE_DIR)/staging $(BASE_DIR)/predictions $(BASE_DIR)/output $(BASE_DIR)/error $(BASE_DIR)/log
-
-# ---- HTCondor layer (issue 3) ----
-# Pool side: the DAG in DAG_DIR (dag/) with the submit files in submit/. BATCH labels DAGMan and
-# its jobs; FRESH=1 reruns every node (and lets paths.dag change BASE_DIR over a rescue DAG);
-# JOB_PYTHON is the interpreter the jobs run (a venv on the shared filesystem, or the one in a
-# container image). Every path must be the same on the submit node and the execute nodes.
-DAG_DIR    ?= $(CURDIR)/dag
-BATCH      ?= loans
-FRESH      ?=
-JOB_PYTHON ?= $(VENV)/bin/python
-POOL       := $(VPY) bin/pool.py --dag-dir $(DAG_DIR)
-
-.PHONY: chmod paths check graph submit watch status
-
-chmod: ## Make the stage scripts executable (0755)
-	chmod 0755 scripts/*.py
-
 paths: | $(VENV)/.installed ## Render DAG_DIR/paths.dag (BASE_DIR, PROJECT_DIR, PYTHON for every node)
 	$(VPY) bin/render_paths.py --base-dir "$(BASE_DIR)" --project-dir "$(CURDIR)" \
 		--python "$(JOB_PYTHON)" --output "$(DAG_DIR)/paths.dag" $(if $(FRESH),--fresh)
 
 check: paths ## Offline checks: DAG graph, RETRY, every submit file expanded by the htcondor bindings
 	CONDOR_CONFIG=/dev/null $(VPY) bin/check.py --dag "$(DAG_DIR)/dagfile.dag"
+
+# ---- run: on this machine, or on a pool
+
+local: $(VENV)/.installed $(BASE_DIR)/loan_data.csv paths ## Run the whole DAG on this machine (sample data when BASE_DIR has none)
+	CONDOR_CONFIG=/dev/null $(VPY) bin/run_dag.py --dag "$(DAG_DIR)/dagfile.dag" \
+		$(if $(FRESH),--fresh) -j $(JOBS)
 
 graph: paths ## Draw the DAG into DAG_DIR/dagfile.png (Graphviz dot if installed, else matplotlib)
 	$(VPY) bin/graph.py --dag "$(DAG_DIR)/dagfile.dag" --output "$(DAG_DIR)/dagfile.png"
@@ -88,24 +67,37 @@ watch: | $(VENV)/.installed ## Follow the DAG's jobs until done (condor_watch_q,
 status: | $(VENV)/.installed ## Node table, condor_q -dag, and why held or idle jobs wait
 	@$(POOL) status
 
-# ---- end HTCondor layer ----
+# ---- results
 
-# ---- local runner (issue 4) ----
-# The same DAG on this machine: bin/run_dag.py keeps DAGMan's semantics (RETRY, rescue files,
-# ...) and writes its records next to the DAG. JOBS caps the node jobs running at once;
-# FRESH=1 removes the rescue files and reruns every node (like condor_submit_dag -f).
-JOBS ?= $(shell nproc 2>/dev/null || echo 1)
-.PHONY: local
-
-local: $(VENV)/.installed $(BASE_DIR)/loan_data.csv paths ## Run the whole DAG on this machine (sample data when BASE_DIR has none)
-	CONDOR_CONFIG=/dev/null $(VPY) bin/run_dag.py --dag "$(DAG_DIR)/dagfile.dag" $(if $(FRESH),--fresh) -j $(JOBS)
-# ---- end local runner ----
-
-# ---- report (issue 5) ----
-# REPORT_ARGS passes options through, e.g. `make report REPORT_ARGS="--output /tmp/r --json"`.
-REPORT_ARGS ?=
-.PHONY: report
 report: $(VENV)/.installed ## Report results, deployment and the latest run (BASE_DIR/report/report.md)
-	$(VPY) bin/report.py --base-dir $(BASE_DIR) $(REPORT_ARGS)
+	$(VPY) bin/report.py --base-dir "$(BASE_DIR)" \
+		$(if $(filter command line environment,$(origin DAG_DIR)),--dag-dir "$(DAG_DIR)") $(REPORT_ARGS)
 
-# ---- end report ----
+rollback: $(VENV)/.installed ## Restore the previous deployment from BASE_DIR/model/archive
+	$(VPY) scripts/deploy.py --base-dir "$(BASE_DIR)" --rollback
+
+clean: ## Remove staging outputs, predictions and job logs (never loan_data.csv nor the deployed model)
+	rm -rf "$(BASE_DIR)/staging" "$(BASE_DIR)/predictions" "$(BASE_DIR)/output" \
+		"$(BASE_DIR)/error" "$(BASE_DIR)/log" "$(BASE_DIR)/report"
+
+# ---- development
+
+chmod: ## Make the stage scripts executable (0755, not group-writable)
+	chmod 0755 scripts/*.py bin/*.py
+	chmod 0644 scripts/loanlib.py bin/dagfile.py
+
+bench: $(VENV)/.installed ## Print each stage's time and peak memory at 45,000 and 1,000,000 rows
+	$(VPY) bin/benchmark.py --rows 45000 1000000
+
+test: $(VENV)/.installed ## Run the linter and the test suite
+	$(VPY) -m ruff check .
+	$(VPY) -m ruff format --check .
+	$(VPY) -m pytest -q
+
+lint: $(VENV)/.installed ## Lint and check formatting with ruff
+	$(VPY) -m ruff check .
+	$(VPY) -m ruff format --check .
+
+format: $(VENV)/.installed ## Reformat the code with ruff
+	$(VPY) -m ruff format .
+	$(VPY) -m ruff check --fix .
