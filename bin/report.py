@@ -29,20 +29,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import io
 import json
 import math
 import os
-import platform
 import re
 import shlex
 import socket
 import sys
 import tempfile
 import time
-from collections.abc import Iterable
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +47,10 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT_DIR / "scripts"))
+
+import loanlib  # noqa: E402  (the stages' shared module: atomic writes, the deploy rule)
+
 DAG_NAME = "dagfile.dag"
 METRIC_KEYS = ("Accuracy", "Precision", "Recall", "F1 Score")
 DAG_STATUS = {
@@ -76,29 +76,6 @@ class ReportError(Exception):
 # ---------------------------------------------------------------------------- small helpers
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, fsync it, rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    with contextlib.suppress(OSError):
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-
-
 def read_text(path: Path, what: str) -> str:
     try:
         return path.read_text(encoding="utf-8", errors="replace")
@@ -114,14 +91,6 @@ def read_json(path: Path, what: str) -> Any:
         raise ReportError(
             f"cannot read {what} {path}: not valid JSON (line {exc.lineno}: {exc.msg})"
         ) from None
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def utc(ts: float | None) -> str | None:
@@ -148,32 +117,6 @@ def number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value) if math.isfinite(value) else None
-
-
-def git_commit(project: Path = PROJECT_DIR) -> str | None:
-    """The checkout's commit, read from .git without running git."""
-    git = project / ".git"
-    try:
-        head = (git / "HEAD").read_text().strip()
-        if not head.startswith("ref: "):
-            return head
-        ref = head[5:]
-        if (git / ref).exists():
-            return (git / ref).read_text().strip()
-        for line in (git / "packed-refs").read_text().splitlines():
-            if line.endswith(" " + ref):
-                return line.split()[0]
-    except OSError:
-        return None
-    return None
-
-
-def library_versions(names: Iterable[str]) -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for name in names:
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            versions[name] = metadata.version(name)
-    return versions
 
 
 def memory_mib(text: str | None) -> float | None:
@@ -236,28 +179,10 @@ def load_models(base: Path) -> list[dict[str, Any]]:
 
 
 def decide(models: list[dict[str, Any]]) -> tuple[str, str, dict[str, Any]]:
-    """SEED.md's rule: higher precision; tie: higher F1; full tie: the first version (v1)."""
-    ranked = sorted(models, key=lambda m: (-m["Precision"], -m["F1 Score"], m["version"]))
-    best = ranked[0]
-    if len(ranked) == 1:
-        return best["version"], "only model", {"metric": "Precision", "value": None}
-    second = ranked[1]
-    if best["Precision"] != second["Precision"]:
-        return (
-            best["version"],
-            "precision",
-            {
-                "metric": "Precision",
-                "value": best["Precision"] - second["Precision"],
-            },
-        )
-    if best["F1 Score"] != second["F1 Score"]:
-        return (
-            best["version"],
-            "f1",
-            {"metric": "F1 Score", "value": best["F1 Score"] - second["F1 Score"]},
-        )
-    return best["version"], "tie", {"metric": "F1 Score", "value": 0.0}
+    """SEED.md's rule (loanlib.choose_deployment, the one the deploy stage applies)."""
+    if len(models) == 1:
+        return models[0]["version"], "only model", {"metric": "Precision", "value": None}
+    return loanlib.choose_deployment({m["version"]: m for m in models})
 
 
 def metric_values(data: Any) -> dict[str, float]:
@@ -315,7 +240,7 @@ def load_deployment(
             deployment["sha256_check"] = "model file missing"
             notes.append(f"deployed model file {model_file} is missing")
         else:
-            ok = sha256_file(model_file) == manifest.get("sha256")
+            ok = loanlib.sha256_file(model_file) == manifest.get("sha256")
             deployment["sha256_check"] = "matches" if ok else "MISMATCH"
             if not ok:
                 notes.append(
@@ -972,9 +897,9 @@ def provenance(models: list[dict[str, Any]], argv: list[str], notes: list[str]) 
         "report": {
             "generated_at": utc(time.time()),
             "host": socket.gethostname(),
-            "git_commit": git_commit(),
+            "git_commit": loanlib.git_commit(),
             "command": shlex.join(["bin/report.py", *argv]),
-            "versions": library_versions(
+            "versions": loanlib.library_versions(
                 ("matplotlib", "htcondor", "pandas", "scikit-learn", "numpy")
             ),
         },
@@ -1441,14 +1366,12 @@ def build_facts(base: Path, dag_dir: Path | None, argv: list[str]) -> dict[str, 
 def write_report(facts: dict[str, Any], out_dir: Path) -> Path:
     charts = make_charts(facts)
     for name, data in charts.items():
-        atomic_write(out_dir / name, data)
+        loanlib.write_bytes(data, out_dir / name)
         facts["charts"][name] = str(out_dir / name)
     report = out_dir / "report.md"
     facts["report_file"] = str(report)
-    atomic_write(report, render_markdown(facts).encode("utf-8"))
-    atomic_write(
-        out_dir / "report.json", (json.dumps(facts, indent=2, default=str) + "\n").encode()
-    )
+    loanlib.write_text(render_markdown(facts), report)
+    loanlib.write_text(json.dumps(facts, indent=2, default=str) + "\n", out_dir / "report.json")
     return report
 
 

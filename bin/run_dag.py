@@ -37,14 +37,15 @@ import resource
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 
+import loanlib  # noqa: E402  (atomic writes)
 from dagfile import Dag, DagError, Node, Script, apply_rescue, parse_dag  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -133,21 +134,6 @@ def parse_environment(ad: Any) -> dict[str, str]:
         if sep and key:
             env[key] = value
     return env
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file, fsync and rename."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def pid_alive(pid: int) -> bool:
@@ -953,7 +939,7 @@ def write_rescue(dag: Dag, runner: Runner, number: int) -> Path:
                 )
             unless = f" UNLESS-EXIT {node.unless_exit}" if node.unless_exit is not None else ""
             lines.append(f"RETRY {name} {node.retry}{unless}")
-    atomic_write(path, "\n".join(lines) + "\n")
+    loanlib.write_text("\n".join(lines) + "\n", path)
     return path
 
 
@@ -988,7 +974,7 @@ def write_metrics(
         "DagStatus": status,
     }
     path = Path(f"{dag.path}.metrics")
-    atomic_write(path, json.dumps(metrics, indent=4) + "\n")
+    loanlib.write_text(json.dumps(metrics, indent=4) + "\n", path)
 
 
 def print_failures(runner: Runner, out: IO[str], lines: int = 3) -> None:

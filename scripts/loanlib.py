@@ -188,11 +188,21 @@ def _fsync_dir(directory: Path) -> None:
             os.close(fd)
 
 
-def write_json(data: Any, path: Path) -> None:
-    """Write ``data`` as indented JSON, atomically. Non-finite floats are refused."""
-    text = json.dumps(data, indent=2, allow_nan=False) + "\n"
+def write_bytes(data: bytes, path: Path) -> None:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_output(path, "wb") as handle:
+        handle.write(data)
+
+
+def write_text(text: str, path: Path) -> None:
+    """Write UTF-8 ``text`` to ``path`` atomically."""
     with atomic_output(path, "w") as handle:
         handle.write(text)
+
+
+def write_json(data: Any, path: Path) -> None:
+    """Write ``data`` as indented JSON, atomically. Non-finite floats are refused."""
+    write_text(json.dumps(data, indent=2, allow_nan=False) + "\n", path)
 
 
 def write_csv(frame: Any, path: Path) -> None:
@@ -467,12 +477,14 @@ def check_metrics(data: Any, path: Path) -> dict[str, Any]:
 
 
 def choose_deployment(metrics: dict[str, dict[str, Any]]) -> tuple[str, str, dict[str, Any]]:
-    """SEED.md's rule: higher precision; on a tie higher F1; on a full tie the first (v1).
+    """SEED.md's rule: higher precision; on a tie higher F1; on a full tie v1 (the lowest version).
 
-    ``metrics`` maps version to metrics, in preference order. Returns (version, rule, margin) where
-    rule is "precision", "f1" or "tie" and margin says by how much the winner led on that metric.
+    ``metrics`` maps version to metrics. Returns (version, rule, margin) where rule is
+    "precision", "f1" or "tie" and margin says by how much the winner led on that metric.
     """
-    ranked = sorted(metrics.items(), key=lambda item: (-item[1]["Precision"], -item[1]["F1 Score"]))
+    ranked = sorted(
+        metrics.items(), key=lambda item: (-item[1]["Precision"], -item[1]["F1 Score"], item[0])
+    )
     (best, first), (_, second) = ranked[0], ranked[1]
     if first["Precision"] != second["Precision"]:
         return (
@@ -507,19 +519,17 @@ def git_commit(project: Path = PROJECT_DIR) -> str | None:
     return None
 
 
-def library_versions() -> dict[str, str]:
-    import joblib
-    import numpy
-    import pandas
-    import sklearn
+def library_versions(
+    names: tuple[str, ...] = ("pandas", "numpy", "scikit-learn", "joblib"),
+) -> dict[str, str]:
+    """Python's version and the installed versions of the named distributions."""
+    from importlib import metadata
 
-    return {
-        "python": platform.python_version(),
-        "pandas": pandas.__version__,
-        "numpy": numpy.__version__,
-        "scikit-learn": sklearn.__version__,
-        "joblib": joblib.__version__,
-    }
+    versions = {"python": platform.python_version()}
+    for name in names:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[name] = metadata.version(name)
+    return versions
 
 
 def provenance(input_file: Path, input_rows: int, parameters: dict[str, Any]) -> dict[str, Any]:

@@ -168,6 +168,8 @@ def test_deploy_rule(v1, v2, expected):
 
     winner, rule, margin = loanlib.choose_deployment({"v1": metrics(*v1), "v2": metrics(*v2)})
     assert (winner, rule) == expected
+    # The order the candidates come in does not matter, not even for a full tie.
+    assert loanlib.choose_deployment({"v2": metrics(*v2), "v1": metrics(*v1)})[:2] == expected
     deciding = {"precision": 0, "f1": 1, "tie": 1}[rule]
     assert margin["value"] == pytest.approx(abs(v1[deciding] - v2[deciding]))
 
