@@ -1130,14 +1130,18 @@ def run_summary(run: dict[str, Any]) -> list[str]:
     walls = [n["wall_s"] for n in run["nodes"] if n["wall_s"] is not None]
     if walls:
         ran = sum(1 for n in run["nodes"] if n["attempts"])
-        lines.append(
-            f"{ran} of {len(run['nodes'])} nodes ran; {sum(walls):.1f} s of job run time in all"
-            + (
-                f" (the DAG took {metrics['duration']:.1f} s: the rest is queueing, "
-                "scheduling and waiting for parents)"
-                if metrics and metrics["duration"] and not (run["local"] or {}).get("resumed")
-                else ""
+        busy, took = sum(walls), (metrics or {}).get("duration")
+        comparison = ""
+        if took and not (run["local"] or {}).get("resumed"):
+            comparison = (
+                f" (the DAG took {took:.1f} s: the rest is queueing, scheduling and waiting "
+                "for parents)"
+                if busy <= took
+                else f" (the DAG took {took:.1f} s: nodes ran in parallel)"
             )
+        lines.append(
+            f"{ran} of {len(run['nodes'])} nodes ran; {busy:.1f} s of job run time in all"
+            + comparison
         )
     return lines
 
