@@ -15,6 +15,14 @@ SCRIPTS = REPO / "scripts"
 # The real 45,000-row data set lives beside the checkout on the development machine; tests that
 # need it are skipped elsewhere. LOAN_DATA_CSV points at another copy.
 REAL_DATA = Path(os.environ.get("LOAN_DATA_CSV", REPO.parent / "shared" / "data" / "loan_data.csv"))
+# The files of a real DAGMan run of the original pipeline (HTCondor 23.10), beside the checkout
+# on the development machine; DAGMAN_FIXTURE points at another copy.
+DAGMAN_FIXTURE = Path(
+    os.environ.get("DAGMAN_FIXTURE", REPO.parent / "shared" / "fixtures" / "dagman-run-23.10")
+)
+needs_fixture = pytest.mark.skipif(
+    not DAGMAN_FIXTURE.is_dir(), reason=f"DAGMan fixture not found at {DAGMAN_FIXTURE}"
+)
 SMALL_ROWS = 3000
 
 sys.path.insert(0, str(SCRIPTS))

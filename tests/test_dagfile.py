@@ -11,9 +11,10 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bin"))
 
+from conftest import DAGMAN_FIXTURE, needs_fixture  # noqa: E402
 from dagfile import DagError, apply_rescue, parse_dag  # noqa: E402
 
-FIXTURE_DAG = Path("/work/shared/fixtures/dagman-run-23.10/dags/dagfile.dag")
+FIXTURE_DAG = DAGMAN_FIXTURE / "dags" / "dagfile.dag"
 
 
 def write(path: Path, text: str) -> Path:
@@ -54,6 +55,7 @@ def test_parent_may_name_nodes_defined_later(tmp_path: Path) -> None:
     assert dag.edges() == [("A", "B")]
 
 
+@needs_fixture
 def test_real_dagman_fixture_parses() -> None:
     dag = parse_dag(FIXTURE_DAG)
     assert len(dag.nodes) == 8

@@ -18,14 +18,14 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
 REPORT = REPO / "bin" / "report.py"
-FIXTURE = REPO.parent / "shared" / "fixtures" / "dagman-run-23.10"
 
 sys.path.insert(0, str(REPO / "bin"))
 os.environ.setdefault("CONDOR_CONFIG", os.devnull)
 
 import report  # noqa: E402
+from conftest import DAGMAN_FIXTURE, needs_fixture  # noqa: E402
 
-needs_fixture = pytest.mark.skipif(not FIXTURE.is_dir(), reason="fixture dagman-run-23.10 absent")
+FIXTURE = DAGMAN_FIXTURE
 
 # Figures read off the fixture's files: log/*.log and dags/dagfile.dag.nodes.log (execute ->
 # terminated times, "Memory (MB)" usage and request, return values), dags/dagfile.dag.metrics.
