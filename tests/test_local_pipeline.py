@@ -103,6 +103,15 @@ def test_make_local_generates_data_runs_the_dag_and_reports(fresh):
     metrics = json.loads((dag_dir / "dagfile.dag.metrics").read_text())
     assert (metrics["DagStatus"], metrics["nodes_succeeded"], metrics["nodes_failed"]) == (0, 8, 0)
 
+    # make clean removes intermediate files and logs, never the input data nor the deployment.
+    assert make("clean", dag_dir, base).returncode == 0
+    assert sorted(p.name for p in base.iterdir() if not p.name.startswith(".")) == [
+        "loan_data.csv",
+        "model",
+    ]
+    assert (base / "model/deployed_model.pkl").is_file()
+    assert make("local", dag_dir, base).returncode == 0  # the DAG recreates what clean removed
+
     report = subprocess.run(
         [sys.executable, str(REPO / "bin/report.py"), "--base-dir", str(base),
          "--dag-dir", str(dag_dir), "--json"],
@@ -185,3 +194,24 @@ def test_real_data_through_the_dag(fresh):
     result = make("local", dag_dir, base)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "deployed: Logistic Regression (v1): higher precision, by 0.0102" in result.stdout
+    assert "generating" not in result.stdout  # make data never replaces a user's loan_data.csv
+    assert (base / "loan_data.csv").read_bytes() == REAL_DATA.read_bytes()
+
+
+def test_make_rollback_restores_the_previous_deployment(fresh):
+    dag_dir, base = fresh
+    assert make("local", dag_dir, base).returncode == 0
+    first = (base / "model/deployed_model.json").read_bytes()
+    manifest = json.loads(first)
+    loser = "v2" if manifest["candidate"] == "v1" else "v1"
+    metrics_file = base / f"staging/metrics/model_metrics_{loser}.json"
+    metrics = json.loads(metrics_file.read_text())
+    metrics["Precision"] = 1.0
+    metrics_file.write_text(json.dumps(metrics))
+    subprocess.run([sys.executable, str(REPO / "scripts/deploy.py"), "--base-dir", str(base)],
+                   check=True, capture_output=True)  # fmt: skip
+    assert json.loads((base / "model/deployed_model.json").read_text())["candidate"] == loser
+    result = make("rollback", dag_dir, base)
+    assert result.returncode == 0, result.stderr
+    assert (base / "model/deployed_model.json").read_bytes() == first
+    assert f"rolled back to {manifest['model_name']}" in result.stderr
