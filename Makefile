@@ -14,6 +14,8 @@ BATCH       ?= loans#            make submit: batch name shown by condor_q
 JOB_PYTHON  ?= $(VENV)/bin/python#  the interpreter node jobs run (a venv on the shared filesystem)
 REPORT_ARGS ?=#                  make report: e.g. REPORT_ARGS="--output /tmp/r --json"
 
+# Absolute, so that the sample data, the rendered paths and the jobs all mean the same folder.
+override BASE_DIR := $(abspath $(BASE_DIR))
 VPY  := $(VENV)/bin/python
 POOL := $(VPY) bin/pool.py --dag-dir $(DAG_DIR)
 export BASE_DIR
@@ -76,9 +78,11 @@ report: $(VENV)/.installed ## Report results, deployment and the latest run (BAS
 rollback: $(VENV)/.installed ## Restore the previous deployment from BASE_DIR/model/archive
 	$(VPY) scripts/deploy.py --base-dir "$(BASE_DIR)" --rollback
 
-clean: ## Remove staging outputs, predictions and job logs (never loan_data.csv nor the deployed model)
+# clean also removes rescue DAGs: they mark nodes DONE whose outputs it removes.
+clean: ## Remove staging outputs, predictions, job logs and rescue DAGs (never loan_data.csv nor the deployed model)
 	rm -rf "$(BASE_DIR)/staging" "$(BASE_DIR)/predictions" "$(BASE_DIR)/output" \
 		"$(BASE_DIR)/error" "$(BASE_DIR)/log" "$(BASE_DIR)/report"
+	rm -f "$(DAG_DIR)"/dagfile.dag.rescue[0-9][0-9][0-9]
 
 # ---- development
 

@@ -29,7 +29,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from dagfile import Dag, DagError, Node, parse_dag
+from dagfile import Dag, DagError, Node, node_job_ad, parse_dag
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -108,16 +108,6 @@ def check_dag_settings(dag: Dag, out: Problems) -> None:
                 out.add(dag.config, f"{knob} is not set")
     if dag.node_status_file is None:
         out.add(dag.path, "no NODE_STATUS_FILE (make status reads it)")
-
-
-def expand(submit_text: str, values: dict[str, str]) -> Any:
-    """The job ClassAd condor_submit would produce for these macro values."""
-    import htcondor
-
-    submit = htcondor.Submit(submit_text)
-    for key, value in values.items():
-        submit[key] = value
-    return next(iter(submit.jobs(count=1)))
 
 
 def is_executable(path: str) -> bool:
@@ -202,11 +192,9 @@ def check_nodes(dag: Dag, out: Problems) -> set[Path]:
         if not os.path.isdir(node.vars["BASE_DIR"]):
             out.add(where, f"BASE_DIR {node.vars['BASE_DIR']} does not exist (make paths)")
             continue
-        text = path.read_text(encoding="utf-8")
         for retry in range(node.retry + 1):
-            values = dict(node.vars, JOB=node.name, RETRY=str(retry))
             try:
-                ad = expand(text, values)
+                ad = node_job_ad(node, retry)
             except Exception as exc:  # the bindings raise their own error types
                 out.add(path, f"does not expand for node {node.name}: {exc}")
                 break

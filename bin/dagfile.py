@@ -30,6 +30,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 __all__ = ["DagError", "Script", "Node", "Dag", "parse_dag", "apply_rescue", "RESERVED_WORDS"]
 
@@ -640,3 +641,57 @@ def apply_rescue(dag: Dag, rescue: str | Path) -> list[str]:
     """
     _Parser(dag).parse_file(Path(rescue))
     return [name for name, node in dag.nodes.items() if node.done]
+
+
+# DagStatus in dagfile.dag.metrics and the node status file (DAGMan's dag.h).
+DAG_STATUS = {
+    0: "ok",
+    1: "error",
+    2: "a node failed",
+    3: "aborted (ABORT-DAG-ON)",
+    4: "removed",
+    5: "cycle in the DAG",
+    6: "halted",
+}
+
+
+def rescue_files(dag_path: str | Path) -> list[tuple[int, Path]]:
+    """The rescue DAGs ``<dag>.rescueNNN`` beside ``dag_path``, oldest first, with their numbers.
+
+    These are the files condor_submit_dag (and the local runner) resume from, the newest one;
+    the ``*.old`` files ``condor_submit_dag -f`` renames them to do not count.
+    """
+    dag_path = Path(dag_path)
+    found = []
+    for path in dag_path.parent.glob(f"{dag_path.name}.rescue[0-9][0-9][0-9]"):
+        found.append((int(path.name[-3:]), path))
+    return sorted(found)
+
+
+def node_job_ad(node: Node, retry: int) -> Any:
+    """The job ClassAd the schedd would get for attempt ``retry`` (0-based) of ``node``.
+
+    Expanded by the official htcondor bindings the way DAGMan submits a node (default PREPEND
+    mode): the node's VARS, ``JOB`` and ``RETRY`` are defined before the submit file's own
+    lines, relative paths resolve in the node's directory. Raises whatever the bindings raise
+    for a submit description condor_submit would refuse.
+    """
+    import os
+
+    import htcondor  # lazily: importing it warns when CONDOR_CONFIG is unset
+
+    if node.submit_path is None or node.node_dir is None:
+        raise ValueError(f"node {node.name} has no submit file")
+    text = node.submit_path.read_text(encoding="utf-8")
+    macros = {**node.vars, "JOB": node.name, "RETRY": str(retry)}
+    prefix = "".join(f"{key} = {value}\n" for key, value in macros.items())
+    old = os.getcwd()
+    try:
+        os.chdir(node.node_dir)
+        submit = htcondor.Submit(prefix + text)
+        queue = submit.getQArgs().strip()
+        if queue not in ("", "1"):
+            raise ValueError(f"{node.submit_path}: 'queue {queue}': one job per node expected")
+        return next(iter(submit.jobs(count=1)))
+    finally:
+        os.chdir(old)

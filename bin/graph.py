@@ -136,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
             draw_dot(dag, tmp, dot)
         else:
             draw_matplotlib(dag, tmp)
+        tmp.chmod(0o644)  # mkstemp makes it private; the picture is for everyone
         tmp.replace(output)
     finally:
         tmp.unlink(missing_ok=True)

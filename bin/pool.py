@@ -31,21 +31,13 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from dagfile import DAG_STATUS, rescue_files
+
 PROJECT = Path(__file__).resolve().parent.parent
 DAG_NAME = "dagfile.dag"
 EXIT_NO_CONDOR = 3
 # Files condor_submit_dag writes for a run; any of them makes a plain resubmission fail.
 SUBMIT_LEFTOVERS = (".condor.sub", ".lib.out", ".lib.err", ".dagman.log")
-# DagStatus in dagfile.dag.metrics and the node status file (dagman_metrics / dag.h).
-DAG_STATUS = {
-    0: "ok",
-    1: "error",
-    2: "a node failed",
-    3: "aborted",
-    4: "removed",
-    5: "cycle",
-    6: "halted",
-}
 # NodeStatus in the node status file (NODE_STATUS_FILE).
 NODE_STATUS = {
     0: "not ready",
@@ -98,10 +90,6 @@ def dag_file(args: argparse.Namespace, suffix: str = "") -> Path:
     return args.dag_dir / f"{DAG_NAME}{suffix}"
 
 
-def rescue_dags(dag_dir: Path) -> list[Path]:
-    return sorted(dag_dir.glob(f"{DAG_NAME}.rescue[0-9][0-9][0-9]"))
-
-
 # --------------------------------------------------------------------------- submit
 
 
@@ -117,7 +105,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         )
         return 1
     cmd = ["condor_submit_dag", "-batch-name", args.batch_name]
-    rescues = rescue_dags(args.dag_dir)
+    rescues = [p for _, p in rescue_files(args.dag_dir / DAG_NAME)]
     leftovers = [p for p in (dag_file(args, s) for s in SUBMIT_LEFTOVERS) if p.exists()]
     if args.fresh:
         cmd.append("-f")

@@ -21,10 +21,14 @@ import argparse
 import os
 import re
 import sys
-import tempfile
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT / "scripts"))
+
+import loanlib  # noqa: E402  (atomic writes)
+from dagfile import rescue_files  # noqa: E402
+
 DAG_NAME = "dagfile.dag"
 LOG_DIRS = ("output", "error", "log")
 # Letters, digits and / . _ - + @ = , : only. Everything else is refused, in particular
@@ -72,11 +76,6 @@ def read_rendered(path: Path) -> dict[str, str]:
     return out
 
 
-def rescue_files(dag_dir: Path) -> list[Path]:
-    """Rescue DAGs that condor_submit_dag would resume from (not the renamed *.old ones)."""
-    return sorted(dag_dir.glob(f"{DAG_NAME}.rescue[0-9][0-9][0-9]"))
-
-
 def render(base_dir: str, project_dir: str, python: str) -> str:
     """The text of paths.dag."""
     return (
@@ -84,20 +83,6 @@ def render(base_dir: str, project_dir: str, python: str) -> str:
         "# Absolute paths, identical on the submit node and every execute node.\n"
         f'VARS ALL_NODES BASE_DIR="{base_dir}" PROJECT_DIR="{project_dir}" PYTHON="{python}"\n'
     )
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file in the same directory and rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -135,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         python = check_path("PYTHON", args.python or os.path.join(project_dir, ".venv/bin/python"))
         output: Path = args.output
         previous = read_rendered(output).get("BASE_DIR")
-        rescues = rescue_files(output.parent)
+        rescues = [p for _, p in rescue_files(output.parent / DAG_NAME)]
         if rescues and previous and previous != base_dir and not args.fresh:
             raise RenderError(
                 f"{rescues[-1]} resumes a run over BASE_DIR={previous}, not {base_dir}: "
@@ -143,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         for name in LOG_DIRS:
             Path(base_dir, name).mkdir(parents=True, exist_ok=True)
-        write_atomic(output, render(base_dir, project_dir, python))
+        loanlib.write_text(render(base_dir, project_dir, python), output)
     except RenderError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

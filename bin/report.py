@@ -47,21 +47,13 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(PROJECT_DIR / "scripts"))
+sys.path[:0] = [str(PROJECT_DIR / "bin"), str(PROJECT_DIR / "scripts")]
 
 import loanlib  # noqa: E402  (the stages' shared module: atomic writes, the deploy rule)
+from dagfile import DAG_STATUS, DagError, parse_dag  # noqa: E402
 
 DAG_NAME = "dagfile.dag"
 METRIC_KEYS = ("Accuracy", "Precision", "Recall", "F1 Score")
-DAG_STATUS = {
-    0: "ok",
-    1: "error",
-    2: "node failed",
-    3: "aborted (ABORT-DAG-ON)",
-    4: "removed",
-    5: "cycle in the DAG",
-    6: "halted",
-}
 HIGH_USE = 0.8  # flag memory use above this share of the request
 OVER_REQUEST = 5.0  # flag requests more than this many times the use
 STDERR_TAIL_LINES = 20
@@ -301,28 +293,19 @@ def load_dag(dag_dir: Path, notes: list[str]) -> dict[str, dict[str, Any]]:
     path = dag_dir / DAG_NAME
     if not path.exists():
         return {}
-    sys.path.insert(0, str(PROJECT_DIR / "bin"))
     try:
-        from dagfile import DagError, parse_dag
-
-        try:
-            dag = parse_dag(path)
-            return {
-                name: {
-                    "submit": node.submit_path,
-                    "dir": node.node_dir or dag.cwd,
-                    "vars": dict(node.vars),
-                    "parents": sorted(node.parents),
-                }
-                for name, node in dag.nodes.items()
+        dag = parse_dag(path)
+        return {
+            name: {
+                "submit": node.submit_path,
+                "dir": node.node_dir or dag.cwd,
+                "vars": dict(node.vars),
+                "parents": sorted(node.parents),
             }
-        except (DagError, OSError) as exc:
-            notes.append(f"DAG file not fully parsed ({exc}); node list from the JOB lines only")
-    except ImportError:
-        pass
-    finally:
-        with contextlib.suppress(ValueError):
-            sys.path.remove(str(PROJECT_DIR / "bin"))
+            for name, node in dag.nodes.items()
+        }
+    except (DagError, OSError) as exc:
+        notes.append(f"DAG file not fully parsed ({exc}); node list from the JOB lines only")
     nodes: dict[str, dict[str, Any]] = {}
     for line in read_text(path, "DAG file").splitlines():
         match = re.match(r"\s*JOB\s+(\S+)\s+(\S+)(?:.*?\bDIR\s+(\S+))?", line, re.IGNORECASE)

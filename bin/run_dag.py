@@ -32,9 +32,9 @@ import errno
 import fcntl
 import json
 import os
-import re
 import resource
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -46,11 +46,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 
 import loanlib  # noqa: E402  (atomic writes)
-from dagfile import Dag, DagError, Node, Script, apply_rescue, parse_dag  # noqa: E402
+from dagfile import (  # noqa: E402
+    Dag,
+    DagError,
+    Node,
+    Script,
+    apply_rescue,
+    node_job_ad,
+    parse_dag,
+    rescue_files,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DAG = REPO / "dag" / "dagfile.dag"
-RESCUE_RE = re.compile(r"\.rescue(\d{3})$")
 MAX_RESCUE_NUM = 100  # DAGMAN_MAX_RESCUE_NUM default
 KILL_GRACE_S = 5.0
 POLL_S = 0.05
@@ -136,18 +144,16 @@ def parse_environment(ad: Any) -> dict[str, str]:
     return env
 
 
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class PidLock:
-    """An exclusive ``flock`` on a file holding our pid; refuses clearly when held elsewhere."""
+    """An exclusive ``flock`` on a file naming its owner; refuses clearly when held elsewhere.
+
+    The file reads ``local-runner <pid> <host>``. A file in any other form was written by
+    condor_dagman (``dagfile.dag.lock``, which DAGMan does not flock): a pool run of the DAG may
+    be active, so it is never taken over or removed. One of ours that can be locked was left by
+    a runner that died (the kernel drops a dead process's flock): it is taken over with a note.
+    """
+
+    TAG = "local-runner"
 
     def __init__(self, path: Path, what: str) -> None:
         self.path = path
@@ -156,7 +162,6 @@ class PidLock:
 
     def acquire(self) -> str | None:
         """Take the lock; returns a note when a stale lock was taken over."""
-        note = None
         for _ in range(10):
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
@@ -165,8 +170,9 @@ class PidLock:
                 os.close(fd)
                 if exc.errno not in (errno.EAGAIN, errno.EACCES):
                     raise
+                owner = self._owner(self.path.read_bytes() if self.path.exists() else b"")
                 raise RunnerError(
-                    f"another run (pid {self._read_pid() or '?'}) is using {self.what} "
+                    f"another run (pid {owner[1] if owner else '?'}) is using {self.what} "
                     f"(lock file {self.path}); wait for it to finish or stop it"
                 ) from None
             # The file may have been unlinked by its previous owner between open and flock.
@@ -177,32 +183,33 @@ class PidLock:
             if not same:
                 os.close(fd)
                 continue
-            old = self._read_fd(fd)
-            if old and old != os.getpid():
-                alive = pid_alive(old)
-                note = (
-                    f"taking over stale lock {self.path} from pid {old} "
-                    f"({'not running here' if not alive else 'lock not held'})"
+            os.lseek(fd, 0, os.SEEK_SET)
+            content = os.read(fd, 256)
+            owner = self._owner(content)
+            if content.strip() and owner is None:
+                os.close(fd)
+                raise RunnerError(
+                    f"{self.path} was written by condor_dagman: a pool run of this DAG may be "
+                    "active (make status); if none is, remove the file and run again"
                 )
+            note = None
+            if owner is not None and owner[1] != os.getpid():
+                note = f"taking over stale lock {self.path} from pid {owner[1]} ({owner[2]})"
             os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}\n".encode())
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.write(fd, f"{self.TAG} {os.getpid()} {socket.gethostname()}\n".encode())
             os.fsync(fd)
             self.fd = fd
             return note
         raise RunnerError(f"could not take lock {self.path} (it keeps changing)")
 
-    def _read_fd(self, fd: int) -> int | None:
-        try:
-            os.lseek(fd, 0, os.SEEK_SET)
-            return int(os.read(fd, 64).decode().split()[0])
-        except (ValueError, IndexError, OSError):
-            return None
-
-    def _read_pid(self) -> int | None:
-        try:
-            return int(self.path.read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            return None
+    @classmethod
+    def _owner(cls, content: bytes) -> tuple[str, int, str] | None:
+        """(tag, pid, host) from a lock file of ours, None for anything else."""
+        parts = content.decode(errors="replace").split()
+        if len(parts) == 3 and parts[0] == cls.TAG and parts[1].isdigit():
+            return parts[0], int(parts[1]), parts[2]
+        return None
 
     def release(self) -> None:
         if self.fd is None:
@@ -240,43 +247,17 @@ def _eval_int(ad: Any, attr: str) -> int | None:
     return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def _submit_value(value: str) -> str:
-    # A VARS value is one line by construction; keep it so.
-    return value.replace("\n", " ")
-
-
 def expand_submit(node: Node, retry: int) -> JobSpec:
     """Expand the node's submit file for attempt ``retry`` (0-based) with the htcondor bindings."""
-    import htcondor  # imported lazily: importing it prints a warning without CONDOR_CONFIG
-
-    assert node.submit_path is not None and node.node_dir is not None
     try:
-        text = node.submit_path.read_text(encoding="utf-8")
+        ad = node_job_ad(node, retry)
     except OSError as exc:
         raise RunnerError(f"cannot read submit file {node.submit_path}: {exc.strerror}") from None
-    # DAGMan (default PREPEND): VARS, JOB and RETRY are defined before the submit file is read.
-    macros = dict(node.vars)
-    macros["JOB"] = node.name
-    macros["RETRY"] = str(retry)
-    prefix = "".join(f"{k} = {_submit_value(v)}\n" for k, v in macros.items())
-    old = os.getcwd()
-    try:
-        os.chdir(node.node_dir)
-        sub = htcondor.Submit(prefix + text)
-        qargs = sub.getQArgs().strip()
-        if qargs not in ("", "1"):
-            raise RunnerError(
-                f"{node.submit_path}: 'queue {qargs}': the local runner runs one job per node"
-            )
-        ads = list(sub.jobs(count=1))
-    except RunnerError:
-        raise
+    except ValueError as exc:
+        raise RunnerError(f"{exc} (the local runner runs one job per node)") from None
     except Exception as exc:  # noqa: BLE001 - bindings raise several internal error types
         msg = " ".join(str(exc).split())
         raise RunnerError(f"{node.submit_path}: condor_submit would fail: {msg}") from None
-    finally:
-        os.chdir(old)
-    ad = ads[0]
     iwd = Path(ad["Iwd"])
     cmd = str(ad["Cmd"])
     if not os.path.isabs(cmd):
@@ -893,15 +874,6 @@ def kill_orphan(pid: int, argv: list[str]) -> bool:
     return False
 
 
-def rescue_files(dag_path: Path) -> list[tuple[int, Path]]:
-    found = []
-    for p in dag_path.parent.glob(dag_path.name + ".rescue*"):
-        m = RESCUE_RE.search(p.name)
-        if m and p.name == dag_path.name + m.group(0):
-            found.append((int(m.group(1)), p))
-    return sorted(found)
-
-
 def write_rescue(dag: Dag, runner: Runner, number: int) -> Path:
     """DAGMan's partial rescue DAG (Dag::WriteRescue, version 2.0.1)."""
     path = Path(f"{dag.path}.rescue{number:03d}")
@@ -1091,10 +1063,38 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+class QuietStream:
+    """stdout that goes silent once its reader is gone (``make local | head``) instead of
+    raising BrokenPipeError in the middle of a run, which must still kill its jobs, write the
+    rescue file and release its locks."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+        self.broken = False
+
+    def write(self, text: str) -> int:
+        if not self.broken:
+            try:
+                return self.stream.write(text)
+            except OSError:
+                self.broken = True
+                with contextlib.suppress(OSError):  # nothing more reaches the closed pipe
+                    os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.broken:
+            try:
+                self.stream.flush()
+            except OSError:
+                self.broken = True
+
+
 def main(argv: list[str] | None = None) -> int:
     if (argv if argv is not None else sys.argv[1:]) == ["--expand-node"]:
         return expand_node_main()
     args = parse_args(argv)
+    sys.stdout = QuietStream(sys.stdout)  # type: ignore[assignment]
     os.environ.setdefault("CONDOR_CONFIG", "/dev/null")  # the bindings warn without a config
     dag_path = args.dag.absolute()
     start = time.time()
@@ -1108,7 +1108,7 @@ def main(argv: list[str] | None = None) -> int:
 
     locks: list[PidLock] = []
     handlers: dict[int, Any] = {}
-    runner = Runner(dag, args.jobs)
+    runner = Runner(dag, args.jobs, sys.stdout)
     try:
         dag_lock = PidLock(Path(f"{dag_path}.lock"), f"DAG {dag_path}")
         locks.append(dag_lock)
@@ -1166,6 +1166,7 @@ def main(argv: list[str] | None = None) -> int:
                 "event": "run_start",
                 "time": start,
                 "premarked_done": sorted(n for n, node in dag.nodes.items() if node.done),
+                "base_dir": str(base_dirs[0]) if len(base_dirs) == 1 else None,
                 "resumed_from": str(resumed_from) if resumed_from else None,
                 "dag": str(dag_path),
                 "pid": os.getpid(),
@@ -1233,11 +1234,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     finally:
-        runner.kill_all()
-        for sig, old in handlers.items():
-            signal.signal(sig, old)
-        for lock in reversed(locks):
-            lock.release()
+        try:
+            runner.kill_all()
+        finally:
+            for sig, old in handlers.items():
+                signal.signal(sig, old)
+            for lock in reversed(locks):
+                lock.release()
 
 
 if __name__ == "__main__":

@@ -14,18 +14,35 @@ that is not a finite number in [0, 1]. --rollback restores the newest archived d
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 import time
+from pathlib import Path
 
 import loanlib
 from loanlib import Layout, PipelineError, log
+
+
+def intact(model: Path, manifest: Path) -> bool:
+    """Whether a model file and its manifest belong together (the manifest holds its sha256).
+
+    The two files are each written atomically, but not together: a deployment killed between
+    them leaves a new model beside the old manifest. Such a pair is never restored.
+    """
+    try:
+        data = json.loads(manifest.read_text(encoding="utf-8"))
+        return isinstance(data, dict) and data.get("sha256") == loanlib.sha256_file(model)
+    except (OSError, ValueError):
+        return False
 
 
 def archive_current(layout: Layout, suffix: str = "") -> None:
     """Copy the current deployment (model and manifest) into a new archive folder."""
     if not layout.deployed_model.exists():
         return
+    if not intact(layout.deployed_model, layout.manifest):
+        suffix += "-incomplete"
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + suffix
     folder = layout.archive_dir / stamp
     number = 1
@@ -38,16 +55,19 @@ def archive_current(layout: Layout, suffix: str = "") -> None:
     log(f"archived the current deployment in {folder}")
 
 
-def previous_deployments(layout: Layout) -> list:
-    """Archived deployments that can be restored, oldest first (rolled-back ones excluded)."""
+def previous_deployments(layout: Layout) -> list[Path]:
+    """Archived deployments that can be restored, oldest first.
+
+    Rolled-back deployments and model/manifest pairs that do not match are left out.
+    """
     if not layout.archive_dir.is_dir():
         return []
     return sorted(
         folder
         for folder in layout.archive_dir.iterdir()
         if folder.is_dir()
-        and "rolled-back" not in folder.name
-        and (folder / "deployed_model.pkl").exists()
+        and not folder.name.endswith(("-rolled-back", "-incomplete"))
+        and intact(folder / "deployed_model.pkl", folder / "deployed_model.json")
     )
 
 
@@ -57,9 +77,10 @@ def rollback(layout: Layout) -> int:
         raise PipelineError(layout.archive_dir, "no earlier deployment to roll back to")
     newest = archived[-1]
     archive_current(layout, "-rolled-back")
+    # Model first, then manifest, then the archive entry: a rollback killed half-way is redone
+    # by running it again (the entry is still the newest intact one).
     loanlib.copy_file(newest / "deployed_model.pkl", layout.deployed_model)
-    if (newest / "deployed_model.json").exists():
-        loanlib.copy_file(newest / "deployed_model.json", layout.manifest)
+    loanlib.copy_file(newest / "deployed_model.json", layout.manifest)
     shutil.rmtree(newest)
     manifest = loanlib.read_json(layout.manifest, "deployment manifest")
     log(
@@ -79,22 +100,18 @@ def deploy(layout: Layout) -> int:
     loanlib.check_readable(source, "trained model")
     digest = loanlib.sha256_file(source)
 
-    try:
-        current = loanlib.read_json(layout.manifest) if layout.manifest.is_file() else None
-    except PipelineError:
-        current = None  # an unreadable manifest: the current model is archived and replaced
+    deployed = layout.deployed_model
     if (
-        current is not None
-        and current.get("sha256") == digest
-        and layout.deployed_model.is_file()
-        and loanlib.sha256_file(layout.deployed_model) == digest
+        deployed.is_file()
+        and loanlib.sha256_file(deployed) == digest
+        and intact(deployed, layout.manifest)
     ):
         log(
             f"{candidates[winner]['Model name']} ({winner}) is already deployed; manifest refreshed"
         )
     else:
         archive_current(layout)
-        loanlib.copy_file(source, layout.deployed_model)
+        loanlib.copy_file(source, deployed)
     manifest = {
         "model_file": layout.deployed_model.name,
         "sha256": digest,

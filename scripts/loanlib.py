@@ -43,6 +43,10 @@ ID_LIKE_NAMES = ("id", "index", "row_id", "rowid", "unnamed: 0")
 # A text column whose values are at least this share numbers is a numeric column with junk in it.
 NUMERIC_SHARE_FOR_JUNK = 0.9
 
+# Seconds to wait between writing a temporary output and renaming it into place: lets the
+# crash-safety tests kill a stage while its output is half-way, deterministically.
+PAUSE_BEFORE_RENAME = "LOANLIB_PAUSE_BEFORE_RENAME"
+
 MODELS: dict[str, str] = {"v1": "Logistic Regression", "v2": "Decision Tree"}
 METRIC_KEYS = ("Accuracy", "Precision", "Recall", "F1 Score")
 
@@ -170,6 +174,8 @@ def atomic_output(path: Path, mode: str = "wb") -> Iterator[IO[Any]]:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+        if PAUSE_BEFORE_RENAME in os.environ:  # fault injection for the crash-safety tests
+            time.sleep(float(os.environ[PAUSE_BEFORE_RENAME]))
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
@@ -273,7 +279,7 @@ def read_csv(path: Path, what: str = "CSV file") -> Any:
     lines = text.splitlines()
     if not text.strip():
         raise PipelineError(path, "is empty")
-    header = next(csv.reader([lines[0]]))
+    header = [name.strip() for name in next(csv.reader([lines[0]]))]
     if len(header) == 1:
         for delimiter, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "pipes")):
             if delimiter in lines[0]:

@@ -93,6 +93,10 @@ CASES = {
         lambda b: write_text(b, "x,x,loan_status\n1,2,0\n3,4,1\n"),
         "duplicate column names: x",
     ),
+    "duplicates up to spaces": (
+        lambda b: write_text(b, "a, a ,loan_status\n1,2,0\n3,4,1\n"),
+        "duplicate column names: a",
+    ),
     "semicolons": (
         lambda b: write_text(b, "a;b;loan_status\n1;2;0\n3;4;1\n"),
         "separated by semicolons",

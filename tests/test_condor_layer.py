@@ -22,10 +22,9 @@ sys.path.insert(0, str(PROJECT / "bin"))
 os.environ.setdefault("CONDOR_CONFIG", "/dev/null")
 
 import check  # noqa: E402
-import htcondor  # noqa: E402
 import pool  # noqa: E402
 import render_paths  # noqa: E402
-from dagfile import parse_dag  # noqa: E402
+from dagfile import node_job_ad, parse_dag  # noqa: E402
 
 PYTHON = str(PROJECT / ".venv" / "bin" / "python")
 MAKE = shutil.which("make")
@@ -98,20 +97,12 @@ def work(tmp_path: Path) -> dict[str, Path]:
     return {"root": tmp_path, "dag": dag_dir, "submit": submit_dir, "base": base}
 
 
-def expand(submit_file: Path, values: dict[str, str]):
-    submit = htcondor.Submit(submit_file.read_text())
-    for key, value in values.items():
-        submit[key] = value
-    return next(iter(submit.jobs(count=1)))
-
-
 def node_ads(work: dict[str, Path]):
     """(node, retry, ad) for every node and attempt, expanded as DAGMan would."""
     dag = parse_dag(work["dag"] / "dagfile.dag")
     for node in dag.nodes.values():
         for retry in range(node.retry + 1):
-            values = dict(node.vars, JOB=node.name, RETRY=str(retry))
-            yield node, retry, expand(node.submit_path, values)
+            yield node, retry, node_job_ad(node, retry)
 
 
 # --------------------------------------------------------------------------- submit files

@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import loanlib
 from conftest import PIPELINE, SCRIPTS, run_pipeline, run_stage
 
 ROWS = 20000
@@ -42,24 +43,25 @@ def content(path: Path) -> bytes:
     return path.read_bytes()
 
 
-def kill_while_writing(stage: tuple[str, ...], base: Path, outputs: list[Path]) -> bool:
-    """Start the stage and SIGKILL it as soon as a temporary output file appears.
+def kill_while_writing(stage: tuple[str, ...], base: Path, target: Path) -> bool:
+    """Run the stage and SIGKILL it while ``target``'s temporary file is written, before the rename.
 
-    Returns whether the kill landed during a write (False when the stage finished first).
+    loanlib's fault-injection pause holds every finished temporary file back from its rename, so
+    the kill lands while the write is in progress. Returns whether it did (False when the stage
+    ended first, e.g. with an error).
     """
-    folders = {p.parent for p in outputs}
-    for folder in folders:
-        folder.mkdir(parents=True, exist_ok=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, str(SCRIPTS / stage[0]), "--base-dir", str(base), *stage[1:]]
-    process = subprocess.Popen(command, stderr=subprocess.DEVNULL)
+    env = {**os.environ, loanlib.PAUSE_BEFORE_RENAME: "0.5"}
+    process = subprocess.Popen(command, stderr=subprocess.DEVNULL, env=env)
+    prefix = f".{target.name}."
     try:
         while process.poll() is None:
-            for folder in folders:
-                if any(name.endswith(".tmp") for name in os.listdir(folder)):
-                    process.send_signal(signal.SIGKILL)
-                    process.wait()
-                    return process.returncode == -signal.SIGKILL
-            time.sleep(0.0005)
+            if any(n.startswith(prefix) and n.endswith(".tmp") for n in os.listdir(target.parent)):
+                process.send_signal(signal.SIGKILL)
+                process.wait()
+                return process.returncode == -signal.SIGKILL
+            time.sleep(0.005)
         return False
     finally:
         if process.poll() is None:
@@ -86,23 +88,51 @@ def test_killed_and_rerun_pipeline_ends_like_a_clean_run(tmp_path):
     run_pipeline(clean)
     seconds_per_stage = (time.monotonic() - started) / len(PIPELINE)
 
-    during_write = 0
     for stage in PIPELINE:
         outputs = [crashed / name for name in OUTPUTS[stage]]
         reference = {p: content(clean / p.relative_to(crashed)) for p in outputs}
-        for kill in ("write", "half-way"):
-            if kill == "write":
-                during_write += kill_while_writing(stage, crashed, outputs)
-            else:
-                kill_after(stage, crashed, seconds_per_stage / 2)
-            for path in outputs:
-                if path.exists():
-                    assert content(path) == reference[path], f"{path} partial after a kill"
+        # Kill while writing the last output (earlier ones are then complete), then half-way.
+        assert kill_while_writing(stage, crashed, outputs[-1]), f"{stage} ended before the kill"
+        assert not outputs[-1].exists()
+        kill_after(stage, crashed, seconds_per_stage / 2)
+        for path in outputs:
+            if path.exists():
+                assert content(path) == reference[path], f"{path} partial after a kill"
         run_stage(*stage[:1], crashed, *stage[1:])
         for path in outputs:
             assert content(path) == reference[path], f"{path} differs after the rerun"
-    assert during_write >= len(PIPELINE) // 2, "too few kills landed during a write"
 
     for stage_outputs in OUTPUTS.values():
         for name in stage_outputs:
             assert content(crashed / name) == content(clean / name), name
+
+
+def test_deployment_killed_between_model_and_manifest(finished_base, tmp_path):
+    """The new model is in place, the manifest still the old one: refused, then repaired."""
+    base = tmp_path / "base"
+    shutil.copytree(finished_base, base)
+    first = {
+        n: (base / "model" / n).read_bytes() for n in ("deployed_model.pkl", "deployed_model.json")
+    }
+    winner = json.loads(first["deployed_model.json"])["candidate"]
+    loser = "v2" if winner == "v1" else "v1"
+    metrics_file = base / f"staging/metrics/model_metrics_{loser}.json"
+    metrics_file.write_text(
+        metrics_file.read_text().replace('"Precision": 0.', '"Precision": 0.99')
+    )
+
+    assert kill_while_writing(("deploy.py",), base, base / "model/deployed_model.json")
+    assert (base / "model/deployed_model.pkl").read_bytes() != first["deployed_model.pkl"]
+    refused = run_stage("predict.py", base, check=False)
+    assert refused.returncode == 2 and "does not match the deployment manifest" in refused.stderr
+
+    run_stage("deploy.py", base)  # the rerun finishes the deployment
+    assert json.loads((base / "model/deployed_model.json").read_text())["candidate"] == loser
+    run_stage("predict.py", base)
+    archived = sorted(p.name for p in (base / "model/archive").iterdir())
+    assert len(archived) == 2 and archived[1].endswith("-incomplete")
+
+    run_stage("deploy.py", base, "--rollback")  # skips the mismatched pair
+    for name, data in first.items():
+        assert (base / "model" / name).read_bytes() == data
+    run_stage("predict.py", base)

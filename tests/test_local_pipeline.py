@@ -165,6 +165,21 @@ def test_bad_input_fails_the_dag_once_with_the_stage_message(fresh):
     assert not (base / "staging/split_data/processed_data.csv").exists()
 
 
+def test_clean_after_a_failed_run_drops_the_rescue_dag(fresh, sample_csv):
+    """A rescue DAG marks nodes DONE; after make clean removed their outputs it must go too."""
+    dag_dir, base = fresh
+    shutil.copy(sample_csv, base / "loan_data.csv")
+    assert make("paths", dag_dir, base).returncode == 0
+    (dag_dir / "dagfile.dag.rescue001").write_text(
+        "# a rescue DAG from an interrupted run\nDONE data_processing\nDONE train_test_split\n"
+    )
+    assert make("clean", dag_dir, base).returncode == 0
+    assert not list(dag_dir.glob("dagfile.dag.rescue*"))
+    result = make("local", dag_dir, base)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert {r["node"] for r in last_run_attempts(dag_dir)} == set(NODES)
+
+
 def test_a_second_run_on_the_same_base_directory_is_refused(fresh, tmp_path):
     dag_dir, base = fresh
     assert make("data", dag_dir, base).returncode == 0

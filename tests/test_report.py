@@ -328,7 +328,7 @@ def test_local_run(tmp_path: Path) -> None:
     run = facts["run"]
     assert run["kind"] == "local"
     assert run["metrics"]["format"] == 2
-    assert (run["metrics"]["dag_status"], run["metrics"]["dag_status_name"]) == (2, "node failed")
+    assert (run["metrics"]["dag_status"], run["metrics"]["dag_status_name"]) == (2, "a node failed")
     assert (run["metrics"]["nodes"], run["metrics"]["jobs_submitted"]) == (4, 5)
     assert run["local"]["resumed"] is True
     nodes = nodes_by_name(facts)

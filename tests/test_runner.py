@@ -384,7 +384,7 @@ def test_lock_refuses_a_second_run_on_the_same_base_dir(tmp_path: Path) -> None:
     dag, base = base_dag(tmp_path)
     with open(base / ".pipeline.lock", "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        fh.write(f"{os.getpid()}\n")
+        fh.write(f"local-runner {os.getpid()} thishost\n")
         fh.flush()
         res = run(dag)
     assert res.returncode == 1
@@ -397,7 +397,7 @@ def test_lock_refuses_a_second_run_of_the_same_dag(tmp_path: Path) -> None:
     dag, _ = base_dag(tmp_path)
     with open(f"{dag}.lock", "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        fh.write(f"{os.getpid()}\n")
+        fh.write(f"local-runner {os.getpid()} thishost\n")
         fh.flush()
         res = run(dag)
     assert res.returncode == 1
@@ -408,11 +408,29 @@ def test_stale_lock_from_dead_pid_is_taken_over(tmp_path: Path) -> None:
     dag, base = base_dag(tmp_path)
     dead = subprocess.Popen(["true"])
     dead.wait()
-    (base / ".pipeline.lock").write_text(f"{dead.pid}\n")
+    (base / ".pipeline.lock").write_text(f"local-runner {dead.pid} somehost\n")
     res = run(dag)
     assert res.returncode == 0, res.stdout + res.stderr
     assert f"taking over stale lock {base / '.pipeline.lock'} from pid {dead.pid}" in res.stdout
     assert not (base / ".pipeline.lock").exists()
+
+
+def test_dagman_lock_file_is_never_taken_over(tmp_path: Path) -> None:
+    """condor_dagman does not flock its lock file: its presence means a pool run may be active."""
+    dag, base = base_dag(tmp_path)
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        lock = Path(f"{dag}.lock")
+        lock.write_text(f"{sleeper.pid} 1 0 1 1 1\n")  # DAGMan's format: pid and process ids
+        res = run(dag)
+        assert res.returncode != 0
+        assert f"{lock} was written by condor_dagman" in res.stderr
+        assert lock.read_text() == f"{sleeper.pid} 1 0 1 1 1\n"  # left as it was
+        assert not (base / ".pipeline.lock").exists()
+        assert not Path(f"{dag}.local.jsonl").exists()  # nothing ran
+    finally:
+        sleeper.kill()
+        sleeper.wait()
 
 
 def test_sigint_kills_nodes_writes_rescue_and_releases_locks(tmp_path: Path) -> None:
