@@ -93,10 +93,10 @@ chmod: ## Make the stage scripts executable (0755, not group-writable)
 bench: $(VENV)/.installed ## Print each stage's time and peak memory at 45,000 and 1,000,000 rows
 	$(VPY) bin/benchmark.py --rows 45000 1000000
 
-test: $(VENV)/.installed ## Run the linter and the test suite
+test: $(VENV)/.installed ## Run the linter and the test suite (in parallel, one worker per core)
 	$(VPY) -m ruff check .
 	$(VPY) -m ruff format --check .
-	$(VPY) -m pytest -q
+	$(VPY) -m pytest -q -n auto
 
 lint: $(VENV)/.installed ## Lint and check formatting with ruff
 	$(VPY) -m ruff check .
