@@ -202,24 +202,21 @@ class Dag:
 
     def ancestors(self, name: str) -> set[str]:
         """Every node that must succeed before ``name`` may run."""
-        seen: set[str] = set()
-        todo = list(self.nodes[name].parents)
-        while todo:
-            n = todo.pop()
-            if n not in seen:
-                seen.add(n)
-                todo.extend(self.nodes[n].parents)
-        return seen
+        return self._reach(name, "parents")
 
     def descendants(self, name: str) -> set[str]:
         """Every node that can only run after ``name`` succeeded."""
+        return self._reach(name, "children")
+
+    def _reach(self, name: str, direction: str) -> set[str]:
+        """The nodes reachable from ``name`` following ``parents`` or ``children`` links."""
         seen: set[str] = set()
-        todo = list(self.nodes[name].children)
+        todo = list(getattr(self.nodes[name], direction))
         while todo:
             n = todo.pop()
             if n not in seen:
                 seen.add(n)
-                todo.extend(self.nodes[n].children)
+                todo.extend(getattr(self.nodes[n], direction))
         return seen
 
 

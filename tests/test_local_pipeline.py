@@ -46,6 +46,12 @@ def make(target: str, dag_dir: Path, base: Path, *extra: str) -> subprocess.Comp
     return subprocess.run(command, capture_output=True, text=True, env=make_env(), timeout=900)
 
 
+def start_runner(dag_dir: Path) -> subprocess.Popen:
+    """bin/run_dag.py on the copied DAG, in the background."""
+    command = [sys.executable, str(REPO / "bin/run_dag.py"), "--dag", str(dag_dir / "dagfile.dag")]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, env=make_env())
+
+
 def records(dag_dir: Path) -> list[dict]:
     lines = (dag_dir / "dagfile.dag.local.jsonl").read_text().splitlines()
     return [json.loads(line) for line in lines]
@@ -125,10 +131,7 @@ def test_killed_run_resumes_with_only_the_unfinished_nodes(fresh):
     dag_dir, base = fresh
     assert make("paths", dag_dir, base).returncode == 0
     assert make("data", dag_dir, base).returncode == 0
-    runner = subprocess.Popen(
-        [sys.executable, str(REPO / "bin/run_dag.py"), "--dag", str(dag_dir / "dagfile.dag")],
-        stdout=subprocess.DEVNULL, env=make_env(),
-    )  # fmt: skip
+    runner = start_runner(dag_dir)
     jsonl = dag_dir / "dagfile.dag.local.jsonl"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and runner.poll() is None:
@@ -184,10 +187,7 @@ def test_a_second_run_on_the_same_base_directory_is_refused(fresh, tmp_path):
     dag_dir, base = fresh
     assert make("data", dag_dir, base).returncode == 0
     assert make("paths", dag_dir, base).returncode == 0
-    first = subprocess.Popen(
-        [sys.executable, str(REPO / "bin/run_dag.py"), "--dag", str(dag_dir / "dagfile.dag")],
-        stdout=subprocess.DEVNULL, env=make_env(),
-    )  # fmt: skip
+    first = start_runner(dag_dir)
     try:
         lock = base / ".pipeline.lock"
         deadline = time.monotonic() + 60
