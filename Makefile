@@ -15,7 +15,7 @@ JOB_PYTHON  ?= $(VENV)/bin/python#  the interpreter node jobs run (a venv on the
 REPORT_ARGS ?=#                  make report: e.g. REPORT_ARGS="--output /tmp/r --json"
 
 # Absolute, so that the sample data, the rendered paths and the jobs all mean the same folder.
-override BASE_DIR := $(abspath $(BASE_DIR))
+override BASE_DIR := $(if $(filter /%,$(BASE_DIR)),$(BASE_DIR),$(CURDIR)/$(BASE_DIR))
 VPY  := $(VENV)/bin/python
 POOL := $(VPY) bin/pool.py --dag-dir $(DAG_DIR)
 export BASE_DIR

@@ -230,3 +230,17 @@ def test_make_rollback_restores_the_previous_deployment(fresh):
     assert result.returncode == 0, result.stderr
     assert (base / "model/deployed_model.json").read_bytes() == first
     assert f"rolled back to {manifest['model_name']}" in result.stderr
+
+
+def test_relative_base_dir_means_the_same_folder_everywhere(tmp_path):
+    """make turns a relative BASE_DIR into one absolute path for the data, paths.dag and jobs."""
+    dry = subprocess.run(
+        ["make", "--no-print-directory", "-n", "-C", str(REPO), "local",
+         "BASE_DIR=some/where", f"DAG_DIR={tmp_path}"],
+        capture_output=True, text=True, env=make_env(),
+    )  # fmt: skip
+    assert dry.returncode == 0, dry.stderr
+    absolute = str(REPO / "some/where")
+    assert f"--output {absolute}/loan_data.csv" in dry.stdout
+    assert f'--base-dir "{absolute}"' in dry.stdout
+    assert "some/where" not in dry.stdout.replace(absolute, "")
