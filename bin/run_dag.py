@@ -33,6 +33,7 @@ import fcntl
 import json
 import os
 import resource
+import shutil
 import signal
 import socket
 import subprocess
@@ -62,6 +63,7 @@ DEFAULT_DAG = REPO / "dag" / "dagfile.dag"
 MAX_RESCUE_NUM = 100  # DAGMAN_MAX_RESCUE_NUM default
 KILL_GRACE_S = 5.0
 POLL_S = 0.05
+STATUS_EVERY_S = 0.5  # refresh of the live status line on a terminal
 # STARTER_NUM_THREADS_ENV_VARS (HTCondor sets these to request_cpus in every job).
 THREAD_VARS = (
     "CUBACORES",
@@ -422,6 +424,8 @@ class Runner:
         self.dag = dag
         self.jobs = max(1, jobs)
         self.out = out
+        self.live = hasattr(out, "isatty") and out.isatty() and os.environ.get("TERM") != "dumb"
+        self.status_shown = 0.0
         self.t0 = time.time()
         self.states = {name: NodeState(node) for name, node in dag.nodes.items()}
         self.procs: dict[int, Proc] = {}
@@ -435,8 +439,36 @@ class Runner:
     # -- output and records
 
     def say(self, name: str, text: str) -> None:
+        self.clear_status()
         print(f"[{time.time() - self.t0:6.1f}s] {name:<{self.width}}  {text}", file=self.out)
         self.out.flush()
+
+    # A live status line under the log lines, on a terminal only (logs and pipes get plain lines).
+
+    def status_line(self) -> str:
+        counts: dict[str, int] = {}
+        for st in self.states.values():
+            key = st.final or st.status
+            counts[key] = counts.get(key, 0) + 1
+        running = [p.state.node.name for p in self.procs.values() if p.kind == "JOB"]
+        done = counts.get("done", 0) + counts.get("pre_skipped", 0) + counts.get("noop", 0)
+        line = f"[{time.time() - self.t0:6.1f}s] {done}/{len(self.states)} done"
+        if counts.get("failed"):
+            line += f", {counts['failed']} failed"
+        return line + (f"; running: {', '.join(sorted(running))}" if running else "")
+
+    def show_status(self) -> None:
+        if self.live and time.time() - self.status_shown >= STATUS_EVERY_S:
+            self.out.write(
+                "\r\033[K" + self.status_line()[: shutil.get_terminal_size().columns - 1]
+            )
+            self.out.flush()
+            self.status_shown = time.time()
+
+    def clear_status(self) -> None:
+        if self.live and self.status_shown:
+            self.out.write("\r\033[K")
+            self.status_shown = 0.0
 
     def record(self, rec: dict[str, Any]) -> None:
         with open(self.jsonl, "a", encoding="utf-8") as fh:
@@ -497,6 +529,7 @@ class Runner:
             except ChildProcessError:
                 pid = 0
             if pid == 0:
+                self.show_status()
                 time.sleep(POLL_S)
                 continue
             proc = self.procs.pop(pid, None)
@@ -1082,6 +1115,9 @@ class QuietStream:
                     os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())
         return len(text)
 
+    def isatty(self) -> bool:
+        return not self.broken and self.stream.isatty()
+
     def flush(self) -> None:
         if not self.broken:
             try:
@@ -1187,6 +1223,7 @@ def main(argv: list[str] | None = None) -> int:
             + (f", MAXJOBS {dict(dag.maxjobs)}" if dag.maxjobs else "")
         )
         runner.run()
+        runner.clear_status()
 
         # Outcome, as condor_dagman decides it.
         write_rescue_file = True

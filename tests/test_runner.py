@@ -510,3 +510,37 @@ def test_submit_expansion_with_the_bindings(tmp_path: Path, monkeypatch: Any) ->
     assert spec.env == {"A": "1", "B": "two words", "SOME_VAR": "from-submitter"}
     assert spec.request_memory_mib == 1024
     assert run_dag.expand_in_helper(node, 2) == spec
+
+
+def test_live_status_line_on_a_terminal_only(tmp_path: Path) -> None:
+    import pty
+
+    body = (
+        'JOB slow node.sub\nVARS slow cmd="sleep 3"\nJOB quick node.sub\nVARS quick cmd="true"\n'
+    )
+    dag = make_dag(tmp_path, body)
+    plain = run(dag)
+    assert plain.returncode == 0 and "\x1b[" not in plain.stdout  # pipes get plain lines
+
+    leader, follower = pty.openpty()
+    env = {**os.environ, "CONDOR_CONFIG": "/dev/null", "TERM": "xterm"}
+    proc = subprocess.Popen(
+        [sys.executable, str(RUNNER), "--dag", str(dag), "--fresh"],
+        stdout=follower, stderr=follower, env=env,
+    )  # fmt: skip
+    os.close(follower)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the terminal closed: the runner is gone
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.close(leader)
+    assert proc.wait(timeout=SAFETY_TIMEOUT) == 0
+    text = output.decode()
+    assert "\r\x1b[K" in text
+    assert "1/2 done; running: slow" in text  # quick finished, slow still running
+    assert "DAG succeeded" in text
