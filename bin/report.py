@@ -646,6 +646,25 @@ def load_pool_run(
     return nodes
 
 
+def mark_done_earlier(
+    nodes: list[dict[str, Any]], dag_dir: Path, rescue_number: Any, notes: list[str]
+) -> None:
+    """Nodes a resumed DAGMan run skipped because its rescue DAG marked them DONE."""
+    if not isinstance(rescue_number, int) or rescue_number < 1:
+        return
+    rescue = dag_dir / f"{DAG_NAME}.rescue{rescue_number:03d}"
+    try:
+        text = rescue.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        notes.append(f"the run resumed from rescue DAG {rescue.name}, which is gone")
+        return
+    done = set(re.findall(r"^\s*DONE\s+(\S+)", text, re.MULTILINE | re.IGNORECASE))
+    for node in nodes:
+        if node["status"] == "not run" and node["name"] in done:
+            node["status"] = "done (earlier run)"
+    notes.append(f"the run resumed from {rescue.name}: nodes it marked DONE ran in an earlier run")
+
+
 def not_run(name: str) -> dict[str, Any]:
     return {
         "name": name,
@@ -853,6 +872,7 @@ def load_run(base: Path, dag_dir: Path, notes: list[str]) -> dict[str, Any] | No
     since = metrics["start_time"] if metrics else None
     if kind == "pool":
         run["nodes"] = load_pool_run(base, dag_dir, dag, since, sources, notes)
+        mark_done_earlier(run["nodes"], dag_dir, (metrics or {}).get("rescue_dag_number"), notes)
     elif kind == "local":
         run["nodes"], run["local"] = load_local_run(local, base, dag, notes)
         sources.append(str(local))

@@ -119,6 +119,27 @@ def test_fixture_figures() -> None:
 
 
 @needs_fixture
+def test_resumed_pool_run_shows_rescued_nodes_as_done_earlier(tmp_path: Path) -> None:
+    """A DAGMan run resumed from rescue DAG N skips the nodes it marks DONE: not 'not run'."""
+    base = tmp_path / "run"
+    shutil.copytree(FIXTURE, base, copy_function=shutil.copyfile)
+    for path in [base, *base.rglob("*")]:
+        path.chmod(path.stat().st_mode | stat.S_IWUSR)
+    dags = base / "dags"
+    dag_text = (dags / "dagfile.dag").read_text()
+    (dags / "dagfile.dag").write_text(dag_text + "JOB earlier:0 data_processing.sub\n")
+    metrics = json.loads((dags / "dagfile.dag.metrics").read_text())
+    (dags / "dagfile.dag.metrics").write_text(json.dumps({**metrics, "rescue_dag_number": 1}))
+    facts = report.build_facts(base, None, [])
+    assert nodes_by_name(facts)["earlier:0"]["status"] == "not run"  # no rescue file yet
+    (dags / "dagfile.dag.rescue001").write_text("# Rescue DAG file\nDONE earlier:0\n")
+    facts = report.build_facts(base, None, [])
+    nodes = nodes_by_name(facts)
+    assert nodes["earlier:0"]["status"] == "done (earlier run)"
+    assert nodes["modeling_v1:0"]["status"] == "ok"
+
+
+@needs_fixture
 def test_fixture_per_node_event_logs(tmp_path: Path) -> None:
     """Without the nodes log, the nodes' own logs (found via the submit files) give the same."""
     base = tmp_path / "run"

@@ -515,9 +515,7 @@ def test_submit_expansion_with_the_bindings(tmp_path: Path, monkeypatch: Any) ->
 def test_live_status_line_on_a_terminal_only(tmp_path: Path) -> None:
     import pty
 
-    body = (
-        'JOB slow node.sub\nVARS slow cmd="sleep 3"\nJOB quick node.sub\nVARS quick cmd="true"\n'
-    )
+    body = 'JOB slow node.sub\nVARS slow cmd="sleep 3"\nJOB quick node.sub\nVARS quick cmd="true"\n'
     dag = make_dag(tmp_path, body)
     plain = run(dag)
     assert plain.returncode == 0 and "\x1b[" not in plain.stdout  # pipes get plain lines
