@@ -118,13 +118,19 @@ def test_fixture_figures() -> None:
     assert deployment["margin"]["value"] == pytest.approx(0.774798927613941 - 0.6561443066516347)
 
 
-@needs_fixture
-def test_resumed_pool_run_shows_rescued_nodes_as_done_earlier(tmp_path: Path) -> None:
-    """A DAGMan run resumed from rescue DAG N skips the nodes it marks DONE: not 'not run'."""
+def writable_fixture(tmp_path: Path) -> Path:
+    """A copy of the read-only DAGMan fixture that a test may change."""
     base = tmp_path / "run"
     shutil.copytree(FIXTURE, base, copy_function=shutil.copyfile)
     for path in [base, *base.rglob("*")]:
         path.chmod(path.stat().st_mode | stat.S_IWUSR)
+    return base
+
+
+@needs_fixture
+def test_resumed_pool_run_shows_rescued_nodes_as_done_earlier(tmp_path: Path) -> None:
+    """A DAGMan run resumed from rescue DAG N skips the nodes it marks DONE: not 'not run'."""
+    base = writable_fixture(tmp_path)
     dags = base / "dags"
     dag_text = (dags / "dagfile.dag").read_text()
     (dags / "dagfile.dag").write_text(dag_text + "JOB earlier:0 data_processing.sub\n")
@@ -142,10 +148,7 @@ def test_resumed_pool_run_shows_rescued_nodes_as_done_earlier(tmp_path: Path) ->
 @needs_fixture
 def test_fixture_per_node_event_logs(tmp_path: Path) -> None:
     """Without the nodes log, the nodes' own logs (found via the submit files) give the same."""
-    base = tmp_path / "run"
-    shutil.copytree(FIXTURE, base, copy_function=shutil.copyfile)
-    for path in [base, *base.rglob("*")]:
-        path.chmod(path.stat().st_mode | stat.S_IWUSR)
+    base = writable_fixture(tmp_path)
     (base / "dags" / "dagfile.dag.nodes.log").unlink()
     facts = report.build_facts(base, None, [])
     nodes = nodes_by_name(facts)
