@@ -7,7 +7,8 @@ PYTHON      ?= python3#          the interpreter .venv is made from
 VENV        ?= $(CURDIR)/.venv#  pinned packages (requirements.txt); jobs run its Python
 ROWS        ?= 45000#            rows of generated sample data (make data)
 SEED        ?= 42#               seed of generated sample data
-DAG_DIR     ?= $(CURDIR)/dag#    the DAG; DAGMan and the local runner write their files here
+DAG         ?= dagfile#          which DAG of dag/: dagfile (the eight stages)
+DAG_SRC     ?= $(CURDIR)/dag/$(DAG).dag#  the static DAG that make paths renders for BASE_DIR
 FRESH       ?=#                  FRESH=1: rerun every node instead of resuming (condor_submit_dag -f)
 JOBS        ?= $(shell nproc 2>/dev/null || echo 1)#  make local: node jobs at once
 BATCH       ?= loans#            make submit: batch name shown by condor_q
@@ -16,8 +17,12 @@ REPORT_ARGS ?=#                  make report: e.g. REPORT_ARGS="--output /tmp/r 
 
 # Absolute, so that the sample data, the rendered paths and the jobs all mean the same folder.
 override BASE_DIR := $(if $(filter /%,$(BASE_DIR)),$(BASE_DIR),$(CURDIR)/$(BASE_DIR))
+# The DAG rendered for BASE_DIR (make paths). DAGMan and the local runner run beside it and keep
+# every run record there, so each base directory has its own runs and rescue DAGs.
+RUN_DIR  := $(BASE_DIR)/dags
+DAG_FILE := $(RUN_DIR)/$(notdir $(DAG_SRC))
 VPY  := $(VENV)/bin/python
-POOL := $(VPY) bin/pool.py --dag-dir $(DAG_DIR)
+POOL := $(VPY) bin/pool.py --dag "$(DAG_FILE)"
 export BASE_DIR
 
 .DEFAULT_GOAL := help
@@ -42,21 +47,21 @@ $(BASE_DIR)/loan_data.csv: | $(VENV)/.installed
 	@echo "No loan_data.csv in $(BASE_DIR): generating $(ROWS) sample rows (seed $(SEED))"
 	$(VPY) scripts/generate_data.py --output $@ --rows $(ROWS) --seed $(SEED)
 
-paths: | $(VENV)/.installed ## Render DAG_DIR/paths.dag (BASE_DIR, PROJECT_DIR, PYTHON for every node)
-	$(VPY) bin/render_paths.py --base-dir "$(BASE_DIR)" --project-dir "$(CURDIR)" \
-		--python "$(JOB_PYTHON)" --output "$(DAG_DIR)/paths.dag" $(if $(FRESH),--fresh)
+paths: | $(VENV)/.installed ## Render the DAG (dag/DAG.dag) for BASE_DIR into BASE_DIR/dags/, where its runs live
+	$(VPY) bin/render_paths.py --dag "$(DAG_SRC)" --base-dir "$(BASE_DIR)" \
+		--project-dir "$(CURDIR)" --python "$(JOB_PYTHON)" --output "$(DAG_FILE)"
 
 check: paths ## Offline checks: DAG graph, RETRY, every submit file expanded by the htcondor bindings
-	CONDOR_CONFIG=/dev/null $(VPY) bin/check.py --dag "$(DAG_DIR)/dagfile.dag"
+	CONDOR_CONFIG=/dev/null $(VPY) bin/check.py --dag "$(DAG_FILE)"
 
 # ---- run: on this machine, or on a pool
 
 local: $(VENV)/.installed $(BASE_DIR)/loan_data.csv paths ## Run the whole DAG on this machine (sample data when BASE_DIR has none)
-	CONDOR_CONFIG=/dev/null $(VPY) bin/run_dag.py --dag "$(DAG_DIR)/dagfile.dag" \
+	CONDOR_CONFIG=/dev/null $(VPY) bin/run_dag.py --dag "$(DAG_FILE)" \
 		$(if $(FRESH),--fresh) -j $(JOBS)
 
-graph: paths ## Draw the DAG into DAG_DIR/dagfile.png (Graphviz dot if installed, else matplotlib)
-	$(VPY) bin/graph.py --dag "$(DAG_DIR)/dagfile.dag" --output "$(DAG_DIR)/dagfile.png"
+graph: paths ## Draw the DAG into BASE_DIR/dags/DAG.png (Graphviz dot if installed, else matplotlib)
+	$(VPY) bin/graph.py --dag "$(DAG_FILE)" --output "$(DAG_FILE:.dag=.png)"
 
 submit: | $(VENV)/.installed ## Submit the DAG to the pool (resumes a rescue DAG; FRESH=1 reruns all)
 	@$(POOL) require condor_submit_dag
@@ -72,8 +77,7 @@ status: | $(VENV)/.installed ## Node table, condor_q -dag, and why held or idle 
 # ---- results
 
 report: $(VENV)/.installed ## Report results, deployment and the latest run (BASE_DIR/report/report.md)
-	$(VPY) bin/report.py --base-dir "$(BASE_DIR)" \
-		$(if $(filter command line environment,$(origin DAG_DIR)),--dag-dir "$(DAG_DIR)") $(REPORT_ARGS)
+	$(VPY) bin/report.py --base-dir "$(BASE_DIR)" --dag "$(DAG_FILE)" $(REPORT_ARGS)
 
 rollback: $(VENV)/.installed ## Restore the previous deployment from BASE_DIR/model/archive
 	$(VPY) scripts/deploy.py --base-dir "$(BASE_DIR)" --rollback
@@ -82,7 +86,7 @@ rollback: $(VENV)/.installed ## Restore the previous deployment from BASE_DIR/mo
 clean: ## Remove staging outputs, predictions, job logs and rescue DAGs (never loan_data.csv nor the deployed model)
 	rm -rf "$(BASE_DIR)/staging" "$(BASE_DIR)/predictions" "$(BASE_DIR)/output" \
 		"$(BASE_DIR)/error" "$(BASE_DIR)/log" "$(BASE_DIR)/report"
-	rm -f "$(DAG_DIR)"/dagfile.dag.rescue[0-9][0-9][0-9]
+	rm -f "$(RUN_DIR)"/*.dag.rescue[0-9][0-9][0-9]
 
 # ---- development
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """make check: validate the DAG and its submit files offline, with the HTCondor Python bindings.
 
-No pool is needed. The DAG is parsed with bin/dagfile.py (so dag/paths.dag must be rendered
-first: make paths), then:
+No pool is needed. The DAG rendered for a base directory (BASE_DIR/dags/dagfile.dag, written by
+make paths) is parsed with bin/dagfile.py, then:
 
 - the graph is acyclic and is exactly SEED.md's eight nodes and edges;
 - every node retries transient failures but not exit code 2 (RETRY n UNLESS-EXIT 2), the DAG
@@ -255,8 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--dag",
         type=Path,
-        default=PROJECT / "dag" / "dagfile.dag",
-        help="DAG file, parsed from its own directory (default: %(default)s)",
+        default=PROJECT / "data" / "dags" / "dagfile.dag",
+        help="the DAG rendered by make paths, parsed from its own directory (default: %(default)s)",
     )
     args = parser.parse_args(argv)
     os.environ.setdefault("CONDOR_CONFIG", "/dev/null")  # bindings without a pool: no warning

@@ -617,7 +617,7 @@ def parse_dag(path: str | Path, cwd: str | Path | None = None) -> Dag:
     """Parse ``path`` (and its INCLUDEs).
 
     Relative paths (INCLUDE, CONFIG, submit files, DIR, status files) resolve against ``cwd``,
-    which defaults to the DAG file's directory (the project runs DAGMan from ``dag/``).
+    which defaults to the DAG file's directory (the project runs DAGMan from ``BASE_DIR/dags/``).
     Raises DagError("FILE:LINE: problem"); a cycle is reported too.
     """
     path = Path(path)

@@ -34,7 +34,6 @@ from pathlib import Path
 from dagfile import DAG_STATUS, rescue_files
 
 PROJECT = Path(__file__).resolve().parent.parent
-DAG_NAME = "dagfile.dag"
 EXIT_NO_CONDOR = 3
 # Files condor_submit_dag writes for a run; any of them makes a plain resubmission fail.
 SUBMIT_LEFTOVERS = (".condor.sub", ".lib.out", ".lib.err", ".dagman.log")
@@ -51,7 +50,7 @@ NODE_STATUS = {
 }
 # HoldReasonCode -> what to do (src/condor_utils/condor_holdcodes.h).
 HOLD_HINTS = {
-    6: "could not start the interpreter or script: PYTHON in dag/paths.dag (and its base "
+    6: "could not start the interpreter or script: PYTHON in the rendered DAG (and its base "
     "interpreter) must exist at that path on the execute node; subcode = errno (2 missing, "
     "13 permission)",
     7: "could not open its output/error file: BASE_DIR/output and BASE_DIR/error must exist "
@@ -87,7 +86,7 @@ def run(cmd: Sequence[str], cwd: Path) -> int:
 
 
 def dag_file(args: argparse.Namespace, suffix: str = "") -> Path:
-    return args.dag_dir / f"{DAG_NAME}{suffix}"
+    return args.dag_dir / f"{args.dag_name}{suffix}"
 
 
 # --------------------------------------------------------------------------- submit
@@ -105,7 +104,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         )
         return 1
     cmd = ["condor_submit_dag", "-batch-name", args.batch_name]
-    rescues = [p for _, p in rescue_files(args.dag_dir / DAG_NAME)]
+    rescues = [p for _, p in rescue_files(args.dag)]
     leftovers = [p for p in (dag_file(args, s) for s in SUBMIT_LEFTOVERS) if p.exists()]
     if args.fresh:
         cmd.append("-f")
@@ -121,7 +120,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     else:
         note = "first run in this directory"
     print(f"submit: {note}")
-    cmd.append(DAG_NAME)
+    cmd.append(args.dag_name)
     code = run(cmd, args.dag_dir)
     if code == 0:
         print("submit: follow it with `make watch`; `make status` says what waits and why")
@@ -255,10 +254,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         return no_condor("condor_q")
     table = node_table(dag_file(args, ".status"))
     if table:
-        print(f"== {DAG_NAME}.status (NODE_STATUS_FILE)")
+        print(f"== {args.dag_name}.status (NODE_STATUS_FILE)")
         print("\n".join(table))
     else:
-        print(f"status: no {DAG_NAME}.status yet (DAGMan writes it while the DAG runs)")
+        print(f"status: no {args.dag_name}.status yet (DAGMan writes it while the DAG runs)")
     code = run(["condor_q", "-dag", "-nobatch"], args.dag_dir)
     cluster = dagman_cluster(dag_file(args, ".dagman.log"))
     constraint = f"DAGManJobId == {cluster}" if cluster else "DAGManJobId =!= undefined"
@@ -282,10 +281,11 @@ def cmd_status(args: argparse.Namespace) -> int:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--dag-dir",
+        "--dag",
         type=Path,
-        default=PROJECT / "dag",
-        help="directory holding dagfile.dag, where DAGMan runs (default: %(default)s)",
+        default=PROJECT / "data" / "dags" / "dagfile.dag",
+        help="the DAG rendered for a base directory (make paths); DAGMan runs in its directory "
+        "and keeps its records there (default: %(default)s)",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     require = sub.add_parser("require", help="exit 3 with one line unless TOOL is on PATH")
@@ -298,7 +298,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     watch.add_argument("--wait", type=float, default=30.0, help="seconds to wait for DAGMan")
     status = sub.add_parser("status", help="node table, condor_q -dag, held and idle jobs")
     status.add_argument("--analyze", type=int, default=3, help="idle jobs to better-analyze")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.dag = args.dag.absolute()
+    args.dag_dir, args.dag_name = args.dag.parent, args.dag.name
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:

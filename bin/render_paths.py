@@ -1,18 +1,26 @@
 #!/usr/bin/env python3
-"""Render dag/paths.dag: the absolute paths every DAG node needs, as one VARS ALL_NODES line.
+"""Render a DAG for one base directory: BASE_DIR/dags/<name>.dag from the checkout's dag/<name>.dag.
+
+    make paths BASE_DIR=/nfs/loans          ->  /nfs/loans/dags/dagfile.dag
+    make paths BASE_DIR=/nfs/loans DAG=tune ->  /nfs/loans/dags/tune.dag
+
+The rendered file is the static DAG's text with every file it names made absolute (the submit
+file of each JOB, the CONFIG file, a SCRIPT's program when it is a file beside the DAG), INCLUDEd
+DAG files inlined, and one last line giving every node its paths:
 
     VARS ALL_NODES BASE_DIR="/nfs/loans" PROJECT_DIR="/nfs/loan-pipeline" PYTHON="/nfs/.../python"
 
-dagfile.dag INCLUDEs the file after its JOB lines; the submit files use $(BASE_DIR),
-$(PROJECT_DIR) and $(PYTHON). The paths must be the same on the submit node and on every execute
-node (a shared filesystem), so they must be absolute and must survive DAG and submit-file
-quoting: VARS values are double-quoted (backslash escapes), `arguments` splits on whitespace,
-`$(` starts a macro and `#` a comment. Anything outside a conservative character set is
-refused with one `error:` line and exit code 2.
+(last, because VARS ALL_NODES reaches only the nodes defined before it). DAGMan, or the local
+runner, runs in BASE_DIR/dags and keeps its records there (metrics, node logs, rescue DAGs,
+lock), so each base directory has its own runs, and `cd BASE_DIR/dags && condor_submit_dag
+dagfile.dag` works by hand.
 
-The base directory gets its output/, error/ and log/ folders (HTCondor does not create them).
-If a rescue DAG (dagfile.dag.rescueNNN) exists, resuming it under another BASE_DIR would mix two
-data sets, so a different BASE_DIR is refused unless --fresh (make ... FRESH=1) is given.
+The paths must be the same on the submit node and on every execute node (a shared filesystem),
+so they must be absolute and must survive DAG and submit-file quoting: VARS values are
+double-quoted (backslash escapes), `arguments` splits on whitespace, `$(` starts a macro and `#` a
+comment. Anything outside a conservative character set is refused with one `error:` line and
+exit code 2. The base directory gets its dags/, output/, error/ and log/ folders (HTCondor does
+not create them).
 """
 
 from __future__ import annotations
@@ -27,20 +35,22 @@ PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT / "scripts"))
 
 import loanlib  # noqa: E402  (atomic writes)
-from dagfile import rescue_files  # noqa: E402
 
-DAG_NAME = "dagfile.dag"
+RUN_DIR = "dags"
 LOG_DIRS = ("output", "error", "log")
+MAX_INCLUDE_DEPTH = 20
 # Letters, digits and / . _ - + @ = , : only. Everything else is refused, in particular
 # whitespace (splits `arguments`), " and \ (VARS quoting), ' (new-syntax arguments), $ (macro
 # expansion), # (comments), ; (environment), ( ) and non-ASCII characters.
 SAFE_PATH = re.compile(r"[A-Za-z0-9/._+@=,:-]+")
 VARS_LINE = re.compile(r"^VARS\s+ALL_NODES\s+(.*)$", re.IGNORECASE)
 VAR_ITEM = re.compile(r'(\w+)="([^"]*)"')
+WORD = re.compile(r"\S+")
+SCRIPT_KINDS = ("PRE", "POST", "HOLD")
 
 
 class RenderError(Exception):
-    """A path HTCondor cannot take, or a rescue DAG that a new BASE_DIR would corrupt."""
+    """A path HTCondor cannot take, or a static DAG that cannot be rendered."""
 
 
 def check_path(what: str, value: str) -> str:
@@ -63,10 +73,10 @@ def check_path(what: str, value: str) -> str:
 
 
 def read_rendered(path: Path) -> dict[str, str]:
-    """The VARS of an earlier rendering ({} if there is none)."""
+    """The VARS ALL_NODES of a rendered DAG ({} if there is none)."""
     try:
         text = path.read_text(encoding="utf-8")
-    except OSError:
+    except (OSError, UnicodeDecodeError):
         return {}
     out: dict[str, str] = {}
     for line in text.splitlines():
@@ -76,17 +86,75 @@ def read_rendered(path: Path) -> dict[str, str]:
     return out
 
 
-def render(base_dir: str, project_dir: str, python: str) -> str:
-    """The text of paths.dag."""
-    return (
-        "# Rendered by bin/render_paths.py (make paths): do not edit, do not commit.\n"
-        "# Absolute paths, identical on the submit node and every execute node.\n"
-        f'VARS ALL_NODES BASE_DIR="{base_dir}" PROJECT_DIR="{project_dir}" PYTHON="{python}"\n'
+def _replace_word(line: str, index: int, new: str) -> str:
+    """``line`` with its ``index``-th whitespace-separated word replaced, spacing kept."""
+    match = list(WORD.finditer(line))[index]
+    return line[: match.start()] + new + line[match.end() :]
+
+
+def _absolute(word: str, static_dir: Path) -> str:
+    return word if os.path.isabs(word) else os.path.normpath(static_dir / word)
+
+
+def render_lines(static: Path, depth: int = 0) -> list[str]:
+    """The static DAG's lines with file references made absolute and INCLUDEs inlined."""
+    if depth > MAX_INCLUDE_DEPTH:
+        raise RenderError(f"{static}: INCLUDE nested more than {MAX_INCLUDE_DEPTH} deep")
+    try:
+        lines = static.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RenderError(f"{static}: cannot read the DAG: {exc}") from None
+    here = static.parent
+    out: list[str] = []
+    for number, line in enumerate(lines, 1):
+        words = line.split()
+        keyword = words[0].upper() if words else ""
+        if keyword == "JOB" and len(words) >= 3:
+            line = _replace_word(line, 2, _absolute(words[2], here))
+        elif keyword == "CONFIG" and len(words) == 2:
+            line = _replace_word(line, 1, _absolute(words[1], here))
+        elif keyword == "SCRIPT":
+            kinds = [i for i, w in enumerate(words) if w.upper() in SCRIPT_KINDS]
+            program = kinds[0] + 2 if kinds else len(words)
+            if program < len(words) and (here / words[program]).is_file():
+                line = _replace_word(line, program, _absolute(words[program], here))
+        elif keyword == "INCLUDE" and len(words) == 2:
+            target = Path(_absolute(words[1], here))
+            out.append(f"# ---- INCLUDE {words[1]}: {target}, inlined")
+            out.extend(render_lines(target, depth + 1))
+            out.append(f"# ---- end of {words[1]}")
+            continue
+        elif keyword == "INCLUDE":
+            raise RenderError(f"{static}:{number}: usage: INCLUDE file")
+        out.append(line)
+    return out
+
+
+def render(static: Path, base_dir: str, project_dir: str, python: str) -> str:
+    """The text of BASE_DIR/dags/<name>.dag."""
+    return "\n".join(
+        [
+            f"# Rendered from {static} by bin/render_paths.py (make paths): do not edit;",
+            "# change the source and run make paths again. Run records of this base directory",
+            "# (metrics, node logs, rescue DAGs) are written beside this file.",
+            "",
+            *render_lines(static),
+            "",
+            "# ---- paths for every node (absolute, identical on the submit and execute nodes)",
+            f'VARS ALL_NODES BASE_DIR="{base_dir}" PROJECT_DIR="{project_dir}" PYTHON="{python}"',
+            "",
+        ]
     )
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--dag",
+        type=Path,
+        default=PROJECT / "dag" / "dagfile.dag",
+        help="the static DAG to render (default: %(default)s)",
+    )
     parser.add_argument(
         "--base-dir",
         default=os.environ.get("BASE_DIR") or str(PROJECT / "data"),
@@ -101,13 +169,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--output",
         type=Path,
-        default=PROJECT / "dag" / "paths.dag",
-        help="file to write (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--fresh",
-        action="store_true",
-        help="allow a new BASE_DIR although a rescue DAG of another BASE_DIR exists",
+        help="file to write (default: BASE_DIR/dags/<name of --dag>)",
     )
     return parser.parse_args(argv)
 
@@ -118,17 +180,17 @@ def main(argv: list[str] | None = None) -> int:
         base_dir = check_path("BASE_DIR", args.base_dir)
         project_dir = check_path("PROJECT_DIR", args.project_dir)
         python = check_path("PYTHON", args.python or os.path.join(project_dir, ".venv/bin/python"))
-        output: Path = args.output
-        previous = read_rendered(output).get("BASE_DIR")
-        rescues = [p for _, p in rescue_files(output.parent / DAG_NAME)]
-        if rescues and previous and previous != base_dir and not args.fresh:
-            raise RenderError(
-                f"{rescues[-1]} resumes a run over BASE_DIR={previous}, not {base_dir}: "
-                f"use BASE_DIR={previous}, or FRESH=1 to start over"
-            )
-        for name in LOG_DIRS:
+        static: Path = args.dag.absolute()
+        if not static.is_file():
+            raise RenderError(f"{static}: no such DAG (the static DAGs are in {PROJECT / 'dag'})")
+        output: Path = args.output or Path(base_dir, RUN_DIR, static.name)
+        text = render(static, base_dir, project_dir, python)
+        for name in (RUN_DIR, *LOG_DIRS):
             Path(base_dir, name).mkdir(parents=True, exist_ok=True)
-        loanlib.write_text(render(base_dir, project_dir, python), output)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        unchanged = output.is_file() and output.read_text(encoding="utf-8") == text
+        if not unchanged:  # a running DAGMan rereads its DAG on recovery: rewrite only changes
+            loanlib.write_text(text, output)
     except RenderError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

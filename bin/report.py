@@ -8,8 +8,9 @@
 - ``model/deployed_model.json`` (deployment manifest) and ``model/archive/<stamp>/`` (earlier
   deployments); without a manifest the decision is derived from the metrics with SEED.md's rule;
 
-and, in the DAG directory (``--dag-dir``; default ``BASE_DIR/dags/`` when it holds DAGMan files,
-as in the original layout, else the project's ``dag/``):
+and, beside the DAG (``--dag``; default ``BASE_DIR/dags/dagfile.dag``, the DAG make paths
+renders for the base directory, as in the original layout; one rendered for another base
+directory is refused):
 
 - ``dagfile.dag.metrics`` (DAGMan's metrics file, version 1 or 2);
 - a pool run: ``dagfile.dag.nodes.log`` (read with the htcondor bindings), or each node job's own
@@ -53,6 +54,7 @@ import loanlib  # noqa: E402  (the stages' shared module: atomic writes, the dep
 from dagfile import DAG_STATUS, DagError, parse_dag  # noqa: E402
 
 DAG_NAME = "dagfile.dag"
+RUN_DIR = "dags"  # where make paths renders a base directory's DAGs and their runs live
 METRIC_KEYS = ("Accuracy", "Precision", "Recall", "F1 Score")
 HIGH_USE = 0.8  # flag memory use above this share of the request
 OVER_REQUEST = 5.0  # flag requests more than this many times the use
@@ -281,16 +283,14 @@ def load_deployment(
 # ---------------------------------------------------------------------------- the DAG
 
 
-def default_dag_dir(base: Path) -> Path:
-    dags = base / "dags"
-    if (dags / f"{DAG_NAME}.metrics").exists() or (dags / f"{DAG_NAME}.nodes.log").exists():
-        return dags
-    return PROJECT_DIR / "dag"
+def record(dag: Path, suffix: str) -> Path:
+    """A run record DAGMan (or the local runner) writes beside the DAG: ``<dag><suffix>``."""
+    return dag.with_name(dag.name + suffix)
 
 
-def load_dag(dag_dir: Path, notes: list[str]) -> dict[str, dict[str, Any]]:
+def load_dag(path: Path, notes: list[str]) -> dict[str, dict[str, Any]]:
     """Node name -> {submit, dir, vars} in JOB-line order (empty when there is no DAG file)."""
-    path = dag_dir / DAG_NAME
+    dag_dir = path.parent
     if not path.exists():
         return {}
     try:
@@ -596,13 +596,13 @@ def node_from_pool(name: str, attempts: list[dict[str, Any]]) -> dict[str, Any]:
 
 def load_pool_run(
     base: Path,
-    dag_dir: Path,
+    dag_path: Path,
     dag: dict[str, dict[str, Any]],
     since: float | None,
     sources: list[str],
     notes: list[str],
 ) -> list[dict[str, Any]]:
-    nodes_log = dag_dir / f"{DAG_NAME}.nodes.log"
+    nodes_log = record(dag_path, ".nodes.log")
     events: list[dict[str, Any]] = []
     if nodes_log.exists():
         events = read_event_log(nodes_log)
@@ -647,12 +647,12 @@ def load_pool_run(
 
 
 def mark_done_earlier(
-    nodes: list[dict[str, Any]], dag_dir: Path, rescue_number: Any, notes: list[str]
+    nodes: list[dict[str, Any]], dag_path: Path, rescue_number: Any, notes: list[str]
 ) -> None:
     """Nodes a resumed DAGMan run skipped because its rescue DAG marked them DONE."""
     if not isinstance(rescue_number, int) or rescue_number < 1:
         return
-    rescue = dag_dir / f"{DAG_NAME}.rescue{rescue_number:03d}"
+    rescue = record(dag_path, f".rescue{rescue_number:03d}")
     try:
         text = rescue.read_text(encoding="utf-8", errors="replace")
     except OSError:
@@ -825,11 +825,28 @@ def annotate_nodes(nodes: list[dict[str, Any]]) -> None:
                 node["stderr_tail"] = tail(Path(node["stderr_file"]))
 
 
-def load_run(base: Path, dag_dir: Path, notes: list[str]) -> dict[str, Any] | None:
-    metrics = load_dag_metrics(dag_dir / f"{DAG_NAME}.metrics")
-    nodes_log = dag_dir / f"{DAG_NAME}.nodes.log"
-    local = dag_dir / f"{DAG_NAME}.local.jsonl"
-    dag = load_dag(dag_dir, notes) if (metrics or nodes_log.exists() or local.exists()) else {}
+def load_run(base: Path, dag_path: Path, notes: list[str]) -> dict[str, Any] | None:
+    """The latest run of the DAG ``dag_path`` (None when it has no records).
+
+    Only runs made for ``base`` count: a DAG rendered for another base directory (its
+    ``VARS ALL_NODES BASE_DIR``) is refused, so a report never mixes two data sets.
+    """
+    name = dag_path.name
+    metrics = load_dag_metrics(record(dag_path, ".metrics"))
+    nodes_log = record(dag_path, ".nodes.log")
+    local = record(dag_path, ".local.jsonl")
+    dag = load_dag(dag_path, notes) if (metrics or nodes_log.exists() or local.exists()) else {}
+    elsewhere = {
+        info["vars"]["BASE_DIR"]
+        for info in dag.values()
+        if "BASE_DIR" in info["vars"] and Path(info["vars"]["BASE_DIR"]).resolve() != base.resolve()
+    }
+    if elsewhere:
+        notes.append(
+            f"{dag_path} was rendered for BASE_DIR={sorted(elsewhere)[0]}, not {base}: "
+            "its run records are not shown"
+        )
+        return None
     kinds: list[tuple[str, float]] = []
     if local.exists():
         kinds.append(("local", local.stat().st_mtime))
@@ -846,24 +863,17 @@ def load_run(base: Path, dag_dir: Path, notes: list[str]) -> dict[str, Any] | No
         notes.append(f"the DAG directory holds pool and local records: the newer ({kind}) shown")
     sources = [metrics["file"]] if metrics else []
     if metrics and dag and metrics["nodes"] is not None and metrics["nodes"] != len(dag):
-        notes.append(f"{DAG_NAME}.metrics counts {metrics['nodes']} nodes, the DAG file {len(dag)}")
-    lock = dag_dir / f"{DAG_NAME}.lock"
+        notes.append(f"{name}.metrics counts {metrics['nodes']} nodes, the DAG file {len(dag)}")
+    lock = record(dag_path, ".lock")
     if lock.exists():
         notes.append(f"{lock.name} exists: the DAG may still be running (figures are partial)")
-    rescues = sorted(dag_dir.glob(f"{DAG_NAME}.rescue[0-9][0-9][0-9]"))
+    rescues = sorted(dag_path.parent.glob(f"{name}.rescue[0-9][0-9][0-9]"))
     if rescues:
         notes.append(f"rescue file {rescues[-1].name} exists: submitting again resumes from it")
-    paths_dag = dag_dir / "paths.dag"
-    if paths_dag.exists():
-        match = re.search(r'BASE_DIR="([^"]*)"', read_text(paths_dag, "rendered paths"))
-        if match and Path(match.group(1)).resolve() != base.resolve():
-            notes.append(
-                f"{paths_dag} points at BASE_DIR={match.group(1)}: the DAG records may belong "
-                f"to that base directory, not to {base}"
-            )
     run: dict[str, Any] = {
         "kind": kind,
-        "dag_dir": str(dag_dir),
+        "dag_dir": str(dag_path.parent),
+        "dag": str(dag_path),
         "metrics": metrics,
         "nodes": [],
         "sources": sources,
@@ -871,18 +881,13 @@ def load_run(base: Path, dag_dir: Path, notes: list[str]) -> dict[str, Any] | No
     }
     since = metrics["start_time"] if metrics else None
     if kind == "pool":
-        run["nodes"] = load_pool_run(base, dag_dir, dag, since, sources, notes)
-        mark_done_earlier(run["nodes"], dag_dir, (metrics or {}).get("rescue_dag_number"), notes)
+        run["nodes"] = load_pool_run(base, dag_path, dag, since, sources, notes)
+        mark_done_earlier(run["nodes"], dag_path, (metrics or {}).get("rescue_dag_number"), notes)
     elif kind == "local":
         run["nodes"], run["local"] = load_local_run(local, base, dag, notes)
         sources.append(str(local))
-        if (
-            metrics
-            and local.stat().st_mtime > (dag_dir / f"{DAG_NAME}.metrics").stat().st_mtime + 1
-        ):
-            notes.append(
-                f"{DAG_NAME}.metrics is older than the local run records (run unfinished?)"
-            )
+        if metrics and local.stat().st_mtime > record(dag_path, ".metrics").stat().st_mtime + 1:
+            notes.append(f"{name}.metrics is older than the local run records (run unfinished?)")
     annotate_nodes(run["nodes"])
     return run
 
@@ -1125,11 +1130,12 @@ def run_summary(run: dict[str, Any]) -> list[str]:
                 if metrics["format"] == 2
                 else ""
             )
-            + f" [{DAG_NAME}.metrics format v{metrics['format']}, {metrics['client']} "
+            + f" [{Path(run['dag']).name}.metrics format v{metrics['format']}, {metrics['client']} "
             f"{metrics['version']}]"
         )
     else:
-        lines.append(f"No {DAG_NAME}.metrics (DAG still running, or it never finished)")
+        name = Path(run["dag"]).name
+        lines.append(f"No {name}.metrics (DAG still running, or it never finished)")
     walls = [n["wall_s"] for n in run["nodes"] if n["wall_s"] is not None]
     if walls:
         ran = sum(1 for n in run["nodes"] if n["attempts"])
@@ -1344,19 +1350,20 @@ def choose_output(base: Path, output: str | None, notes: list[str]) -> Path:
     return fallback
 
 
-def build_facts(base: Path, dag_dir: Path | None, argv: list[str]) -> dict[str, Any]:
+def build_facts(base: Path, dag_path: Path | None, argv: list[str]) -> dict[str, Any]:
     if not base.is_dir():
         raise ReportError(f"base directory {base} does not exist")
     notes: list[str] = []
     models = load_models(base)
-    deployment = load_deployment(base, models, notes)
-    dag_dir = dag_dir if dag_dir is not None else default_dag_dir(base)
-    run = load_run(base, dag_dir, notes)
-    if not models and run is None:
+    dag_path = dag_path if dag_path is not None else base / RUN_DIR / DAG_NAME
+    run = load_run(base, dag_path, notes)
+    if run is None:
         raise ReportError(
-            f"nothing to report yet: no metrics files in {base}/staging/metrics and no DAG "
-            f"records in {dag_dir} (run the pipeline first: make local or make submit)"
+            f"no run of {dag_path.name} for this base directory: no records in {dag_path.parent}"
+            + (f" ({notes[-1]})" if notes else "")
+            + " (run the pipeline first: make local or make submit)"
         )
+    deployment = load_deployment(base, models, notes)
     return {
         "report_version": REPORT_VERSION,
         "generated_at": utc(time.time()),
@@ -1395,9 +1402,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="the pipeline's base directory (default: $BASE_DIR, else the repository's data/)",
     )
     parser.add_argument(
-        "--dag-dir",
-        help="where dagfile.dag and DAGMan's/the local runner's files are (default: "
-        "BASE_DIR/dags/ when it holds DAGMan files, else the repository's dag/)",
+        "--dag",
+        help="the DAG whose run to report; DAGMan's or the local runner's records are beside "
+        f"it (default: BASE_DIR/{RUN_DIR}/{DAG_NAME})",
     )
     parser.add_argument(
         "--output",
@@ -1414,7 +1421,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     base = Path(args.base_dir).absolute()
     try:
-        facts = build_facts(base, Path(args.dag_dir).absolute() if args.dag_dir else None, argv)
+        facts = build_facts(base, Path(args.dag).absolute() if args.dag else None, argv)
         out_dir = choose_output(base, args.output, facts["notes"])
         try:
             report = write_report(facts, out_dir)

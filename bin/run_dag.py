@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Run the project's HTCondor DAG on this machine, with DAGMan's semantics (``make local``).
 
-    bin/run_dag.py [--dag dag/dagfile.dag] [-j N] [--fresh]
+    bin/run_dag.py [--dag BASE_DIR/dags/dagfile.dag] [-j N] [--fresh]
 
 The DAG is read with ``bin/dagfile.py``.  Every node attempt is expanded from its own submit
 file by the official ``htcondor`` bindings (``htcondor.Submit(...).jobs(count=1)``), with the
@@ -59,7 +59,7 @@ from dagfile import (  # noqa: E402
 )
 
 REPO = Path(__file__).resolve().parent.parent
-DEFAULT_DAG = REPO / "dag" / "dagfile.dag"
+DEFAULT_DAG = REPO / "data" / "dags" / "dagfile.dag"  # rendered by make paths
 MAX_RESCUE_NUM = 100  # DAGMAN_MAX_RESCUE_NUM default
 KILL_GRACE_S = 5.0
 POLL_S = 0.05
@@ -1138,8 +1138,13 @@ def main(argv: list[str] | None = None) -> int:
         dag = parse_dag(dag_path)
     except DagError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        if "paths.dag" in str(exc) and "does not exist" in str(exc):
-            print("hint: render it first with `make paths`", file=sys.stderr)
+        return 2
+    if dag_path.parent == REPO / "dag":
+        print(
+            f"error: {dag_path} is the DAG's source; run the DAG `make paths` renders for a base "
+            "directory (BASE_DIR/dags/dagfile.dag)",
+            file=sys.stderr,
+        )
         return 2
 
     locks: list[PidLock] = []

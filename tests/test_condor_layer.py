@@ -1,9 +1,9 @@
 """Tests of the HTCondor layer: submit files, the DAG, render_paths, check, graph, pool targets.
 
-Nothing here touches the checkout's dag/paths.dag: every test works on a copy of dag/ and
-submit/ in tmp_path (the DAG refers to ../submit/, so the copy keeps that layout) and renders
-its paths there. The make targets run with DAG_DIR pointing at the copy and with stub condor_*
-executables (they record argv and cwd) on a PATH that holds nothing else.
+Every test works on a copy of dag/ and submit/ in tmp_path (the DAG refers to ../submit/, so
+the copy keeps that layout), rendered for a base directory in tmp_path (BASE_DIR/dags/). The
+make targets run with DAG_SRC pointing at the copy and with stub condor_* executables (they
+record argv and cwd) on a PATH that holds nothing else.
 """
 
 from __future__ import annotations
@@ -76,25 +76,16 @@ MEASURED_PEAK_MIB = {
 
 @pytest.fixture
 def work(tmp_path: Path) -> dict[str, Path]:
-    """A copy of dag/ and submit/ with paths.dag rendered for tmp_path/nfs/loans."""
-    dag_dir, submit_dir = tmp_path / "dag", tmp_path / "submit"
-    dag_dir.mkdir()
+    """A copy of dag/ and submit/ (src), rendered for tmp_path/nfs/loans into its dags/ (dag)."""
+    src, submit_dir = tmp_path / "dag", tmp_path / "submit"
+    src.mkdir()
     for name in ("dagfile.dag", "dagman.config"):
-        shutil.copy(PROJECT / "dag" / name, dag_dir / name)
+        shutil.copy(PROJECT / "dag" / name, src / name)
     shutil.copytree(PROJECT / "submit", submit_dir)
     base = tmp_path / "nfs" / "loans"
-    code = render_paths.main(
-        [
-            "--base-dir",
-            str(base),
-            "--project-dir",
-            str(PROJECT),
-            "--output",
-            str(dag_dir / "paths.dag"),
-        ]
-    )
-    assert code == 0
-    return {"root": tmp_path, "dag": dag_dir, "submit": submit_dir, "base": base}
+    args = ["--dag", str(src / "dagfile.dag"), "--base-dir", str(base)]
+    assert render_paths.main([*args, "--project-dir", str(PROJECT)]) == 0
+    return {"root": tmp_path, "src": src, "dag": base / "dags", "submit": submit_dir, "base": base}
 
 
 def node_ads(work: dict[str, Path]):
@@ -154,11 +145,12 @@ def test_submit_files_write_units_and_comment_measurements() -> None:
 
 def test_rendering_under_arbitrary_base_dir(work: dict[str, Path]) -> None:
     base = str(work["base"])
-    paths_dag = (work["dag"] / "paths.dag").read_text()
-    assert (
-        f'VARS ALL_NODES BASE_DIR="{base}" PROJECT_DIR="{PROJECT}" PYTHON="{PYTHON}"' in paths_dag
+    rendered = (work["dag"] / "dagfile.dag").read_text().splitlines()
+    # VARS ALL_NODES reaches only the nodes defined before it: it is the last line.
+    assert rendered[-1] == (
+        f'VARS ALL_NODES BASE_DIR="{base}" PROJECT_DIR="{PROJECT}" PYTHON="{PYTHON}"'
     )
-    for name in ("output", "error", "log"):
+    for name in ("output", "error", "log", "dags"):
         assert (work["base"] / name).is_dir()
     count = 0
     for node, _retry, ad in node_ads(work):
@@ -175,16 +167,14 @@ def test_rendering_under_arbitrary_base_dir(work: dict[str, Path]) -> None:
 
 
 def test_python_override_and_default(tmp_path: Path) -> None:
-    out = tmp_path / "dag" / "paths.dag"
     base = tmp_path / "b"
-    assert render_paths.main(["--base-dir", str(base), "--output", str(out)]) == 0
+    out = base / "dags" / "dagfile.dag"  # the default output
+    assert render_paths.main(["--base-dir", str(base)]) == 0
     assert f'PYTHON="{PYTHON}"' in out.read_text()
     other = "/shared/venvs/loans/bin/python"
-    assert (
-        render_paths.main(["--base-dir", str(base), "--python", other, "--output", str(out)]) == 0
-    )
+    assert render_paths.main(["--base-dir", str(base), "--python", other]) == 0
     assert f'PYTHON="{other}"' in out.read_text()
-    assert not list(out.parent.glob(".paths.dag.*"))  # no temporary file left behind
+    assert not list(out.parent.glob(".dagfile.dag.*"))  # no temporary file left behind
 
 
 @pytest.mark.parametrize(
@@ -203,7 +193,7 @@ def test_python_override_and_default(tmp_path: Path) -> None:
     ],
 )
 def test_bad_base_dirs_refused(tmp_path: Path, bad: str) -> None:
-    out = tmp_path / "dag" / "paths.dag"
+    out = tmp_path / "dag" / "dagfile.dag"
     proc = subprocess.run(
         [PYTHON, str(PROJECT / "bin" / "render_paths.py"), "--base-dir", bad, "--output", str(out)],
         capture_output=True,
@@ -218,7 +208,7 @@ def test_bad_base_dirs_refused(tmp_path: Path, bad: str) -> None:
 
 
 def test_bad_python_path_refused(tmp_path: Path) -> None:
-    out = tmp_path / "paths.dag"
+    out = tmp_path / "dagfile.dag"
     code = render_paths.main(
         ["--base-dir", str(tmp_path / "b"), "--python", "/opt/my venv/python", "--output", str(out)]
     )
@@ -226,22 +216,49 @@ def test_bad_python_path_refused(tmp_path: Path) -> None:
     assert not out.exists()
 
 
-def test_rescue_dag_pins_base_dir(work: dict[str, Path], capsys: pytest.CaptureFixture) -> None:
-    out = work["dag"] / "paths.dag"
-    old, new = str(work["base"]), str(work["root"] / "other")
+def test_each_base_dir_renders_its_own_dag(work: dict[str, Path]) -> None:
+    """A rescue DAG of one base directory does not stop another from being rendered and run."""
     (work["dag"] / "dagfile.dag.rescue001").write_text("DONE data_processing\n")
-    # the same BASE_DIR re-renders fine over a rescue DAG
-    assert render_paths.main(["--base-dir", old, "--output", str(out)]) == 0
-    capsys.readouterr()
-    assert render_paths.main(["--base-dir", new, "--output", str(out)]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("error: ") and f"BASE_DIR={old}" in err and "FRESH=1" in err
-    assert f'BASE_DIR="{old}"' in out.read_text()
-    assert render_paths.main(["--base-dir", new, "--output", str(out), "--fresh"]) == 0
-    assert f'BASE_DIR="{new}"' in out.read_text()
-    # an old (renamed) rescue DAG does not pin anything
-    (work["dag"] / "dagfile.dag.rescue001").rename(work["dag"] / "dagfile.dag.rescue001.old")
-    assert render_paths.main(["--base-dir", old, "--output", str(out)]) == 0
+    other = work["root"] / "other"
+    assert (
+        render_paths.main(["--dag", str(work["src"] / "dagfile.dag"), "--base-dir", str(other)])
+        == 0
+    )
+    mine, theirs = (
+        (work["dag"] / "dagfile.dag").read_text(),
+        (other / "dags/dagfile.dag").read_text(),
+    )
+    assert f'BASE_DIR="{work["base"]}"' in mine and f'BASE_DIR="{other}"' in theirs
+    assert (work["dag"] / "dagfile.dag.rescue001").is_file()  # A's rescue waits for A
+    assert not list((other / "dags").glob("*.rescue*"))
+
+
+def test_rendering_makes_file_references_absolute_and_inlines_includes(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.sub").write_text("queue\n")
+    (src / "post.sh").write_text("#!/bin/sh\n")
+    (src / "more.dag").write_text("JOB B a.sub\n")
+    (src / "main.dag").write_text(
+        "# comment\nJOB  A   a.sub\nCONFIG dagman.config\nSCRIPT POST A post.sh $JOB\n"
+        "INCLUDE more.dag\nPARENT A CHILD B\n"
+    )
+    base = tmp_path / "base"
+    assert render_paths.main(["--dag", str(src / "main.dag"), "--base-dir", str(base)]) == 0
+    text = (base / "dags" / "main.dag").read_text()
+    assert f"JOB  A   {src}/a.sub" in text
+    assert f"CONFIG {src}/dagman.config" in text
+    assert f"SCRIPT POST A {src}/post.sh $JOB" in text
+    assert f"JOB B {src}/a.sub" in text and "INCLUDE" not in text.replace("# ---- INCLUDE", "")
+    dag = parse_dag(base / "dags" / "main.dag")
+    assert set(dag.nodes) == {"A", "B"} and dag.nodes["B"].vars["BASE_DIR"] == str(base)
+
+
+def test_rendering_a_missing_dag_is_one_line(tmp_path: Path, capsys) -> None:
+    code = render_paths.main(["--dag", str(tmp_path / "nope.dag"), "--base-dir", str(tmp_path)])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nope.dag: no such DAG" in err[0]
 
 
 # --------------------------------------------------------------------------- the DAG
@@ -254,7 +271,7 @@ def test_dag_graph_is_seeds(work: dict[str, Path]) -> None:
     assert dag.topological_order()[0] == "data_processing"
     for name, node in dag.nodes.items():
         sub, _script, model = NODES[name]
-        assert node.submit == f"../submit/{sub}"
+        assert node.submit == str(work["submit"] / sub)
         assert node.vars.get("MODEL") == model
         assert (node.retry, node.unless_exit) == (2, 2)
         assert set(node.vars) >= {"BASE_DIR", "PROJECT_DIR", "PYTHON"}
@@ -266,13 +283,12 @@ def test_dag_graph_is_seeds(work: dict[str, Path]) -> None:
 def test_dag_layout_rules() -> None:
     lines = [ln.strip() for ln in (PROJECT / "dag" / "dagfile.dag").read_text().splitlines()]
     words = [ln.split()[0].upper() for ln in lines if ln and not ln.startswith("#")]
-    include = words.index("INCLUDE")
-    # VARS ALL_NODES reaches only nodes already defined: every JOB before the INCLUDE,
-    # the edges last.
-    assert max(i for i, w in enumerate(words) if w == "JOB") < include
-    assert min(i for i, w in enumerate(words) if w == "PARENT") > include
-    assert all(w == "PARENT" for w in words[include + 1 :])
-    assert "INCLUDE paths.dag" in lines
+    # Nodes in the order they run, the edges last; no paths in the source (make paths adds them).
+    first_edge = words.index("PARENT")
+    assert max(i for i, w in enumerate(words) if w == "JOB") < first_edge
+    assert all(w == "PARENT" for w in words[first_edge:])
+    assert "INCLUDE" not in words
+    assert not [ln for ln in lines if ln.upper().startswith("VARS ALL_NODES")]
     for newer in ("TOLERANCE", "WEAK", "SUBMIT-DESCRIPTION"):
         assert newer not in words
     config = (PROJECT / "dag" / "dagman.config").read_text()
@@ -340,13 +356,13 @@ MUTATIONS = {
         'modeling_v2 needs VARS MODEL="v2"',
     ),
     "missing interpreter": (
-        lambda w: (w["dag"] / "paths.dag").write_text(
-            (w["dag"] / "paths.dag").read_text().replace(PYTHON, "/nonexistent/bin/python")
+        lambda w: (w["dag"] / "dagfile.dag").write_text(
+            (w["dag"] / "dagfile.dag").read_text().replace(PYTHON, "/nonexistent/bin/python")
         ),
         "does not exist or is not executable",
     ),
     "no hold limit": (
-        lambda w: (w["dag"] / "dagman.config").write_text("DAGMAN_USER_LOG_SCAN_INTERVAL = 1\n"),
+        lambda w: (w["src"] / "dagman.config").write_text("DAGMAN_USER_LOG_SCAN_INTERVAL = 1\n"),
         "DAGMAN_MAX_JOB_HOLDS is not set",
     ),
 }
@@ -412,7 +428,7 @@ def run_make(work: dict[str, Path], target: str, path_dir: Path, *extra: str, **
     environ.pop("BASE_DIR", None)
     environ.update(PATH=str(path_dir), STUB_LOG=str(work["root"] / "calls.jsonl"), **env)
     cmd = [MAKE, "-C", str(PROJECT), "--no-print-directory", target]
-    cmd += [f"DAG_DIR={work['dag']}", f"BASE_DIR={work['base']}", *extra]
+    cmd += [f"DAG_SRC={work['src'] / 'dagfile.dag'}", f"BASE_DIR={work['base']}", *extra]
     return subprocess.run(cmd, capture_output=True, text=True, env=environ)
 
 
@@ -434,7 +450,7 @@ def stubs(work: dict[str, Path]) -> Path:
 @pytest.mark.skipif(MAKE is None, reason="make is not installed")
 class TestMakeTargets:
     def test_submit_first_run(self, work: dict[str, Path], stubs: Path) -> None:
-        (work["dag"] / "paths.dag").unlink()
+        (work["dag"] / "dagfile.dag").unlink()
         proc = run_make(work, "submit", stubs)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert calls(work) == [
@@ -444,7 +460,7 @@ class TestMakeTargets:
             }
         ]
         # paths and check ran first, on the copy
-        assert f'BASE_DIR="{work["base"]}"' in (work["dag"] / "paths.dag").read_text()
+        assert f'BASE_DIR="{work["base"]}"' in (work["dag"] / "dagfile.dag").read_text()
         assert "check: ok" in proc.stdout
 
     def test_submit_fresh_and_batch(self, work: dict[str, Path], stubs: Path) -> None:
@@ -487,7 +503,7 @@ class TestMakeTargets:
         assert calls(work) == []
 
     def test_submit_stops_when_check_fails(self, work: dict[str, Path], stubs: Path) -> None:
-        _append(work["dag"] / "dagfile.dag", "PARENT data_processing CHILD loan_prediction\n")
+        _append(work["src"] / "dagfile.dag", "PARENT data_processing CHILD loan_prediction\n")
         proc = run_make(work, "submit", stubs)
         assert proc.returncode != 0
         assert calls(work) == []
@@ -577,14 +593,14 @@ class TestMakeTargets:
     def test_no_htcondor_one_liner(self, work: dict[str, Path], target: str) -> None:
         empty = work["root"] / "empty-path"
         empty.mkdir()
-        (work["dag"] / "paths.dag").unlink()
+        (work["dag"] / "dagfile.dag").unlink()
         proc = run_make(work, target, empty)
         assert proc.returncode != 0
         ours = [ln for ln in proc.stderr.splitlines() if not ln.startswith("make")]
         assert len(ours) == 1, proc.stderr
         assert ours[0].startswith("error: condor_") and "make local" in ours[0]
         assert proc.stdout == ""
-        assert not (work["dag"] / "paths.dag").exists()  # nothing rendered without a pool
+        assert not (work["dag"] / "dagfile.dag").exists()  # nothing rendered without a pool
 
 
 def test_pool_status_table_reads_fixture_format(tmp_path: Path) -> None:

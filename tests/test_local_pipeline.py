@@ -1,7 +1,7 @@
 """The project's own DAG run on one machine: bin/run_dag.py and `make local` (issues 4 and 6).
 
-Each test copies dag/ and submit/ into a temporary folder and renders its paths.dag there, so
-the checkout's own dag/ (and any run in it) is never touched.
+Each test uses its own temporary base directory; `make paths` renders the DAG into its dags/,
+where the runner keeps its records, so the checkout is never touched.
 """
 
 from __future__ import annotations
@@ -31,23 +31,16 @@ def make_env() -> dict[str, str]:
     return env
 
 
-def copy_dag(tmp_path: Path) -> Path:
-    """dag/ and submit/ copied beside each other into tmp_path; returns the DAG directory."""
-    shutil.copytree(REPO / "submit", tmp_path / "submit")
-    (tmp_path / "dag").mkdir()
-    for name in ("dagfile.dag", "dagman.config"):
-        shutil.copy(REPO / "dag" / name, tmp_path / "dag" / name)
-    return tmp_path / "dag"
-
-
 def make(target: str, dag_dir: Path, base: Path, *extra: str) -> subprocess.CompletedProcess:
+    """``make target`` for base directory ``base`` (whose DAG and records are in ``dag_dir``)."""
+    assert dag_dir == base / "dags"
     command = ["make", "--no-print-directory", "-C", str(REPO), target,
-               f"BASE_DIR={base}", f"DAG_DIR={dag_dir}", f"ROWS={ROWS}", *extra]  # fmt: skip
+               f"BASE_DIR={base}", f"ROWS={ROWS}", *extra]  # fmt: skip
     return subprocess.run(command, capture_output=True, text=True, env=make_env(), timeout=900)
 
 
 def start_runner(dag_dir: Path) -> subprocess.Popen:
-    """bin/run_dag.py on the copied DAG, in the background."""
+    """bin/run_dag.py on the rendered DAG, in the background."""
     command = [sys.executable, str(REPO / "bin/run_dag.py"), "--dag", str(dag_dir / "dagfile.dag")]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, env=make_env())
 
@@ -65,10 +58,10 @@ def last_run_attempts(dag_dir: Path) -> list[dict]:
 
 @pytest.fixture
 def fresh(tmp_path) -> tuple[Path, Path]:
-    """A copied DAG directory and an empty base directory."""
+    """An empty base directory and the directory its DAG and run records will be in."""
     base = tmp_path / "base"
     base.mkdir()
-    return copy_dag(tmp_path), base
+    return base / "dags", base
 
 
 def test_make_local_generates_data_runs_the_dag_and_reports(fresh):
@@ -109,9 +102,11 @@ def test_make_local_generates_data_runs_the_dag_and_reports(fresh):
     metrics = json.loads((dag_dir / "dagfile.dag.metrics").read_text())
     assert (metrics["DagStatus"], metrics["nodes_succeeded"], metrics["nodes_failed"]) == (0, 8, 0)
 
-    # make clean removes intermediate files and logs, never the input data nor the deployment.
+    # make clean removes intermediate files and logs, never the input data nor the deployment;
+    # the run records stay in dags/ (they are the base directory's history).
     assert make("clean", dag_dir, base).returncode == 0
     assert sorted(p.name for p in base.iterdir() if not p.name.startswith(".")) == [
+        "dags",
         "loan_data.csv",
         "model",
     ]
@@ -120,7 +115,7 @@ def test_make_local_generates_data_runs_the_dag_and_reports(fresh):
 
     report = subprocess.run(
         [sys.executable, str(REPO / "bin/report.py"), "--base-dir", str(base),
-         "--dag-dir", str(dag_dir), "--json"],
+         "--dag", str(dag_dir / "dagfile.dag"), "--json"],
         capture_output=True, text=True, env=make_env(),
     )  # fmt: skip
     assert report.returncode == 0, report.stderr
@@ -193,10 +188,19 @@ def test_a_second_run_on_the_same_base_directory_is_refused(fresh, tmp_path):
         deadline = time.monotonic() + 60
         while not (lock.exists() and lock.read_text().strip()) and time.monotonic() < deadline:
             time.sleep(0.02)
-        other = copy_dag(tmp_path / "other")  # another checkout's DAG, same base directory
-        second = make("local", other, base)
+        second = make("local", dag_dir, base)
         assert second.returncode != 0
-        assert f"another run (pid {first.pid}) is using BASE_DIR {base}" in second.stderr
+        assert f"another run (pid {first.pid}) is using DAG {dag_dir}/dagfile.dag" in second.stderr
+        # Another DAG over the same base directory (another checkout's rendering): refused too.
+        other = tmp_path / "other" / "dagfile.dag"
+        other.parent.mkdir()
+        shutil.copy(dag_dir / "dagfile.dag", other)
+        third = subprocess.run(
+            [sys.executable, str(REPO / "bin/run_dag.py"), "--dag", str(other)],
+            capture_output=True, text=True, env=make_env(),
+        )  # fmt: skip
+        assert third.returncode != 0
+        assert f"another run (pid {first.pid}) is using BASE_DIR {base}" in third.stderr
     finally:
         first.send_signal(signal.SIGINT)
         first.wait(timeout=60)
@@ -233,10 +237,9 @@ def test_make_rollback_restores_the_previous_deployment(fresh):
 
 
 def test_relative_base_dir_means_the_same_folder_everywhere(tmp_path):
-    """make turns a relative BASE_DIR into one absolute path for the data, paths.dag and jobs."""
+    """make turns a relative BASE_DIR into one absolute path for the data, the DAG and jobs."""
     dry = subprocess.run(
-        ["make", "--no-print-directory", "-n", "-C", str(REPO), "local",
-         "BASE_DIR=some/where", f"DAG_DIR={tmp_path}"],
+        ["make", "--no-print-directory", "-n", "-C", str(REPO), "local", "BASE_DIR=some/where"],
         capture_output=True, text=True, env=make_env(),
     )  # fmt: skip
     assert dry.returncode == 0, dry.stderr
@@ -244,3 +247,37 @@ def test_relative_base_dir_means_the_same_folder_everywhere(tmp_path):
     assert f"--output {absolute}/loan_data.csv" in dry.stdout
     assert f'--base-dir "{absolute}"' in dry.stdout
     assert "some/where" not in dry.stdout.replace(absolute, "")
+
+
+def test_the_dag_source_is_not_run_by_mistake():
+    """bin/run_dag.py on dag/dagfile.dag (no paths) says to run the rendered one instead."""
+    result = subprocess.run(
+        [sys.executable, str(REPO / "bin/run_dag.py"), "--dag", str(REPO / "dag/dagfile.dag")],
+        capture_output=True, text=True, env=make_env(),
+    )  # fmt: skip
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip().splitlines() == [
+        f"error: {REPO}/dag/dagfile.dag is the DAG's source; run the DAG `make paths` renders "
+        "for a base directory (BASE_DIR/dags/dagfile.dag)"
+    ]
+
+
+def test_two_base_directories_keep_their_own_runs(tmp_path):
+    """A failed run over A leaves A's rescue DAG in A/dags; B runs meanwhile; A then resumes."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    for base in (a, b):
+        base.mkdir()
+        assert make("data", base / "dags", base).returncode == 0
+    good = (a / "loan_data.csv").read_bytes()
+    (a / "loan_data.csv").write_text("loan_status,x\n1,2\n")  # too small: data_processing fails
+    failed = make("local", a / "dags", a)
+    assert failed.returncode != 0
+    assert (a / "dags/dagfile.dag.rescue001").is_file()
+    other = make("local", b / "dags", b)  # not blocked by A's rescue DAG, no FRESH=1 needed
+    assert other.returncode == 0, other.stdout + other.stderr
+    assert not list((b / "dags").glob("*.rescue*"))
+    assert (a / "dags/dagfile.dag.rescue001").is_file()  # A's rescue waits for A
+    (a / "loan_data.csv").write_bytes(good)
+    resumed = make("local", a / "dags", a)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "resuming from dagfile.dag.rescue001" in resumed.stdout

@@ -346,7 +346,9 @@ def test_local_run(tmp_path: Path) -> None:
     base, dag_dir, out = tmp_path / "base", tmp_path / "dag", tmp_path / "out"
     make_results(base)
     make_local_run(base, dag_dir)
-    code = report.main(["--base-dir", str(base), "--dag-dir", str(dag_dir), "--output", str(out)])
+    code = report.main(
+        ["--base-dir", str(base), "--dag", str(dag_dir / "dagfile.dag"), "--output", str(out)]
+    )
     assert code == 0
     facts = json.loads((out / "report.json").read_text())
     run = facts["run"]
@@ -400,14 +402,14 @@ def test_local_run(tmp_path: Path) -> None:
 
 
 def test_default_output_under_base(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    base, dag_dir = tmp_path / "base", tmp_path / "dag"
+    base = tmp_path / "base"
     make_results(base, with_manifest=False)
-    dag_dir.mkdir()
-    assert report.main(["--base-dir", str(base), "--dag-dir", str(dag_dir)]) == 0
+    make_local_run(base, base / "dags")  # the default place of a base directory's runs
+    assert report.main(["--base-dir", str(base)]) == 0
     out = capsys.readouterr().out
     assert out.strip().splitlines()[-1] == f"Report: {base / 'report' / 'report.md'}"
     assert "derived: no deployment manifest" in out
-    assert "No DAG records." in out
+    assert f"DAG directory {base / 'dags'}" in out
     check_png(base / "report" / "confusion_matrices.png")
     assert not list((base / "report").glob(".*.tmp"))  # atomic writes leave no temporaries
 
@@ -468,7 +470,9 @@ def test_pool_run_with_hold_and_failure(tmp_path: Path) -> None:
     (dag_dir / "dagfile.dag.rescue001").write_text("")
     (base / "error").mkdir(parents=True)
     (base / "error" / "data_processing.1.err").write_text("Traceback ...\nMemoryError\n")
-    code = report.main(["--base-dir", str(base), "--dag-dir", str(dag_dir), "--output", str(out)])
+    code = report.main(
+        ["--base-dir", str(base), "--dag", str(dag_dir / "dagfile.dag"), "--output", str(out)]
+    )
     assert code == 0
     facts = json.loads((out / "report.json").read_text())
     assert facts["run"]["metrics"] is None
@@ -511,12 +515,41 @@ def test_decision_rule() -> None:
 def test_nothing_to_report(tmp_path: Path) -> None:
     (tmp_path / "base").mkdir()
     (tmp_path / "dag").mkdir()
-    result = run_cli("--base-dir", str(tmp_path / "base"), "--dag-dir", str(tmp_path / "dag"))
+    result = run_cli(
+        "--base-dir", str(tmp_path / "base"), "--dag", str(tmp_path / "dag" / "dagfile.dag")
+    )
     assert result.returncode == 2
     assert result.stdout == ""
     assert len(result.stderr.strip().splitlines()) == 1
-    assert result.stderr.startswith("report: nothing to report yet")
+    assert result.stderr.startswith("report: no run of dagfile.dag for this base directory")
     assert not (tmp_path / "base" / "report").exists()
+
+
+def test_results_without_a_run_of_this_base_dir_are_refused(tmp_path: Path) -> None:
+    """Metrics files alone (stages run by hand, or an empty dags/) are no run to report."""
+    base = tmp_path / "base"
+    make_results(base)
+    result = run_cli("--base-dir", str(base))
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip() == (
+        f"report: no run of dagfile.dag for this base directory: no records in {base / 'dags'} "
+        "(run the pipeline first: make local or make submit)"
+    )
+
+
+def test_a_dag_rendered_for_another_base_dir_is_not_reported(tmp_path: Path) -> None:
+    """make report BASE_DIR=B --dag A/dags/dagfile.dag must not show A's run as B's."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    make_results(a)
+    make_local_run(a, a / "dags")
+    dag = a / "dags" / "dagfile.dag"
+    dag.write_text(dag.read_text() + f'VARS ALL_NODES BASE_DIR="{a}"\n')
+    assert report.main(["--base-dir", str(a), "--output", str(tmp_path / "ra")]) == 0
+    make_results(b)
+    result = run_cli("--base-dir", str(b), "--dag", str(dag))
+    assert result.returncode == 2 and result.stdout == ""
+    assert f"{dag} was rendered for BASE_DIR={a}, not {b}" in result.stderr
+    assert not (b / "report").exists()
 
 
 @pytest.mark.parametrize(
@@ -536,7 +569,7 @@ def test_unreadable_input(tmp_path: Path, relative: str, content: str, expected:
     path = tmp_path / relative if relative.startswith("dag/") else base / relative
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(content)
-    result = run_cli("--base-dir", str(base), "--dag-dir", str(dag_dir))
+    result = run_cli("--base-dir", str(base), "--dag", str(dag_dir / "dagfile.dag"))
     assert result.returncode == 2, result.stdout
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.stderr
