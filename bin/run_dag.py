@@ -1270,7 +1270,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print_deployment(base_dirs, start, sys.stdout)
         verdict = "succeeded" if exitcode == 0 else f"FAILED (DagStatus {status})"
-        print(f"\nDAG {verdict} in {time.time() - start:.1f}s; records in {runner.jsonl.name}")
+        print(f"\nDAG {verdict} in {time.time() - start:.1f}s; records in {runner.jsonl.parent}/")
         return exitcode
     except RunnerError as exc:
         print(f"error: {exc}", file=sys.stderr)
