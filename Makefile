@@ -14,6 +14,7 @@ JOBS        ?= $(shell nproc 2>/dev/null || echo 1)#  make local: node jobs at o
 BATCH       ?= loans#            make submit: batch name shown by condor_q
 JOB_PYTHON  ?= $(VENV)/bin/python#  the interpreter node jobs run (a venv on the shared filesystem)
 REPORT_ARGS ?=#                  make report: e.g. REPORT_ARGS="--output /tmp/r --json"
+PREFLIGHT   ?=#                  PREFLIGHT=1: make submit runs the execute-node preflight job first
 
 # Absolute, so that the sample data, the rendered paths and the jobs all mean the same folder.
 override BASE_DIR := $(if $(filter /%,$(BASE_DIR)),$(BASE_DIR),$(CURDIR)/$(BASE_DIR))
@@ -26,7 +27,7 @@ POOL := $(VPY) bin/pool.py --dag "$(DAG_FILE)"
 export BASE_DIR
 
 .DEFAULT_GOAL := help
-.PHONY: help setup data paths check local graph submit watch status report rollback clean \
+.PHONY: help setup data paths check local graph submit watch status preflight report rollback clean \
 	chmod bench test lint format
 
 help: ## Show this help
@@ -65,14 +66,20 @@ graph: paths ## Draw the DAG into BASE_DIR/dags/DAG.png (Graphviz dot if install
 
 submit: | $(VENV)/.installed ## Submit the DAG to the pool (resumes a rescue DAG; FRESH=1 reruns all)
 	@$(POOL) require condor_submit_dag
+	@$(POOL) inputs --base-dir "$(BASE_DIR)"
 	@$(MAKE) --no-print-directory paths check
-	@$(POOL) submit --batch-name "$(BATCH)" $(if $(FRESH),--fresh)
+	@$(POOL) submit --batch-name "$(BATCH)" $(if $(FRESH),--fresh) $(if $(PREFLIGHT),--preflight)
 
-watch: | $(VENV)/.installed ## Follow the DAG's jobs until done (condor_watch_q, else condor_q)
+watch: | $(VENV)/.installed ## Follow the DAG until DAGMan exits; exit 0 only if the DAG succeeded
 	@$(POOL) watch
 
-status: | $(VENV)/.installed ## Node table, condor_q -dag, and why held or idle jobs wait
+status: | $(VENV)/.installed ## Node table, hold reasons, condor_q -dag, why idle jobs wait
 	@$(POOL) status
+
+preflight: | $(VENV)/.installed ## One tiny pool job: the jobs' Python, pinned imports, BASE_DIR writable
+	@$(POOL) require condor_submit
+	@$(MAKE) --no-print-directory paths
+	@$(POOL) preflight
 
 # ---- results
 

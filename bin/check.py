@@ -10,7 +10,8 @@ make paths) is parsed with bin/dagfile.py, then:
   NODE_STATUS_FILE;
 - every node's submit file is expanded by htcondor.Submit with the node's VARS plus JOB and
   RETRY (each attempt), exactly as DAGMan would submit it, and the job ClassAd is checked: the
-  interpreter and the stage script exist and are executable, the arguments are the stage's
+  interpreter exists and is executable, the stage script exists and is readable (the
+  interpreter runs it: no exec bit needed), the arguments are the stage's
   (--base-dir, --model), Iwd/Out/Err/UserLog are absolute and under BASE_DIR, no $( is left,
   one CPU, thread limits in the environment, integer memory and disk requests;
 - no CRLF line ends in any DAG, config or submit file, every request_memory/request_disk
@@ -138,8 +139,9 @@ def check_ad(node: Node, retry: int, ad: Any, out: Problems) -> None:
             expected += ["--model", model]
         if args != expected:
             out.add(where, f"arguments are {' '.join(args)!r}, expected {' '.join(expected)!r}")
-    if args and not is_executable(args[0]):
-        out.add(where, f"stage script {args[0]!r} does not exist or is not executable")
+    # The interpreter runs the script (its first argument): it must be readable, no exec bit.
+    if args and not (os.path.isfile(args[0]) and os.access(args[0], os.R_OK)):
+        out.add(where, f"stage script {args[0]!r} does not exist or is not readable")
 
     if ad.get("Iwd") != base:
         out.add(where, f"initialdir is {ad.get('Iwd')!r}, expected $(BASE_DIR) = {base!r}")

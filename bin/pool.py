@@ -1,68 +1,61 @@
 #!/usr/bin/env python3
-"""The pool side of the Makefile: `make submit`, `make watch` and `make status`.
+"""The pool side of the Makefile: make submit, watch, status and preflight.
 
-    bin/pool.py submit [--fresh] [--batch-name NAME]   cd dag && condor_submit_dag ... dagfile.dag
-    bin/pool.py watch                                  condor_watch_q on the DAG's event logs
-    bin/pool.py status                                 node table, condor_q -dag, why jobs wait
-    bin/pool.py require TOOL                           exit 3 with one line unless TOOL is on PATH
+    bin/pool.py --dag FILE submit [--fresh] [--batch-name N] [--preflight]
+    bin/pool.py --dag FILE watch       follow the DAG until DAGMan exits; 0 only if it succeeded
+    bin/pool.py --dag FILE status      node table, hold reasons, condor_q -dag, why jobs wait
+    bin/pool.py --dag FILE preflight   one tiny job: interpreter, pinned imports, BASE_DIR writable
+    bin/pool.py --dag FILE inputs --base-dir B   refuse, in one line, what would fail at once
+    bin/pool.py require TOOL           exit 3 with one line unless TOOL is on PATH
 
-Each needs HTCondor's command-line tools on PATH; without them it prints one `error:` line that
-points to `make local` (the same DAG on this machine) and exits 3.
+FILE is the rendered DAG (make paths); its directory is where DAGMan runs and writes its files.
+Reads DAGMan's files and the schedd through bin/dagman_state.py. Without HTCondor's tools it
+prints one `error:` line pointing to `make local` and exits 3.
 
-Resubmission (condor_submit_dag, HTCondor 23.0 and later): with a rescue DAG
-(dagfile.dag.rescueNNN) in dag/, a plain `condor_submit_dag dagfile.dag` resumes from the newest
-one and skips the nodes it marks DONE. Without one, the files of an earlier run
-(dagfile.dag.condor.sub, .lib.out, .lib.err, .dagman.log) make condor_submit_dag refuse ("Some
-file(s) needed by condor_dagman already exist"); then there is nothing to resume, so `-f` is
-added and every node runs again. `--fresh` (FRESH=1) always adds `-f`, which also renames the
-rescue DAGs to *.old. A `dagfile.dag.lock` means a run (DAGMan or `make local`) is still going:
-nothing is submitted.
+Submit checks its inputs first (BASE_DIR/loan_data.csv exists; the DAG's directory is not under
+/tmp, where DAGMan refuses to keep its node log) and asks the schedd whether a DAGMan of this
+DAG is queued: then nothing is submitted (a queued DAGMan may not have written its lock file
+yet). With a rescue DAG a plain condor_submit_dag resumes from it; after a finished run (files
+left, no rescue DAG) -f is added; --fresh always adds -f.
+
+Watch follows the DAGMan job's own event log (<dag>.dagman.log, htcondor.JobEventLog) until the
+job exits, showing condor_watch_q meanwhile where it runs (else one progress line per change),
+then prints the DAG's result: DagStatus from the metrics file of that DAGMan, and for a failure
+each failed node with its one-line error (BASE_DIR/error/<node>.<retry>.err) or hold reason, or
+DAGMan's own reason from <dag>.dagman.out. Exit codes: 0 the DAG succeeded; 1 it did not (or
+nothing was submitted); 2 bad usage or input; 3 no HTCondor.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import re
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from dagfile import DAG_STATUS, rescue_files
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import dagman_state as ds  # noqa: E402
+from dagfile import DagError, parse_dag, rescue_files  # noqa: E402
 
 PROJECT = Path(__file__).resolve().parent.parent
-EXIT_NO_CONDOR = 3
+EXIT_FAILED, EXIT_USAGE, EXIT_NO_CONDOR = 1, 2, 3
 # Files condor_submit_dag writes for a run; any of them makes a plain resubmission fail.
 SUBMIT_LEFTOVERS = (".condor.sub", ".lib.out", ".lib.err", ".dagman.log")
-# NodeStatus in the node status file (NODE_STATUS_FILE).
-NODE_STATUS = {
-    0: "not ready",
-    1: "ready",
-    2: "PRE script",
-    3: "queued",
-    4: "POST script",
-    5: "done",
-    6: "FAILED",
-    7: "futile",
-}
-# HoldReasonCode -> what to do (src/condor_utils/condor_holdcodes.h).
-HOLD_HINTS = {
-    6: "could not start the interpreter or script: PYTHON in the rendered DAG (and its base "
-    "interpreter) must exist at that path on the execute node; subcode = errno (2 missing, "
-    "13 permission)",
-    7: "could not open its output/error file: BASE_DIR/output and BASE_DIR/error must exist "
-    "and be writable from the execute node (make paths creates them)",
-    13: "input transfer failed: should_transfer_files = IF_NEEDED needs nothing transferred; "
-    "is the shared filesystem mounted on the execute node?",
-    14: "its initialdir (BASE_DIR) is not reachable on the execute node: mount the shared "
-    "filesystem at the same path",
-    34: "went over request_memory: DAGMan removes it and the retry asks for 2x, then 4x; if "
-    "retries keep failing raise MEMORY_MB in submit/<kind>.sub (MemoryUsage is in "
-    "BASE_DIR/log/<node>.log)",
-}
+
+
+class PoolError(Exception):
+    """A one-line refusal (bad input, a run in the way); ``code`` is the exit code."""
+
+    def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def no_condor(tool: str) -> int:
@@ -75,38 +68,86 @@ def no_condor(tool: str) -> int:
     return EXIT_NO_CONDOR
 
 
-def cmd_require(args: argparse.Namespace) -> int:
-    return 0 if shutil.which(args.tool) else no_condor(args.tool)
-
-
 def run(cmd: Sequence[str], cwd: Path) -> int:
-    """Echo and run a command in ``cwd``; its exit code."""
+    """Echo and run a command in ``cwd``; its exit code (127 when it cannot start)."""
     print(f"+ (cd {cwd} && {' '.join(cmd)})", flush=True)
-    return subprocess.call(list(cmd), cwd=cwd)
+    try:
+        return subprocess.call(list(cmd), cwd=cwd)
+    except OSError as exc:
+        print(f"pool: cannot run {cmd[0]}: {exc.strerror or exc}", file=sys.stderr)
+        return 127
 
 
-def dag_file(args: argparse.Namespace, suffix: str = "") -> Path:
-    return args.dag_dir / f"{args.dag_name}{suffix}"
+class Run:
+    """The rendered DAG and the files of its runs (all in the DAG file's directory)."""
+
+    def __init__(self, dag: Path) -> None:
+        self.dag = dag.absolute()
+        self.dir = self.dag.parent
+        self.name = self.dag.name
+
+    def file(self, suffix: str) -> Path:
+        return self.dir / f"{self.name}{suffix}"
+
+    def paths(self) -> dict[str, str]:
+        """BASE_DIR, PROJECT_DIR and PYTHON of the rendered DAG (VARS ALL_NODES)."""
+        try:
+            dag = parse_dag(self.dag)
+        except (DagError, OSError) as exc:
+            raise PoolError(f"{self.dag}: {exc} (make paths renders it)") from None
+        for node in dag.nodes.values():
+            if node.vars.get("BASE_DIR"):
+                return node.vars
+        raise PoolError(f"{self.dag}: no BASE_DIR in its VARS (make paths renders it)")
+
+    def base_dir(self) -> Path:
+        return Path(self.paths()["BASE_DIR"])
+
+
+def under_tmp(path: Path) -> bool:
+    """DAGMan's own test (dagman_main.cpp): the node log's absolute path starts with /tmp."""
+    return any(str(p).startswith("/tmp") for p in (path.absolute(), path.resolve()))
 
 
 # --------------------------------------------------------------------------- submit
 
 
-def cmd_submit(args: argparse.Namespace) -> int:
-    if shutil.which("condor_submit_dag") is None:
-        return no_condor("condor_submit_dag")
-    lock = dag_file(args, ".lock")
-    if lock.exists():
-        print(
-            f"error: {lock} exists: a run of this DAG is still going (make status); if its "
-            "DAGMan or `make local` died, remove the lock file and submit again",
-            file=sys.stderr,
+def check_inputs(run_dir: Path, base_dir: Path) -> None:
+    """Refuse, in one line, what would make the DAG fail at once on the pool."""
+    if under_tmp(run_dir):
+        raise PoolError(
+            f"{run_dir} is under /tmp: DAGMan refuses a node log there (DAGMAN_USE_STRICT) "
+            "and exits before any node runs; use a BASE_DIR outside /tmp (e.g. under $HOME)"
         )
-        return 1
-    cmd = ["condor_submit_dag", "-batch-name", args.batch_name]
-    rescues = [p for _, p in rescue_files(args.dag)]
-    leftovers = [p for p in (dag_file(args, s) for s in SUBMIT_LEFTOVERS) if p.exists()]
-    if args.fresh:
+    data = base_dir / "loan_data.csv"
+    if not data.is_file():
+        raise PoolError(f"{data}: no such file: put the data there, or `make data` for a sample")
+
+
+def finished_after(metrics: Path, rescue: Path) -> bool:
+    """Whether a DAGMan run succeeded (DagStatus 0) after ``rescue`` was written."""
+    data = ds.read_metrics(metrics)
+    try:
+        newer = metrics.stat().st_mtime > rescue.stat().st_mtime
+    except OSError:
+        return False
+    return newer and data is not None and ds.dag_status(data) == 0
+
+
+def submit_command(run_: Run, fresh: bool, batch: str) -> tuple[list[str], str]:
+    """condor_submit_dag's arguments and a note on what it will do."""
+    cmd = ["condor_submit_dag", "-batch-name", batch]
+    rescues = [p for _, p in rescue_files(run_.dag)]
+    leftovers = [p for p in (run_.file(s) for s in SUBMIT_LEFTOVERS) if p.exists()]
+    if rescues and finished_after(run_.file(".metrics"), rescues[-1]):
+        # DAGMan leaves the rescue DAG it resumed from in place after the DAG succeeded; a
+        # plain condor_submit_dag would resume from it again and skip the nodes it marks DONE.
+        cmd.append("-f")
+        note = (
+            f"the DAG succeeded after {rescues[-1].name} was written: nothing to resume, every "
+            "node runs again (-f renames the old rescue DAGs to *.old)"
+        )
+    elif fresh:
         cmd.append("-f")
         note = "FRESH=1: every node runs again (-f; earlier rescue DAGs are renamed *.old)"
     elif rescues:
@@ -118,161 +159,257 @@ def cmd_submit(args: argparse.Namespace) -> int:
             "stopped before any node failed): nothing to resume, every node runs again (-f)"
         )
     else:
-        note = "first run in this directory"
+        note = "first run of this DAG here"
+    return [*cmd, run_.name], note
+
+
+def refuse_if_running(run_: Run) -> None:
+    """A DAGMan of this DAG in the queue (asked of the schedd), or a lock file: refuse."""
+    queued = ds.queued_dagmans(run_.dir, run_.name)
+    if queued:
+        ids = ", ".join(str(ad.get("ClusterId")) for ad in queued)
+        raise PoolError(
+            f"a DAGMan of {run_.dag} is already in the queue (job {ids}): follow it with "
+            f"`make watch`, or remove it with condor_rm {ids} before submitting again",
+            EXIT_FAILED,
+        )
+    lock = run_.file(".lock")
+    if lock.exists():
+        raise PoolError(
+            f"{lock} exists but no DAGMan of this DAG is queued: a `make local` run is going, "
+            "or a DAGMan died; if nothing runs, remove the lock file and submit again",
+            EXIT_FAILED,
+        )
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    if shutil.which("condor_submit_dag") is None:
+        return no_condor("condor_submit_dag")
+    run_ = Run(args.dag)
+    check_inputs(run_.dir, run_.base_dir())
+    refuse_if_running(run_)
+    if args.preflight:
+        code = preflight(run_, args.timeout)
+        if code != 0:
+            return code
+    cmd, note = submit_command(run_, args.fresh, args.batch_name)
     print(f"submit: {note}")
-    cmd.append(args.dag_name)
-    code = run(cmd, args.dag_dir)
+    code = run(cmd, run_.dir)
     if code == 0:
         print("submit: follow it with `make watch`; `make status` says what waits and why")
+        if not args.preflight:
+            print("submit: first run on this pool? `make preflight` tests an execute node first")
     return code
 
 
 # --------------------------------------------------------------------------- watch
 
 
-def finished_status(metrics: Path, since: float) -> int | None:
-    """DagStatus from a metrics file written after ``since`` (None if there is none)."""
-    try:
-        if metrics.stat().st_mtime < since:
-            return None
-        data = json.loads(metrics.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    status = data.get("DagStatus", data.get("dag_status")) if isinstance(data, dict) else None
-    return status if isinstance(status, int) else None
+class Display:
+    """condor_watch_q where it runs, else one progress line per change of the status file."""
+
+    def __init__(self, run_: Run, since: float, use_watch_q: bool) -> None:
+        self.run, self.since = run_, since
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.errors = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close())
+        self.last = ""
+        tool = shutil.which("condor_watch_q") if use_watch_q else None
+        if tool is None:
+            return
+        files = [run_.file(s).name for s in (".nodes.log", ".dagman.log")]
+        try:
+            self.proc = subprocess.Popen([tool, "-files", *files], cwd=run_.dir, stderr=self.errors)
+        except OSError as exc:
+            print(
+                f"watch: condor_watch_q cannot start ({exc.strerror or exc}); following "
+                f"{run_.file('.status').name} instead"
+            )
+
+    def tick(self) -> None:
+        if self.proc is not None and self.proc.poll() is not None:
+            self.errors.seek(0)
+            lines = self.errors.read().decode(errors="replace").strip().splitlines()
+            why = lines[-1] if lines else f"exit code {self.proc.returncode}"
+            print(
+                f"watch: condor_watch_q stopped ({why}); following "
+                f"{self.run.file('.status').name} instead"
+            )
+            self.proc = None
+        if self.proc is None:
+            status = ds.read_status_file(self.run.file(".status"))
+            if status is not None and status.timestamp >= self.since - 1:
+                line = ds.progress_line(status)
+                if line != self.last:
+                    print(f"watch: {time.strftime('%H:%M:%S')} {line}", flush=True)
+                    self.last = line
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)  # condor_watch_q ends cleanly on Ctrl-C
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.errors.close()
+
+
+def verdict(run_: Run, job: ds.DagmanJob) -> tuple[int, list[str]]:
+    """(exit code, lines) for a DAGMan job that has ended."""
+    metrics = ds.read_metrics(run_.file(".metrics"), job.cluster)
+    status = ds.dag_status(metrics) if metrics else None
+    if job.removed:
+        head = f"DAGMan job {job.cluster} was removed (condor_rm)"
+    elif job.signal:
+        head = f"DAGMan job {job.cluster} was killed by signal {job.signal}"
+    else:
+        head = f"DAGMan job {job.cluster} exited with code {job.exit_code}"
+    if status is not None:
+        head += f": DagStatus {status} ({ds.DAG_STATUS.get(status, 'unknown')})"
+    if status == 0 and job.exit_code == 0:
+        return 0, [f"{head}; every node succeeded"]
+    lines = [head]
+    lines += failure_lines(run_, job)
+    if len(lines) == 1:
+        lines.append(f"no failed node and no DAGMan error found: see {run_.file('.dagman.out')}")
+    lines.append("fix the cause, then `make submit` resumes from the rescue DAG")
+    return EXIT_FAILED, lines
+
+
+def failure_lines(run_: Run, job: ds.DagmanJob) -> list[str]:
+    """Each failed node with its one-line error or hold reason; else DAGMan's own reason."""
+    lines: list[str] = []
+    status = ds.read_status_file(run_.file(".status"))
+    if status is not None and status.timestamp >= job.submitted - 1:
+        try:
+            base = run_.base_dir()
+        except PoolError:
+            base = None
+        holds = {h.node: h for h in ds.node_holds(run_.file(".nodes.log"), job.submitted)}
+        for node in status.nodes:
+            if node.state != 6:
+                continue
+            why = node.details
+            err = ds.node_error_file(base, node.name, node.retries) if base else None
+            message = ds.one_line_error(err) if err else None
+            if message:
+                why = f"{why}; {err}: {message}"
+            elif node.name in holds:
+                why = f"{why}; {holds[node.name].line()}"
+            lines.append(f"failed node {node.name}: {why}")
+    if not lines:
+        reason = ds.dagman_reason(run_.file(".dagman.out"), job.cluster)
+        if reason:
+            lines.append(f"DAGMan: {reason}")
+    return lines
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    watch_q = shutil.which("condor_watch_q")
-    if watch_q is None and shutil.which("condor_q") is None:
-        return no_condor("condor_watch_q (or condor_q)")
-    nodes_log, dagman_log = dag_file(args, ".nodes.log"), dag_file(args, ".dagman.log")
-    lock = dag_file(args, ".lock")
-    if not dagman_log.exists():
+    run_ = Run(args.dag)
+    log = ds.DagmanLog(run_.file(".dagman.log"))
+    job = log.update()
+    if job is None:
         print(
-            f"error: nothing submitted from {args.dag_dir} (no {dagman_log.name}): make submit",
+            f"error: nothing submitted from {run_.dir} (no {log.path.name}): make submit",
             file=sys.stderr,
         )
-        return 1
-    start = time.time()
-    deadline = start + args.wait
-    while not nodes_log.exists() and time.time() < deadline:
-        time.sleep(min(args.interval, 1.0))  # DAGMan creates it when it starts up
-    if watch_q is not None:
-        # The DAGMan job's own log keeps "all done" from firing in the gap between a node's end
-        # and its children's submission (the node log alone is all done at that moment).
-        files = [p.name for p in (nodes_log, dagman_log) if p.exists()]
-        cmd = ["condor_watch_q", "-files", *files, "-exit", "all,done,0", "-exit", "any,held,1"]
-        code = run(cmd, args.dag_dir)
-    else:
-        print("watch: condor_watch_q is not installed; polling condor_q -dag -nobatch instead")
-        while True:
-            code = run(["condor_q", "-dag", "-nobatch"], args.dag_dir)
-            if code != 0 or not lock.exists():
-                break
-            time.sleep(args.interval)
-    status = finished_status(dag_file(args, ".metrics"), start)
-    if status is not None:
-        meaning = DAG_STATUS.get(status, "unknown")
-        print(f"watch: DAG finished: DagStatus {status} ({meaning})")
-        if status != 0:
-            print("watch: `make status` shows the failed node; fix it, then `make submit` resumes")
-            return code or 1
+        return EXIT_FAILED
+    if not job.done:
+        print(
+            f"watch: following DAGMan job {job.cluster} until it exits (Ctrl-C stops "
+            "watching, not the DAG)",
+            flush=True,
+        )
+        display = Display(run_, job.submitted, not args.no_watch_q)
+        held_said = None
+        try:
+            while not job.done:
+                display.tick()
+                if job.held and job.held != held_said:
+                    print(f"watch: DAGMan job {job.cluster} itself is held: {job.held}")
+                    held_said = job.held
+                job = log.update(wait=args.interval) or job
+            display.tick()
+        finally:
+            display.close()
+    code, lines = verdict(run_, job)
+    for line in lines:
+        print(f"watch: {line}")
     return code
 
 
 # --------------------------------------------------------------------------- status
 
 
-def node_table(status_file: Path) -> list[str]:
-    """Lines describing the DAG from its node status file ([] if there is none)."""
-    import classad
-
-    try:
-        text = status_file.read_text(encoding="utf-8")
-    except OSError:
-        return []
-    lines: list[str] = []
-    try:
-        ads = list(classad.parseAds(text, classad.Parser.New))
-    except Exception as exc:  # half-written file or a format we do not know
-        return [f"{status_file.name}: unreadable ({exc})"]
-    for ad in ads:
-        kind = ad.get("Type")
-        if kind == "DagStatus":
-            status = ad.get("DagStatus")
-            lines.append(
-                f"DAG: DagStatus {status} ({DAG_STATUS.get(status, '?')}); "
-                f"nodes: {ad.get('NodesDone', 0)} done, "
-                f"{ad.get('NodesQueued', 0)} queued, {ad.get('NodesFailed', 0)} failed of "
-                f"{ad.get('NodesTotal', '?')}; job procs held {ad.get('JobProcsHeld', 0)}, "
-                f"idle {ad.get('JobProcsIdle', 0)}"
-            )
-            lines.append(f"{'node':<20} {'status':<10} {'retries':>7}  details")
-        elif kind == "NodeStatus":
-            status = ad.get("NodeStatus")
-            lines.append(
-                f"{ad.get('Node', '?'):<20} {NODE_STATUS.get(status, str(status)):<10} "
-                f"{ad.get('RetryCount', 0):>7}  {ad.get('StatusDetails', '')}"
-            )
+def node_table(status: ds.StatusFile) -> list[str]:
+    lines = [f"DAG: {status.label}; {ds.progress_line(status)}"]
+    lines.append(f"{'node':<20} {'state':<12} {'retries':>7}  details")
+    for node in status.nodes:
+        lines.append(f"{node.name:<20} {node.label:<12} {node.retries:>7}  {node.details}")
     return lines
-
-
-def dagman_cluster(dagman_log: Path) -> str | None:
-    """Cluster id of the newest DAGMan job, from its submit events in dagfile.dag.dagman.log."""
-    try:
-        text = dagman_log.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return None
-    found = re.findall(r"^000 \((\d+)\.", text, re.MULTILINE)
-    return found[-1] if found else None
-
-
-def waiting_jobs(dag_dir: Path, constraint: str) -> list[tuple[str, int, str, str, str]]:
-    """(job id, JobStatus, HoldReasonCode, HoldReasonSubCode, node) of idle and held node jobs."""
-    cmd = [
-        "condor_q",
-        "-constraint",
-        f"({constraint}) && (JobStatus == 1 || JobStatus == 5)",
-        "-af:j",
-        "JobStatus",
-        "HoldReasonCode",
-        "HoldReasonSubCode",
-        "DAGNodeName",
-    ]
-    proc = subprocess.run(cmd, cwd=dag_dir, capture_output=True, text=True)
-    jobs = []
-    for line in proc.stdout.splitlines():
-        parts = line.split()
-        if len(parts) >= 5 and parts[1].isdigit():
-            jobs.append((parts[0], int(parts[1]), parts[2], parts[3], parts[4]))
-    return jobs
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     if shutil.which("condor_q") is None:
         return no_condor("condor_q")
-    table = node_table(dag_file(args, ".status"))
-    if table:
-        print(f"== {args.dag_name}.status (NODE_STATUS_FILE)")
-        print("\n".join(table))
+    run_ = Run(args.dag)
+    job = ds.DagmanLog(run_.file(".dagman.log")).update()
+    if job is None:
+        print(f"status: nothing submitted from {run_.dir} yet (make submit)")
+        return 0
+    state = "running" if not job.done else "finished"
+    print(f"== DAGMan job {job.cluster} ({state}), submitted {time.ctime(job.submitted)}")
+    status = ds.read_status_file(run_.file(".status"))
+    if status is not None and status.timestamp >= job.submitted - 1:
+        print(f"== {run_.file('.status').name} (NODE_STATUS_FILE)")
+        print("\n".join(node_table(status)))
     else:
-        print(f"status: no {args.dag_name}.status yet (DAGMan writes it while the DAG runs)")
-    code = run(["condor_q", "-dag", "-nobatch"], args.dag_dir)
-    cluster = dagman_cluster(dag_file(args, ".dagman.log"))
-    constraint = f"DAGManJobId == {cluster}" if cluster else "DAGManJobId =!= undefined"
-    jobs = waiting_jobs(args.dag_dir, constraint)
-    held = [job for job in jobs if job[1] == 5]
-    idle = [job for job in jobs if job[1] == 1]
-    for job_id, _, hold_code, sub_code, node in held:
-        hint = HOLD_HINTS.get(int(hold_code) if hold_code.isdigit() else -1, "see condor_q -hold")
-        print(f"held: {node} ({job_id}), HoldReasonCode {hold_code}/{sub_code}: {hint}")
-    if held:
-        run(["condor_q", "-hold", *(job[0] for job in held)], args.dag_dir)
-    for job_id, *_rest, node in idle[: args.analyze]:
-        print(f"idle: {node} ({job_id}): why it does not match a slot:")
-        run(["condor_q", "-better-analyze", job_id], args.dag_dir)
+        print(
+            f"status: no {run_.file('.status').name} of this run yet (DAGMan writes it "
+            "once it starts)"
+        )
+    if job.done:
+        _, lines = verdict(run_, job)
+        print("\n".join(f"result: {line}" for line in lines))
+    holds = ds.node_holds(run_.file(".nodes.log"), job.submitted)
+    for hold in holds:
+        print(f"held: {hold.line()}")
+    if job.done:
+        return 0
+    code = run(["condor_q", "-dag", "-nobatch"], run_.dir)
+    waiting = ds.node_jobs(job.cluster)
+    idle = [ad for ad in waiting if ad.get("JobStatus") == 1]
+    for ad in idle[: args.analyze]:
+        job_id = f"{ad.get('ClusterId')}.{ad.get('ProcId')}"
+        print(f"idle: {ad.get('DAGNodeName')} ({job_id}): why it does not match a slot:")
+        run(["condor_q", "-better-analyze", job_id], run_.dir)
     return code
+
+
+# --------------------------------------------------------------------------- preflight
+
+
+def preflight(run_: Run, timeout: float) -> int:
+    """Submit submit/preflight.sub once, wait for it, print a one-line verdict."""
+    from preflight_job import run_preflight
+
+    return run_preflight(run_.paths(), run_.dir, run_.name, PROJECT, timeout)
+
+
+def cmd_preflight(args: argparse.Namespace) -> int:
+    if shutil.which("condor_submit") is None:
+        return no_condor("condor_submit")
+    return preflight(Run(args.dag), args.timeout)
+
+
+def cmd_inputs(args: argparse.Namespace) -> int:
+    """make submit's first step, before anything is rendered."""
+    check_inputs(Run(args.dag).dir, args.base_dir)
+    return 0
+
+
+def cmd_require(args: argparse.Namespace) -> int:
+    return 0 if shutil.which(args.tool) else no_condor(args.tool)
 
 
 # --------------------------------------------------------------------------- main
@@ -284,39 +421,52 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--dag",
         type=Path,
         default=PROJECT / "data" / "dags" / "dagfile.dag",
-        help="the DAG rendered for a base directory (make paths); DAGMan runs in its directory "
-        "and keeps its records there (default: %(default)s)",
+        help="the rendered DAG; DAGMan runs in its directory (default: %(default)s)",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     require = sub.add_parser("require", help="exit 3 with one line unless TOOL is on PATH")
     require.add_argument("tool")
+    inputs = sub.add_parser("inputs", help="refuse a DAG under /tmp or a missing loan_data.csv")
+    inputs.add_argument("--base-dir", type=Path, required=True, help="the base directory")
     submit = sub.add_parser("submit", help="condor_submit_dag the DAG (resumes a rescue DAG)")
     submit.add_argument("--fresh", action="store_true", help="rerun every node (-f)")
     submit.add_argument("--batch-name", default="loans", help="JobBatchName (default: loans)")
-    watch = sub.add_parser("watch", help="follow the DAG's jobs until they are done")
-    watch.add_argument("--interval", type=float, default=5.0, help="condor_q poll seconds")
-    watch.add_argument("--wait", type=float, default=30.0, help="seconds to wait for DAGMan")
-    status = sub.add_parser("status", help="node table, condor_q -dag, held and idle jobs")
+    submit.add_argument("--preflight", action="store_true", help="run the preflight job first")
+    submit.add_argument("--timeout", type=float, default=300.0, help="preflight wait, seconds")
+    watch = sub.add_parser("watch", help="follow the DAG until DAGMan exits")
+    watch.add_argument("--interval", type=float, default=1.0, help="seconds between looks")
+    watch.add_argument(
+        "--no-watch-q", action="store_true", help="progress lines instead of condor_watch_q"
+    )
+    status = sub.add_parser("status", help="node table, holds, condor_q -dag, idle jobs")
     status.add_argument("--analyze", type=int, default=3, help="idle jobs to better-analyze")
-    args = parser.parse_args(argv)
-    args.dag = args.dag.absolute()
-    args.dag_dir, args.dag_name = args.dag.parent, args.dag.name
-    return args
+    pre = sub.add_parser("preflight", help="one tiny job that checks an execute node")
+    pre.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for it")
+    return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     handler = {
         "require": cmd_require,
+        "inputs": cmd_inputs,
         "submit": cmd_submit,
         "watch": cmd_watch,
         "status": cmd_status,
+        "preflight": cmd_preflight,
     }[args.command]
     try:
         return handler(args)
+    except PoolError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.code
+    except OSError as exc:  # the schedd cannot be asked, a file cannot be read
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
 
 
 if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
     sys.exit(main())
