@@ -107,7 +107,7 @@ bench: $(VENV)/.installed ## Print each stage's time and peak memory at 45,000 a
 test: $(VENV)/.installed ## Run the linter and the test suite (in parallel, one worker per core)
 	$(VPY) -m ruff check .
 	$(VPY) -m ruff format --check .
-	$(VPY) -m pytest -q -n auto
+	$(VPY) -m pytest -q -n auto --dist loadgroup
 
 lint: $(VENV)/.installed ## Lint and check formatting with ruff
 	$(VPY) -m ruff check .

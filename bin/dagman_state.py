@@ -328,8 +328,9 @@ def dagman_reason(dagman_out: Path, cluster: int | None) -> str | None:
         return None
     start = 0
     if cluster is not None:
-        banner = f"condor_scheduniv_exec.{cluster}.0 (condor_DAGMAN) STARTING UP"
-        starts = [i for i, ln in enumerate(lines) if banner in ln]
+        # "** condor_scheduniv_exec.<cluster>.0 (CONDOR_DAGMAN) STARTING UP"
+        banner = f"condor_scheduniv_exec.{cluster}.0 (condor_dagman) starting up"
+        starts = [i for i, ln in enumerate(lines) if banner in ln.lower()]
         if not starts:
             return None
         start = starts[-1]

@@ -206,33 +206,47 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 class Display:
-    """condor_watch_q where it runs, else one progress line per change of the status file."""
+    """condor_watch_q where it runs, else one progress line per change of the status file.
+
+    condor_watch_q starts once DAGMan has created the node log (it follows only the logs that
+    exist when it starts); it is stopped when the DAGMan job ends.
+    """
 
     def __init__(self, run_: Run, since: float, use_watch_q: bool) -> None:
         self.run, self.since = run_, since
         self.proc: subprocess.Popen[bytes] | None = None
         self.errors = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close())
         self.last = ""
-        tool = shutil.which("condor_watch_q") if use_watch_q else None
-        if tool is None:
+        self.tool = shutil.which("condor_watch_q") if use_watch_q else None
+
+    def start(self) -> None:
+        nodes_log = self.run.file(".nodes.log")
+        if self.tool is None or not nodes_log.exists() or nodes_log.stat().st_mtime < self.since:
             return
-        files = [run_.file(s).name for s in (".nodes.log", ".dagman.log")]
+        files = [nodes_log.name, self.run.file(".dagman.log").name]
+        tool, self.tool = self.tool, None
         try:
-            self.proc = subprocess.Popen([tool, "-files", *files], cwd=run_.dir, stderr=self.errors)
+            self.proc = subprocess.Popen(
+                [tool, "-files", *files], cwd=self.run.dir, stderr=self.errors
+            )
         except OSError as exc:
             print(
                 f"watch: condor_watch_q cannot start ({exc.strerror or exc}); following "
-                f"{run_.file('.status').name} instead"
+                f"{self.run.file('.status').name} instead",
+                flush=True,
             )
 
     def tick(self) -> None:
+        if self.proc is None:
+            self.start()
         if self.proc is not None and self.proc.poll() is not None:
             self.errors.seek(0)
             lines = self.errors.read().decode(errors="replace").strip().splitlines()
             why = lines[-1] if lines else f"exit code {self.proc.returncode}"
             print(
                 f"watch: condor_watch_q stopped ({why}); following "
-                f"{self.run.file('.status').name} instead"
+                f"{self.run.file('.status').name} instead",
+                flush=True,
             )
             self.proc = None
         if self.proc is None:
