@@ -1,0 +1,393 @@
+"""bin/pool.py and bin/dagman_state.py without a pool: DAGMan's files as HTCondor 24.0.23 wrote
+them on the personal pool (excerpts), read back; submit's decisions; watch's verdict lines.
+
+The same code runs against a real pool in tests/test_pool.py.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT / "bin"))
+os.environ.setdefault("CONDOR_CONFIG", os.devnull)
+
+import dagman_state as ds  # noqa: E402
+import pool  # noqa: E402
+
+# A node status file as DAGMan 24.0.23 writes it mid-run (Dag::DumpNodeStatus), shortened.
+STATUS_RUNNING = """[
+  Type = "DagStatus";
+  DagFiles = {
+    "dagfile.dag"
+  };
+  Timestamp = 1795836540; /* "Sat Nov 28 03:29:00 2026" */
+  DagStatus = 3; /* "STATUS_SUBMITTED ()" */
+  NodesTotal = 8;
+  NodesDone = 2;
+  NodesPre = 0;
+  NodesQueued = 2;
+  NodesPost = 0;
+  NodesReady = 0;
+  NodesUnready = 4;
+  NodesFutile = 0;
+  NodesFailed = 0;
+  JobProcsHeld = 0;
+  JobProcsIdle = 1; /* includes held */
+]
+[
+  Type = "NodeStatus";
+  Node = "train_test_split";
+  NodeStatus = 5; /* "STATUS_DONE" */
+  StatusDetails = "";
+  RetryCount = 0;
+  JobProcsQueued = 0;
+  JobProcsHeld = 0;
+]
+[
+  Type = "NodeStatus";
+  Node = "modeling_v1";
+  NodeStatus = 3; /* "STATUS_SUBMITTED" */
+  StatusDetails = "not_idle";
+  RetryCount = 1;
+  JobProcsQueued = 1;
+  JobProcsHeld = 0;
+]
+[
+  Type = "NodeStatus";
+  Node = "modeling_v2";
+  NodeStatus = 3; /* "STATUS_SUBMITTED" */
+  StatusDetails = "idle";
+  RetryCount = 0;
+  JobProcsQueued = 1;
+  JobProcsHeld = 0;
+]
+[
+  Type = "NodeStatus";
+  Node = "deploy_best_model";
+  NodeStatus = 0; /* "STATUS_NOT_READY" */
+  StatusDetails = "";
+  RetryCount = 0;
+  JobProcsQueued = 0;
+  JobProcsHeld = 0;
+]
+[
+  Type = "StatusEnd";
+  EndTime = 1795836540; /* "Sat Nov 28 03:29:00 2026" */
+  NextUpdate = 1795836542; /* "Sat Nov 28 03:29:02 2026" */
+]
+"""
+
+STATUS_FAILED = """[
+  Type = "DagStatus";
+  Timestamp = 1795836588; /* "Sat Nov 28 03:29:48 2026" */
+  DagStatus = 6; /* "STATUS_ERROR (failed)" */
+  NodesTotal = 8;
+  NodesDone = 0;
+  NodesQueued = 0;
+  NodesFailed = 1;
+  JobProcsHeld = 0;
+  JobProcsIdle = 0; /* includes held */
+]
+[
+  Type = "NodeStatus";
+  Node = "data_processing";
+  NodeStatus = 6; /* "STATUS_ERROR" */
+  StatusDetails = "Job proc (12.0.0) failed with status 2";
+  RetryCount = 0;
+  JobProcsQueued = 0;
+  JobProcsHeld = 0;
+]
+[
+  Type = "NodeStatus";
+  Node = "train_test_split";
+  NodeStatus = 0; /* "STATUS_NOT_READY" */
+  StatusDetails = "";
+  RetryCount = 0;
+  JobProcsQueued = 0;
+  JobProcsHeld = 0;
+]
+"""
+
+# condor_dagman's own log when it stopped before any node ran (a DAG under /tmp), two runs.
+DAGMAN_OUT = """11/28/26 03:20:00 ** condor_scheduniv_exec.9.0 (CONDOR_DAGMAN) STARTING UP
+11/28/26 03:20:01 ERROR: an older problem of another run
+11/28/26 03:29:33 ** condor_scheduniv_exec.10.0 (CONDOR_DAGMAN) STARTING UP
+11/28/26 03:29:33 Warning: failed to get attribute DAGNodeName
+11/28/26 03:29:33 Warning: default node log file /tmp/x/dags/./dagfile.dag.nodes.log is in /tmp
+11/28/26 03:29:33 ERROR: Warning is fatal error because of DAGMAN_USE_STRICT setting
+11/28/26 03:29:33 Aborting DAG...
+11/28/26 03:29:33 **** condor_scheduniv_exec.10.0 (condor_DAGMAN) pid 7100 EXITING WITH STATUS 1
+"""
+
+HOST = "<127.0.0.1:42789?addrs=127.0.0.1-42789&alias=vm&noUDP&sock=schedd_4944_10b9>"
+# A node's job held mid-run and removed by DAGMan (DAGMAN_MAX_JOB_HOLDS = 1), then its retry.
+NODES_LOG = f"""000 (029.000.000) 2026-11-28 03:33:16 Job submitted from host: {HOST}
+    DAG Node: modeling_v1
+...
+001 (029.000.000) 2026-11-28 03:33:16 Job executing on host: {HOST}
+...
+012 (029.000.000) 2026-11-28 03:33:16 Job was held.
+\tvia condor_hold (by user condoruser)
+\tCode 1 Subcode 0
+...
+009 (029.000.000) 2026-11-28 03:33:17 Job was aborted.
+\tDAG Limit: Max number of held jobs was reached. (by user condoruser)
+...
+000 (031.000.000) 2026-11-28 03:33:19 Job submitted from host: {HOST}
+    DAG Node: modeling_v1
+...
+"""
+
+# The DAGMan job's own event log: submitted, running, exited with 1.
+DAGMAN_LOG = f"""000 (010.000.000) 2026-11-28 03:29:33 Job submitted from host: {HOST}
+...
+001 (010.000.000) 2026-11-28 03:29:33 Job executing on host: {HOST}
+...
+005 (010.000.000) 2026-11-28 03:29:34 Job terminated.
+\t(1) Normal termination (return value 1)
+\t\tUsr 0 00:00:00, Sys 0 00:00:00  -  Run Remote Usage
+\t\tUsr 0 00:00:00, Sys 0 00:00:00  -  Run Local Usage
+\t\tUsr 0 00:00:00, Sys 0 00:00:00  -  Total Remote Usage
+\t\tUsr 0 00:00:00, Sys 0 00:00:00  -  Total Local Usage
+\t0  -  Run Bytes Sent By Job
+\t0  -  Run Bytes Received By Job
+\t0  -  Total Bytes Sent By Job
+\t0  -  Total Bytes Received By Job
+...
+"""
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path) -> Path:
+    """A rendered DAG in BASE_DIR/dags (two nodes are enough for pool.py)."""
+    base = tmp_path / "base"
+    dags = base / "dags"
+    write(base / "loan_data.csv", "a,b\n1,2\n")
+    write(
+        dags / "dagfile.dag",
+        "JOB data_processing /p/submit/process.sub\nJOB train_test_split /p/submit/split.sub\n"
+        "PARENT data_processing CHILD train_test_split\n"
+        f'VARS ALL_NODES BASE_DIR="{base}" PROJECT_DIR="/p" PYTHON="/p/.venv/bin/python"\n',
+    )
+    return dags
+
+
+# --------------------------------------------------------------------------- reading DAGMan's files
+
+
+def test_status_file_states_are_node_states(tmp_path: Path) -> None:
+    status = ds.read_status_file(write(tmp_path / "s", STATUS_RUNNING))
+    assert status is not None
+    assert status.dag_state == 3 and status.label == "running"  # not "aborted": a node state
+    assert status.counts["done"] == 2 and status.counts["total"] == 8
+    labels = {n.name: (n.label, n.retries) for n in status.nodes}
+    assert labels == {
+        "train_test_split": ("done", 0),
+        "modeling_v1": ("running", 1),
+        "modeling_v2": ("idle", 0),
+        "deploy_best_model": ("not ready", 0),
+    }
+    assert ds.progress_line(status) == ("2/8 nodes done, 2 submitted (1 idle, 0 held), 0 failed")
+    table = pool.node_table(status)
+    assert table[0].startswith("DAG: running; 2/8 nodes done")
+    assert table[3].split()[:3] == ["modeling_v1", "running", "1"]
+
+
+def test_status_file_of_a_failed_dag(tmp_path: Path) -> None:
+    status = ds.read_status_file(write(tmp_path / "s", STATUS_FAILED))
+    assert status is not None and status.label == "error (failed)"
+    assert [(n.name, n.label) for n in status.nodes] == [
+        ("data_processing", "error"),
+        ("train_test_split", "not ready"),
+    ]
+    assert ds.read_status_file(tmp_path / "missing") is None
+    assert ds.read_status_file(write(tmp_path / "half", STATUS_FAILED[:40])) is None
+
+
+def test_dagman_reason_is_the_error_of_that_run(tmp_path: Path) -> None:
+    out = write(tmp_path / "dagfile.dag.dagman.out", DAGMAN_OUT)
+    reason = ds.dagman_reason(out, 10)
+    assert reason == (
+        "Warning: default node log file /tmp/x/dags/./dagfile.dag.nodes.log is in /tmp "
+        "(ERROR: Warning is fatal error because of DAGMAN_USE_STRICT setting)"
+    )
+    assert ds.dagman_reason(out, 9) == "ERROR: an older problem of another run"
+    assert ds.dagman_reason(out, 11) is None
+
+
+def test_dagman_log_gives_the_jobs_end(tmp_path: Path) -> None:
+    log = ds.DagmanLog(write(tmp_path / "dagfile.dag.dagman.log", DAGMAN_LOG))
+    job = log.update()
+    assert job is not None and job.cluster == 10 and job.done and job.exit_code == 1
+    assert ds.DagmanLog(tmp_path / "none").update() is None
+
+
+def test_hold_reasons_come_from_the_node_log(tmp_path: Path) -> None:
+    log = write(tmp_path / "dagfile.dag.nodes.log", NODES_LOG)
+    holds = ds.node_holds(log)
+    assert [(h.node, h.cluster, h.code, h.subcode) for h in holds] == [("modeling_v1", 29, 1, 0)]
+    assert "via condor_hold (by user condoruser)" in holds[0].line()
+    assert "HoldReasonCode 1/0" in holds[0].line()
+    assert ds.node_holds(log, since=holds[0].time + 60) == []  # an older run's hold
+
+
+def test_one_line_error(tmp_path: Path) -> None:
+    stage = write(tmp_path / "a.err", "[process] read\nprocess: error: x.csv: bad\n")
+    assert ds.one_line_error(stage) == "process: error: x.csv: bad"
+    crash = write(tmp_path / "b.err", "Traceback (most recent call last):\n  ...\nOSError: boom\n")
+    assert ds.one_line_error(crash) == "OSError: boom"
+    assert ds.one_line_error(write(tmp_path / "c.err", "")) is None
+
+
+def test_metrics_belong_to_their_dagman(tmp_path: Path) -> None:
+    path = write(tmp_path / "m", '{"dagman_id": "41", "DagStatus": 2}')
+    assert ds.read_metrics(path, 41) == {"dagman_id": "41", "DagStatus": 2}
+    assert ds.read_metrics(path, 42) is None  # an older run's metrics
+    assert ds.dag_status(ds.read_metrics(path)) == 2
+
+
+# --------------------------------------------------------------------------- submit
+
+
+def test_submit_refuses_a_dag_under_tmp_and_missing_data(tmp_path: Path) -> None:
+    with pytest.raises(pool.PoolError, match="is under /tmp: DAGMan refuses"):
+        pool.check_inputs(Path("/tmp/x/dags"), tmp_path)
+    with pytest.raises(pool.PoolError, match="is under /tmp"):
+        pool.check_inputs(Path("/tmpdata/dags"), tmp_path)  # DAGMan's test is a prefix test
+    home = Path("/home/u/base/dags")
+    with pytest.raises(pool.PoolError, match="loan_data.csv: no such file"):
+        pool.check_inputs(home, tmp_path)
+    write(tmp_path / "loan_data.csv", "x\n")
+    pool.check_inputs(home, tmp_path)
+
+
+def touch(path: Path, text: str = "x\n", mtime: float | None = None) -> None:
+    write(path, text)
+    if mtime is not None:
+        os.utime(path, (mtime, mtime))
+
+
+@pytest.mark.parametrize(
+    ("files", "fresh", "force", "note"),
+    [
+        ({}, False, False, "first run"),
+        ({}, True, True, "FRESH=1"),
+        ({".condor.sub": 100}, False, True, "nothing to resume"),
+        ({".condor.sub": 100, ".rescue001": 200}, False, False, "resuming from"),
+        # DAGMan keeps the rescue DAG it resumed from after the DAG succeeded
+        ({".condor.sub": 100, ".rescue001": 200, ".metrics": 300}, False, True, "succeeded after"),
+    ],
+)
+def test_submit_command(run_dir: Path, files: dict, fresh: bool, force: bool, note: str) -> None:
+    for suffix, mtime in files.items():
+        text = '{"DagStatus": 0}' if suffix == ".metrics" else "x\n"
+        touch(run_dir / f"dagfile.dag{suffix}", text, mtime)
+    cmd, said = pool.submit_command(pool.Run(run_dir / "dagfile.dag"), fresh, "loans")
+    assert cmd[:3] == ["condor_submit_dag", "-batch-name", "loans"]
+    assert cmd[-1] == "dagfile.dag"
+    assert ("-f" in cmd) is force
+    assert note in said
+
+
+def test_failed_run_metrics_do_not_force_a_rerun(run_dir: Path) -> None:
+    touch(run_dir / "dagfile.dag.rescue001", "DONE data_processing\n", 200)
+    touch(run_dir / "dagfile.dag.metrics", '{"DagStatus": 2}', 300)
+    cmd, said = pool.submit_command(pool.Run(run_dir / "dagfile.dag"), False, "b")
+    assert "-f" not in cmd and "resuming from dagfile.dag.rescue001" in said
+
+
+def test_submit_asks_the_schedd_before_anything(run_dir: Path, monkeypatch, capsys) -> None:
+    calls = []
+    monkeypatch.setattr(pool, "under_tmp", lambda path: False)  # pytest's tmp_path is in /tmp
+    monkeypatch.setattr(pool.shutil, "which", lambda tool: f"/bin/{tool}")
+    monkeypatch.setattr(pool, "run", lambda cmd, cwd: calls.append((cmd, cwd)) or 0)
+    monkeypatch.setattr(ds, "queued_dagmans", lambda d, n: [{"ClusterId": 77}])
+    code = pool.main(["--dag", str(run_dir / "dagfile.dag"), "submit"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and calls == []
+    assert len(err) == 1 and "already in the queue (job 77)" in err[0]
+
+    monkeypatch.setattr(ds, "queued_dagmans", lambda d, n: [])
+    touch(run_dir / "dagfile.dag.lock")
+    assert pool.main(["--dag", str(run_dir / "dagfile.dag"), "submit"]) == 1
+    assert "dagfile.dag.lock exists" in capsys.readouterr().err
+    (run_dir / "dagfile.dag.lock").unlink()
+
+    assert pool.main(["--dag", str(run_dir / "dagfile.dag"), "submit", "--batch-name", "n"]) == 0
+    assert calls == [(["condor_submit_dag", "-batch-name", "n", "dagfile.dag"], run_dir)]
+
+
+def test_submit_without_a_schedd_says_so_in_one_line(run_dir: Path, monkeypatch, capsys) -> None:
+    def unreachable(run_dir: Path, name: str) -> list:
+        raise OSError("cannot ask the schedd which DAGs are queued: no schedd")
+
+    monkeypatch.setattr(pool, "under_tmp", lambda path: False)
+    monkeypatch.setattr(pool.shutil, "which", lambda tool: f"/bin/{tool}")
+    monkeypatch.setattr(ds, "queued_dagmans", unreachable)
+    assert pool.main(["--dag", str(run_dir / "dagfile.dag"), "submit"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: cannot ask the schedd which DAGs are queued: no schedd"]
+
+
+# --------------------------------------------------------------------------- watch's verdict
+
+
+def test_verdict_names_the_failed_node_and_its_error(run_dir: Path) -> None:
+    base = run_dir.parent
+    write(run_dir / "dagfile.dag.status", STATUS_FAILED)
+    write(run_dir / "dagfile.dag.metrics", '{"dagman_id": "12", "DagStatus": 2}')
+    write(base / "error" / "data_processing.0.err", "process: error: x.csv: target missing\n")
+    job = ds.DagmanJob(cluster=12, submitted=1795836500.0, ended=1.0, exit_code=1)
+    code, lines = pool.verdict(pool.Run(run_dir / "dagfile.dag"), job)
+    assert code == 1
+    assert lines[0] == "DAGMan job 12 exited with code 1: DagStatus 2 (a node failed)"
+    assert lines[1] == (
+        "failed node data_processing: Job proc (12.0.0) failed with status 2; "
+        f"{base}/error/data_processing.0.err: process: error: x.csv: target missing"
+    )
+
+
+def test_verdict_gives_dagmans_reason_when_no_node_ran(run_dir: Path) -> None:
+    write(run_dir / "dagfile.dag.dagman.out", DAGMAN_OUT)
+    write(run_dir / "dagfile.dag.status", STATUS_FAILED)  # an older run's: ignored
+    job = ds.DagmanJob(cluster=10, submitted=1795836600.0, ended=1.0, exit_code=1)
+    code, lines = pool.verdict(pool.Run(run_dir / "dagfile.dag"), job)
+    assert code == 1
+    assert lines[0] == "DAGMan job 10 exited with code 1"
+    assert lines[1].startswith("DAGMan: Warning: default node log file /tmp/x/dags/")
+
+
+def test_verdict_is_0_only_for_dagstatus_0(run_dir: Path) -> None:
+    write(run_dir / "dagfile.dag.metrics", '{"dagman_id": "5", "DagStatus": 0}')
+    job = ds.DagmanJob(cluster=5, submitted=0.0, ended=1.0, exit_code=0)
+    assert pool.verdict(pool.Run(run_dir / "dagfile.dag"), job)[0] == 0
+    removed = ds.DagmanJob(cluster=5, submitted=0.0, ended=1.0, removed=True)
+    code, lines = pool.verdict(pool.Run(run_dir / "dagfile.dag"), removed)
+    assert code == 1 and "removed (condor_rm)" in lines[0]
+    other = ds.DagmanJob(cluster=6, submitted=0.0, ended=1.0, exit_code=0)  # no metrics of it
+    assert pool.verdict(pool.Run(run_dir / "dagfile.dag"), other)[0] == 1
+
+
+def test_watch_of_a_finished_dag_returns_at_once(run_dir: Path, capsys) -> None:
+    write(run_dir / "dagfile.dag.dagman.log", DAGMAN_LOG)
+    write(run_dir / "dagfile.dag.dagman.out", DAGMAN_OUT)
+    assert pool.main(["--dag", str(run_dir / "dagfile.dag"), "watch"]) == 1
+    out = capsys.readouterr().out
+    assert "following" not in out  # nothing to follow: the verdict only
+    assert "watch: DAGMan: Warning: default node log file" in out
+
+
+def test_watch_before_any_submit(run_dir: Path, capsys) -> None:
+    assert pool.main(["--dag", str(run_dir / "dagfile.dag"), "watch"]) == 1
+    assert "nothing submitted" in capsys.readouterr().err
