@@ -22,7 +22,6 @@ sys.path.insert(0, str(PROJECT / "bin"))
 os.environ.setdefault("CONDOR_CONFIG", "/dev/null")
 
 import check  # noqa: E402
-import pool  # noqa: E402
 import render_paths  # noqa: E402
 from dagfile import node_job_ad, parse_dag  # noqa: E402
 
@@ -131,7 +130,8 @@ def test_submit_file_expands_for_node(work: dict[str, Path], name: str) -> None:
 
 
 def test_submit_files_write_units_and_comment_measurements() -> None:
-    for path in sorted((PROJECT / "submit").glob("*.sub")):
+    stage_subs = [p for p in (PROJECT / "submit").glob("*.sub") if p.name != "preflight.sub"]
+    for path in sorted(stage_subs):
         text = path.read_text()
         assert "\r" not in text
         assert "request_memory = $INT(MEMORY_REQUEST)MB" in text
@@ -140,7 +140,7 @@ def test_submit_files_write_units_and_comment_measurements() -> None:
         assert f"{MEASURED_PEAK_MIB[path.name]} MiB" in text
         assert "# universe        = container" in text
         assert "n_jobs" not in text
-    assert {p.name for p in (PROJECT / "submit").glob("*.sub")} == set(MEASURED_PEAK_MIB)
+    assert {p.name for p in stage_subs} == set(MEASURED_PEAK_MIB)
 
 
 def test_rendering_under_arbitrary_base_dir(work: dict[str, Path]) -> None:
@@ -449,147 +449,13 @@ def stubs(work: dict[str, Path]) -> Path:
 
 @pytest.mark.skipif(MAKE is None, reason="make is not installed")
 class TestMakeTargets:
-    def test_submit_first_run(self, work: dict[str, Path], stubs: Path) -> None:
-        (work["dag"] / "dagfile.dag").unlink()
-        proc = run_make(work, "submit", stubs)
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-        assert calls(work) == [
-            {
-                "argv": ["condor_submit_dag", "-batch-name", "loans", "dagfile.dag"],
-                "cwd": str(work["dag"]),
-            }
-        ]
-        # paths and check ran first, on the copy
-        assert f'BASE_DIR="{work["base"]}"' in (work["dag"] / "dagfile.dag").read_text()
-        assert "check: ok" in proc.stdout
-
-    def test_submit_fresh_and_batch(self, work: dict[str, Path], stubs: Path) -> None:
-        proc = run_make(work, "submit", stubs, "FRESH=1", "BATCH=nightly")
-        assert proc.returncode == 0, proc.stderr
-        assert calls(work)[-1]["argv"] == [
-            "condor_submit_dag",
-            "-batch-name",
-            "nightly",
-            "-f",
-            "dagfile.dag",
-        ]
-
-    def test_submit_resumes_rescue_without_force(self, work: dict[str, Path], stubs: Path) -> None:
-        for suffix in (".condor.sub", ".lib.out", ".lib.err", ".dagman.log"):
-            (work["dag"] / f"dagfile.dag{suffix}").write_text("old run\n")
-        (work["dag"] / "dagfile.dag.rescue001").write_text("DONE data_processing\n")
-        proc = run_make(work, "submit", stubs)
-        assert proc.returncode == 0, proc.stderr
-        assert calls(work)[-1]["argv"] == [
-            "condor_submit_dag",
-            "-batch-name",
-            "loans",
-            "dagfile.dag",
-        ]
-        assert "resuming from dagfile.dag.rescue001" in proc.stdout
-
-    def test_submit_finished_run_is_forced(self, work: dict[str, Path], stubs: Path) -> None:
-        (work["dag"] / "dagfile.dag.condor.sub").write_text("old run\n")
-        proc = run_make(work, "submit", stubs)
-        assert proc.returncode == 0, proc.stderr
-        assert "-f" in calls(work)[-1]["argv"]
-        assert "nothing to resume" in proc.stdout
-
-    def test_submit_refused_while_running(self, work: dict[str, Path], stubs: Path) -> None:
-        (work["dag"] / "dagfile.dag.lock").write_text("12345\n")
-        proc = run_make(work, "submit", stubs)
-        assert proc.returncode != 0
-        assert "dagfile.dag.lock exists" in proc.stderr
-        assert calls(work) == []
-
     def test_submit_stops_when_check_fails(self, work: dict[str, Path], stubs: Path) -> None:
         _append(work["src"] / "dagfile.dag", "PARENT data_processing CHILD loan_prediction\n")
         proc = run_make(work, "submit", stubs)
         assert proc.returncode != 0
         assert calls(work) == []
 
-    def test_watch(self, work: dict[str, Path], stubs: Path) -> None:
-        for suffix in (".nodes.log", ".dagman.log"):
-            (work["dag"] / f"dagfile.dag{suffix}").write_text("")
-        proc = run_make(work, "watch", stubs)
-        assert proc.returncode == 0, proc.stderr
-        assert calls(work) == [
-            {
-                "argv": [
-                    "condor_watch_q",
-                    "-files",
-                    "dagfile.dag.nodes.log",
-                    "dagfile.dag.dagman.log",
-                    "-exit",
-                    "all,done,0",
-                    "-exit",
-                    "any,held,1",
-                ],
-                "cwd": str(work["dag"]),
-            }
-        ]
-
-    def test_watch_reports_failed_dag(self, work: dict[str, Path], stubs: Path) -> None:
-        (work["dag"] / "dagfile.dag.dagman.log").write_text("")
-        (work["dag"] / "dagfile.dag.nodes.log").write_text("")
-        # the stub stands for condor_watch_q; DAGMan writes the metrics as the DAG ends
-        stub = stubs / "condor_watch_q"
-        stub.write_text(
-            stub.read_text().replace(
-                "sys.exit(",
-                'open("dagfile.dag.metrics", "w").write(\'{"DagStatus": 2}\')\nsys.exit(',
-            )
-        )
-        proc = run_make(work, "watch", stubs)
-        assert proc.returncode != 0
-        assert "DagStatus 2 (a node failed)" in proc.stdout
-
-    def test_watch_falls_back_to_condor_q(self, work: dict[str, Path]) -> None:
-        only_q = make_stubs(work["root"] / "only_q", ("condor_q",))
-        (work["dag"] / "dagfile.dag.dagman.log").write_text("")
-        (work["dag"] / "dagfile.dag.nodes.log").write_text("")
-        proc = run_make(work, "watch", only_q)
-        assert proc.returncode == 0, proc.stderr
-        assert [c["argv"] for c in calls(work)] == [["condor_q", "-dag", "-nobatch"]]
-        assert calls(work)[0]["cwd"] == str(work["dag"])
-
-    def test_watch_needs_a_submitted_dag(self, work: dict[str, Path], stubs: Path) -> None:
-        proc = run_make(work, "watch", stubs)
-        assert proc.returncode != 0
-        assert "make submit" in proc.stderr
-        assert calls(work) == []
-
-    def test_status(self, work: dict[str, Path], stubs: Path) -> None:
-        dag = work["dag"]
-        (dag / "dagfile.dag.dagman.log").write_text(
-            "000 (41.000.000) 2025-01-11 10:56:33 Job submitted from host: <10.0.0.1>\n...\n"
-            "000 (77.000.000) 2025-01-12 09:00:00 Job submitted from host: <10.0.0.1>\n...\n"
-        )
-        (dag / "dagfile.dag.status").write_text(
-            '[ Type = "DagStatus"; DagStatus = 0; NodesTotal = 8; NodesDone = 2; '
-            "NodesQueued = 2; NodesFailed = 0; JobProcsHeld = 1; JobProcsIdle = 1; ]\n"
-            '[ Type = "NodeStatus"; Node = "modeling_v1"; NodeStatus = 3; '
-            'StatusDetails = "held"; RetryCount = 0; ]\n'
-            '[ Type = "StatusEnd"; EndTime = 0; NextUpdate = 0; ]\n'
-        )
-        proc = run_make(
-            work,
-            "status",
-            stubs,
-            STUB_AF="78.0 5 34 0 modeling_v1\n79.0 1 undefined undefined modeling_v2\n",
-        )
-        assert proc.returncode == 0, proc.stderr
-        argvs = [c["argv"] for c in calls(work)]
-        assert argvs[0] == ["condor_q", "-dag", "-nobatch"]
-        assert argvs[1][:2] == ["condor_q", "-constraint"]
-        assert "DAGManJobId == 77" in argvs[1][2]
-        assert argvs[2] == ["condor_q", "-hold", "78.0"]
-        assert argvs[3] == ["condor_q", "-better-analyze", "79.0"]
-        assert all(c["cwd"] == str(dag) for c in calls(work))
-        assert "modeling_v1          queued" in proc.stdout
-        assert "HoldReasonCode 34/0: went over request_memory" in proc.stdout
-
-    @pytest.mark.parametrize("target", ["submit", "watch", "status"])
+    @pytest.mark.parametrize("target", ["submit", "status", "preflight"])
     def test_no_htcondor_one_liner(self, work: dict[str, Path], target: str) -> None:
         empty = work["root"] / "empty-path"
         empty.mkdir()
@@ -601,20 +467,6 @@ class TestMakeTargets:
         assert ours[0].startswith("error: condor_") and "make local" in ours[0]
         assert proc.stdout == ""
         assert not (work["dag"] / "dagfile.dag").exists()  # nothing rendered without a pool
-
-
-def test_pool_status_table_reads_fixture_format(tmp_path: Path) -> None:
-    status = tmp_path / "dagfile.dag.status"
-    status.write_text(
-        '[\n  Type = "DagStatus";\n  DagFiles = {\n    "dagfile.dag"\n  };\n  DagStatus = 2;\n'
-        "  NodesTotal = 8;\n  NodesDone = 5;\n  NodesQueued = 0;\n  NodesFailed = 1;\n]\n"
-        '[\n  Type = "NodeStatus";\n  Node = "deploy_best_model";\n  NodeStatus = 6;\n'
-        '  StatusDetails = "Job exited with status 2";\n  RetryCount = 0;\n]\n'
-    )
-    table = pool.node_table(status)
-    assert table[0].startswith("DAG: DagStatus 2 (a node failed); nodes: 5 done")
-    assert table[2].split()[:2] == ["deploy_best_model", "FAILED"]
-    assert pool.node_table(tmp_path / "missing") == []
 
 
 def test_check_module_knows_seed_graph() -> None:

@@ -391,3 +391,31 @@ def test_watch_of_a_finished_dag_returns_at_once(run_dir: Path, capsys) -> None:
 def test_watch_before_any_submit(run_dir: Path, capsys) -> None:
     assert pool.main(["--dag", str(run_dir / "dagfile.dag"), "watch"]) == 1
     assert "nothing submitted" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- make check
+
+
+def test_check_needs_no_exec_bit_on_stage_scripts(tmp_path: Path) -> None:
+    """The submit files run $(PYTHON) with the script as an argument: readable is enough."""
+    import shutil
+
+    import check
+    import render_paths
+
+    project = tmp_path / "project"
+    for name in ("dag", "submit", "scripts"):
+        shutil.copytree(PROJECT / name, project / name)
+    for script in (project / "scripts").glob("*.py"):
+        script.chmod(0o644)
+    base = tmp_path / "base"
+    args = ["--dag", str(project / "dag" / "dagfile.dag"), "--base-dir", str(base)]
+    python = str(PROJECT / ".venv" / "bin" / "python")
+    assert render_paths.main([*args, "--project-dir", str(project), "--python", python]) == 0
+    problems, summary = check.run_checks(base / "dags" / "dagfile.dag")
+    assert problems == [] and summary.startswith("check: ok")
+    (project / "scripts" / "train.py").chmod(0o000)
+    if os.access(project / "scripts" / "train.py", os.R_OK):  # root reads anything
+        return
+    problems, _ = check.run_checks(base / "dags" / "dagfile.dag")
+    assert any("train.py' does not exist or is not readable" in p for p in problems)
