@@ -368,6 +368,19 @@ def queued_dagmans(run_dir: Path, dag_name: str) -> list[dict[str, Any]]:
     return [dict(ad) for ad in ads]
 
 
+def in_queue(cluster: int) -> bool | None:
+    """Whether job ``cluster`` is in the schedd's queue (None when the schedd cannot be asked)."""
+    try:
+        ads = (
+            _bindings()
+            .Schedd()
+            .query(constraint=f"ClusterId == {cluster}", projection=["JobStatus"])
+        )
+    except Exception:
+        return None
+    return bool(ads)
+
+
 def node_jobs(cluster: int) -> list[dict[str, Any]]:
     """Idle and held node jobs of DAGMan ``cluster`` ([] when the schedd cannot be asked)."""
     try:

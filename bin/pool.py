@@ -48,6 +48,7 @@ PROJECT = Path(__file__).resolve().parent.parent
 EXIT_FAILED, EXIT_USAGE, EXIT_NO_CONDOR = 1, 2, 3
 # Files condor_submit_dag writes for a run; any of them makes a plain resubmission fail.
 SUBMIT_LEFTOVERS = (".condor.sub", ".lib.out", ".lib.err", ".dagman.log")
+QUEUE_CHECK = 60.0  # watch: seconds between asking the schedd whether DAGMan is still queued
 
 
 class PoolError(Exception):
@@ -272,7 +273,9 @@ def verdict(run_: Run, job: ds.DagmanJob) -> tuple[int, list[str]]:
     """(exit code, lines) for a DAGMan job that has ended."""
     metrics = ds.read_metrics(run_.file(".metrics"), job.cluster)
     status = ds.dag_status(metrics) if metrics else None
-    if job.removed:
+    if not job.done:
+        head = f"DAGMan job {job.cluster} left the queue without an end in {run_.name}.dagman.log"
+    elif job.removed:
         head = f"DAGMan job {job.cluster} was removed (condor_rm)"
     elif job.signal:
         head = f"DAGMan job {job.cluster} was killed by signal {job.signal}"
@@ -286,7 +289,11 @@ def verdict(run_: Run, job: ds.DagmanJob) -> tuple[int, list[str]]:
     lines += failure_lines(run_, job)
     if len(lines) == 1:
         lines.append(f"no failed node and no DAGMan error found: see {run_.file('.dagman.out')}")
-    lines.append("fix the cause, then `make submit` resumes from the rescue DAG")
+    rescues = [p for _, p in rescue_files(run_.dag) if p.stat().st_mtime >= job.submitted - 1]
+    if rescues:
+        lines.append(f"fix the cause, then `make submit` resumes from {rescues[-1].name}")
+    else:
+        lines.append("fix the cause, then `make submit`")
     return EXIT_FAILED, lines
 
 
@@ -335,7 +342,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
             flush=True,
         )
         display = Display(run_, job.submitted, not args.no_watch_q)
-        held_said = None
+        held_said, next_ask, gone = None, time.monotonic() + QUEUE_CHECK, 0
         try:
             while not job.done:
                 display.tick()
@@ -343,6 +350,13 @@ def cmd_watch(args: argparse.Namespace) -> int:
                     print(f"watch: DAGMan job {job.cluster} itself is held: {job.held}")
                     held_said = job.held
                 job = log.update(wait=args.interval) or job
+                if not job.done and time.monotonic() > next_ask:
+                    # An end event is always written; this only guards against waiting forever
+                    # on a job the schedd lost (asked twice, a minute apart).
+                    gone = gone + 1 if ds.in_queue(job.cluster) is False else 0
+                    if gone == 2:
+                        break
+                    next_ask = time.monotonic() + QUEUE_CHECK
             display.tick()
         finally:
             display.close()

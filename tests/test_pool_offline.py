@@ -356,6 +356,10 @@ def test_verdict_names_the_failed_node_and_its_error(run_dir: Path) -> None:
         "failed node data_processing: Job proc (12.0.0) failed with status 2; "
         f"{base}/error/data_processing.0.err: process: error: x.csv: target missing"
     )
+    write(run_dir / "dagfile.dag.rescue001", "# nothing DONE\n")
+    assert pool.verdict(pool.Run(run_dir / "dagfile.dag"), job)[1][-1] == (
+        "fix the cause, then `make submit` resumes from dagfile.dag.rescue001"
+    )
 
 
 def test_verdict_gives_dagmans_reason_when_no_node_ran(run_dir: Path) -> None:
@@ -377,6 +381,10 @@ def test_verdict_is_0_only_for_dagstatus_0(run_dir: Path) -> None:
     assert code == 1 and "removed (condor_rm)" in lines[0]
     other = ds.DagmanJob(cluster=6, submitted=0.0, ended=1.0, exit_code=0)  # no metrics of it
     assert pool.verdict(pool.Run(run_dir / "dagfile.dag"), other)[0] == 1
+    lost = ds.DagmanJob(cluster=7, submitted=0.0)  # the schedd lost it: no end event
+    code, lines = pool.verdict(pool.Run(run_dir / "dagfile.dag"), lost)
+    assert code == 1 and "left the queue without an end" in lines[0]
+    assert lines[-1] == "fix the cause, then `make submit`"  # no rescue DAG of this run
 
 
 def test_watch_of_a_finished_dag_returns_at_once(run_dir: Path, capsys) -> None:
