@@ -193,31 +193,20 @@ def test_local_runner_agrees_on_a_clean_run(clean_run, checkout, sample) -> None
 BAD_CSV = "a,b\n1,2\n3,4\n"
 
 
-def fail_then_resume(co: ph.Checkout, sample: Path, local: bool) -> dict:
-    """Bad loan_data.csv: data_processing fails (exit 2, not retried); fix it; resume."""
-    co.put_data(sample, BAD_CSV)
-    out = {}
-    if local:
-        out["fail"] = co.make("local")
-    else:
-        ok(co.make("submit"))
-        out["fail"] = co.make("watch")
-    out["failed"] = facts(co, local)
-    co.put_data(sample)
-    since = time.time()
-    if local:
-        out["resume"] = co.make("local")
-    else:
-        out["submit"] = co.make("submit")
-        out["resume"] = co.make("watch")
-        out["ran"] = ph.submitted_nodes(co.dag_file(".nodes.log"), since)
-    out["resumed"] = facts(co, local)
-    return out
-
-
 @pytest.fixture(scope="module")
 def bad_input(checkout, sample) -> dict:
-    return fail_then_resume(checkout("bad-input"), sample, local=False)
+    """Bad loan_data.csv: data_processing fails (exit 2, not retried); fix it; resume."""
+    co = checkout("bad-input")
+    co.put_data(sample, BAD_CSV)
+    ok(co.make("submit"))
+    out = {"fail": co.make("watch"), "failed": facts(co, local=False)}
+    co.put_data(sample)
+    since = time.time()
+    out["submit"] = co.make("submit")
+    out["resume"] = co.make("watch")
+    out["ran"] = ph.submitted_nodes(co.dag_file(".nodes.log"), since)
+    out["resumed"] = facts(co, local=False)
+    return out
 
 
 def test_bad_input_watch_names_the_node_and_its_error(bad_input) -> None:
@@ -244,12 +233,14 @@ def test_bad_input_fixed_resumes_from_the_rescue_dag(bad_input) -> None:
     assert bad_input["resumed"]["metrics"]["DagStatus"] == 0
 
 
-def test_local_runner_agrees_on_bad_input_and_resume(bad_input, checkout, sample) -> None:
-    local = fail_then_resume(checkout("bad-input-local"), sample, local=True)
-    assert local["fail"].returncode != 0
-    assert local["failed"] == bad_input["failed"]
-    assert local["resumed"]["metrics"] == bad_input["resumed"]["metrics"]
-    assert local["resumed"]["outcomes"] == bad_input["resumed"]["outcomes"]
+def test_local_runner_agrees_on_bad_input(bad_input, checkout, sample) -> None:
+    """The failure only: resuming is compared on the retried node below (saves a full run)."""
+    co = checkout("bad-input-local")
+    co.put_data(sample, BAD_CSV)
+    fail = co.make("local")
+    assert fail.returncode != 0
+    assert "target column 'loan_status' not found" in fail.stdout + fail.stderr
+    assert facts(co, local=True) == bad_input["failed"]
 
 
 # ------------------------------------------------------------------- a node that keeps failing
@@ -341,10 +332,12 @@ def held(pool, checkout, sample) -> dict:
     co = checkout("hold")
     co.put_data(sample)
     ok(co.make("submit"))
-    constraint = 'DAGNodeName == "modeling_v1" && JobStatus == 2'
+    # Once the job's own event log says it executes (JobStatus 2 comes earlier, while the slot
+    # is still being activated), hold it: the stage is then importing or training.
+    log = co.base / "log" / "modeling_v1.log"
     hold = pool.sh(
-        f"for i in $(seq 600); do condor_hold -constraint '{constraint}' 2>/dev/null "
-        "| grep -q . && exit 0; sleep 0.2; done; exit 1",
+        f"for i in $(seq 1500); do grep -q '^001 ' {log} 2>/dev/null && "
+        "exec condor_hold -constraint 'DAGNodeName == \"modeling_v1\"'; sleep 0.1; done; exit 1",
         timeout=300,
     )
     out = {"co": co, "hold": hold, "watch": co.make("watch"), "status": co.make("status")}
