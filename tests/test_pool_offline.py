@@ -427,3 +427,47 @@ def test_check_needs_no_exec_bit_on_stage_scripts(tmp_path: Path) -> None:
         return
     problems, _ = check.run_checks(base / "dags" / "dagfile.dag")
     assert any("train.py' does not exist or is not readable" in p for p in problems)
+
+
+# --------------------------------------------------------------------------- preflight's job script
+
+
+def run_preflight_script(python: str, base: Path, requirements: Path):
+    import subprocess
+
+    cmd = [python, str(PROJECT / "scripts" / "preflight.py"), "--base-dir", str(base)]
+    cmd += ["--project-dir", str(PROJECT), "--requirements", str(requirements)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+
+
+def verdict_line(stdout: str) -> str:
+    return [ln for ln in stdout.splitlines() if ln.startswith("verdict:")][-1]
+
+
+def test_preflight_script_ok_and_version_mismatch(tmp_path: Path) -> None:
+    reqs = PROJECT / "requirements.txt"
+    ok = run_preflight_script(sys.executable, tmp_path, reqs)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert verdict_line(ok.stdout) == "verdict: ok"
+    assert list(tmp_path.iterdir()) == []  # its probe file is gone
+    pinned = write(tmp_path / "r.txt", reqs.read_text().replace("pandas==", "pandas==0.0.0#"))
+    bad = run_preflight_script(sys.executable, tmp_path / "missing", pinned)
+    assert bad.returncode == 1
+    assert "FAIL: pandas is " in bad.stdout and "requirements.txt pins 0.0.0" in bad.stdout
+    assert "FAIL: BASE_DIR " in bad.stdout and "is not there (not mounted" in bad.stdout
+    assert verdict_line(bad.stdout).startswith("verdict: pandas is ")
+
+
+@pytest.mark.skipif(
+    not Path("/usr/bin/python3").exists(), reason="no system python3 to lack the stack"
+)
+def test_preflight_script_names_an_import_error(tmp_path: Path) -> None:
+    import subprocess
+
+    probe = subprocess.run(["/usr/bin/python3", "-c", "import numpy"], capture_output=True)
+    if probe.returncode == 0:
+        pytest.skip("the system python3 has numpy: no import error to see")
+    proc = run_preflight_script("/usr/bin/python3", tmp_path, PROJECT / "requirements.txt")
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert verdict_line(proc.stdout).startswith("verdict: import numpy failed: ModuleNotFound")
