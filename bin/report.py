@@ -868,7 +868,12 @@ def load_run(base: Path, dag_path: Path, notes: list[str]) -> dict[str, Any] | N
     if lock.exists():
         notes.append(f"{lock.name} exists: the DAG may still be running (figures are partial)")
     rescues = sorted(dag_path.parent.glob(f"{name}.rescue[0-9][0-9][0-9]"))
-    if rescues:
+    # DAGMan leaves the rescue DAG it resumed from in place when the DAG then succeeds; make
+    # submit reruns everything in that case, so the note is only true after a failed run.
+    stale = bool(metrics and metrics["dag_status"] == 0 and rescues) and (
+        Path(metrics["file"]).stat().st_mtime > rescues[-1].stat().st_mtime
+    )
+    if rescues and not stale:
         notes.append(f"rescue file {rescues[-1].name} exists: submitting again resumes from it")
     run: dict[str, Any] = {
         "kind": kind,

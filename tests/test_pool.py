@@ -206,6 +206,12 @@ def bad_input(checkout, sample) -> dict:
     out["resume"] = co.make("watch")
     out["ran"] = ph.submitted_nodes(co.dag_file(".nodes.log"), since)
     out["resumed"] = facts(co, local=False)
+    out["report"] = co.make("report")
+    # DAGMan keeps rescue001 after the resumed run succeeded: the next submit must not resume
+    # from it again. Removed at once (condor_rm): watch must say so and exit non-zero.
+    out["again"] = co.make("submit")
+    co.pool.condor(f"condor_rm -constraint 'JobUniverse == 7 && Iwd == \"{co.run_dir}\"'")
+    out["removed"] = co.make("watch")
     return out
 
 
@@ -231,6 +237,16 @@ def test_bad_input_fixed_resumes_from_the_rescue_dag(bad_input) -> None:
     # only the nodes the rescue DAG did not mark DONE ran (here: all of them, once each)
     assert sorted(bad_input["ran"]) == sorted(set(NODES) - bad_input["failed"]["rescue_done"])
     assert bad_input["resumed"]["metrics"]["DagStatus"] == 0
+
+
+def test_after_a_resumed_run_succeeded_submit_reruns_everything(bad_input) -> None:
+    assert "submitting again resumes" not in ok(bad_input["report"])
+    again = ok(bad_input["again"])
+    assert "the DAG succeeded after dagfile.dag.rescue001" in again
+    assert "-f" in again.split()
+    removed = bad_input["removed"]
+    assert removed.returncode != 0
+    assert "was removed (condor_rm)" in removed.stdout
 
 
 def test_local_runner_agrees_on_bad_input(bad_input, checkout, sample) -> None:
