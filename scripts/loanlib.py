@@ -5,8 +5,10 @@ and validating CSV files, atomic writes (other jobs read these files over NFS), 
 column inference, the two model pipelines, metrics, the deployment rule, provenance, errors and
 exit codes, logging.
 
-Exit codes: 0 success; 2 a permanent error (bad input or usage: a retry cannot help, so the DAG
-says ``RETRY ... UNLESS-EXIT 2``); 1 anything else (a crash, possibly transient, so it is retried).
+Exit codes: 0 success; 65 (EX_DATAERR of sysexits.h) bad input: a retry cannot help, so the DAG
+says ``RETRY ... UNLESS-EXIT 65``; 1 anything else, retried: an OS or filesystem error (EACCES,
+ESTALE, EIO, an input not there yet on a shared filesystem) as one line, a crash with a traceback.
+Python itself exits 2 for a missing script and argparse for bad usage: retried like any other.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import csv
 import gzip
 import hashlib
 import io
+import itertools
 import json
 import math
 import os
@@ -26,22 +29,35 @@ import sys
 import tempfile
 import time
 import warnings
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_PERMANENT = 2
+EXIT_FAILURE = 1  # retried by the DAG: crashes, OS and filesystem errors
+EXIT_BAD_INPUT = 65  # sysexits.h EX_DATAERR: the DAG's UNLESS-EXIT code, never retried
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_TARGET = "loan_status"
 DEFAULT_SEED = 42
 # Column names treated as row identifiers and dropped from the features unless told otherwise.
 ID_LIKE_NAMES = ("id", "index", "row_id", "rowid", "unnamed: 0")
-# A text column whose values are at least this share numbers is a numeric column with junk in it.
-NUMERIC_SHARE_FOR_JUNK = 0.9
+# Values read as missing (pandas' default set): an empty field, NA, N/A, NaN, NULL, None, ...
+NA_MARKERS = (
+    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+    "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
+)  # fmt: skip
+# A text column is a numeric column with junk in it (refused) when more than half of its
+# non-missing values are numbers and those numbers take at least this many distinct values;
+# fewer distinct numbers ("0", "1", "2", "3+") are codes of a categorical column.
+MIN_DISTINCT_NUMBERS = 10
+# Bytes per block of pyarrow's CSV reader (one block per thread at a time).
+CSV_BLOCK_BYTES = 8 << 20
+# The split every run uses unless told otherwise (SEED.md: 80/20, random_state=42).
+DEFAULT_TEST_SIZE = 0.2
+MIN_ROWS = 10
 
 # Seconds to wait between writing a temporary output and renaming it into place: lets the
 # crash-safety tests kill a stage while its output is half-way, deterministically.
@@ -52,7 +68,7 @@ METRIC_KEYS = ("Accuracy", "Precision", "Recall", "F1 Score")
 
 
 class PipelineError(Exception):
-    """A permanent error caused by the input: reported as one line naming the file, exit code 2."""
+    """Bad input (a retry cannot help): one line naming the file, exit code EXIT_BAD_INPUT."""
 
     def __init__(self, path: Path | str | None, problem: str) -> None:
         self.path = path
@@ -144,15 +160,31 @@ def log(message: str) -> None:
 
 
 def run_stage(main: Callable[[], int]) -> int:
-    """Run a stage's ``main``, turning a PipelineError into one line and exit code 2."""
+    """Run a stage's ``main``: bad input is one line and EXIT_BAD_INPUT (not retried); an OS or
+    filesystem error (EACCES, ESTALE, EIO, ENOSPC, a missing input) one line and EXIT_FAILURE,
+    which the DAG retries."""
     try:
         return main()
     except PipelineError as exc:
         print(f"{_STAGE}: error: {exc}", file=sys.stderr, flush=True)
-        return EXIT_PERMANENT
+        return EXIT_BAD_INPUT
+    except OSError as exc:
+        print(f"{_STAGE}: error: {describe_os_error(exc)}", file=sys.stderr, flush=True)
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         print(f"{_STAGE}: interrupted", file=sys.stderr, flush=True)
         return 130
+
+
+def describe_os_error(exc: OSError) -> str:
+    """``FILE: reason (errno NAME; retried)`` for an OSError, on one line."""
+    import errno
+
+    name = errno.errorcode.get(exc.errno or 0, "")
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    where = f"{exc.filename}: " if exc.filename is not None else ""
+    code = f"{name}, " if name else ""
+    return f"{where}{reason} ({code}an OS or filesystem error: exit 1, the DAG retries it)"
 
 
 # ---------------------------------------------------------------------------- atomic writes
@@ -236,13 +268,20 @@ def copy_file(source: Path, dest: Path) -> None:
 
 
 def check_readable(path: Path, what: str = "file") -> None:
-    """Raise a PipelineError unless ``path`` is a readable regular file."""
-    if not path.exists():
-        raise PipelineError(path, f"{what} not found")
+    """Raise unless ``path`` is a readable regular file.
+
+    A directory is bad input (PipelineError). A missing or unreadable file raises OSError (exit 1,
+    retried): on a shared filesystem that is an unmounted share, a stale handle or a file its
+    parent job wrote that this host does not see yet.
+    """
+    import errno
+
     if path.is_dir():
         raise PipelineError(path, f"is a directory, expected a {what}")
+    if not path.exists():
+        raise FileNotFoundError(errno.ENOENT, f"{what} not found", str(path))
     if not os.access(path, os.R_OK):
-        raise PipelineError(path, "no permission to read it")
+        raise PermissionError(errno.EACCES, f"{what}: no permission to read it", str(path))
 
 
 def sha256_file(path: Path) -> str:
@@ -255,53 +294,139 @@ def sha256_file(path: Path) -> str:
 
 def _open_text(path: Path) -> io.TextIOBase:
     """Open a plain or gzip-compressed CSV as text, dropping a UTF-8 byte-order mark."""
-    with path.open("rb") as probe:
-        magic = probe.read(2)
-    if magic == b"\x1f\x8b":
+    if _is_gzip(path):
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
     return path.open("r", encoding="utf-8-sig", newline="")
+
+
+def _is_gzip(path: Path) -> bool:
+    with path.open("rb") as probe:
+        return probe.read(2) == b"\x1f\x8b"
+
+
+def _read_header(path: Path) -> list[str]:
+    """The header's column names (stripped), after the checks a header can fail."""
+    try:
+        with _open_text(path) as handle:
+            first = handle.readline(1 << 20)
+            more = bool(first) and any(line.strip() for line in itertools.islice(handle, 1000))
+    except (UnicodeDecodeError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        problem = "is not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else str(exc)
+        raise PipelineError(path, f"cannot read it: {problem}") from None
+    if not first.strip():
+        raise PipelineError(path, "is empty")
+    header = [name.strip() for name in next(csv.reader([first]))]
+    if len(header) == 1:
+        for delimiter, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "pipes")):
+            if delimiter in first:
+                raise PipelineError(
+                    path,
+                    f"columns are separated by {name}, expected commas (a comma-separated CSV)",
+                )
+    if any(not name for name in header):
+        raise PipelineError(path, "the header has an empty column name")
+    duplicates = sorted({name for name in header if header.count(name) > 1})
+    if duplicates:
+        raise PipelineError(path, f"duplicate column names: {', '.join(duplicates)}")
+    if not more:
+        raise PipelineError(path, "has a header but no data rows")
+    return header
+
+
+def line_of_record(path: Path, index: int) -> int:
+    """The line number (as an editor shows it: the header is line 1) where data record ``index``
+    (0-based, blank lines not counted) starts. Reads the file again: for error messages only."""
+    with _open_text(path) as handle:
+        reader = csv.reader(handle)
+        next(reader, None)
+        end = reader.line_num
+        seen = -1
+        for row in reader:
+            start, end = end + 1, reader.line_num
+            if row:
+                seen += 1
+                if seen == index:
+                    return start
+    return index + 2
+
+
+def _first_ragged_line(path: Path, fields: int) -> tuple[int | None, int]:
+    """(line, field count) of the first record without ``fields`` fields, for error messages."""
+    with _open_text(path) as handle:
+        reader = csv.reader(handle)
+        next(reader, None)
+        end = reader.line_num
+        for row in reader:
+            start, end = end + 1, reader.line_num
+            if row and len(row) != fields:
+                return start, len(row)
+    return None, 0
 
 
 def read_csv(path: Path, what: str = "CSV file") -> Any:
     """Read a CSV file into a DataFrame, with one clear PipelineError for each way it can be bad.
 
-    Accepts a UTF-8 byte-order mark, CRLF line endings and gzip compression (detected by content).
+    pyarrow's multithreaded reader does the parsing; every row must have as many fields as the
+    header (a truncated last line is refused, naming its line). Empty fields and the markers in
+    NA_MARKERS are missing values. Text stays text (no dates are parsed); a column empty in every
+    row is a float column. Accepts a UTF-8 byte-order mark, CRLF line endings and gzip
+    compression (detected by content). A missing or unreadable file raises OSError (retried).
     """
-    import pandas as pd
+    import pyarrow as pa
+    from pyarrow import csv as pacsv
 
     check_readable(path, what)
+    header = _read_header(path)
+    bad_rows: list[Any] = []
+
+    def invalid_row(row: Any) -> str:
+        bad_rows.append(row)
+        return "error"
+
+    def read(column_types: dict[str, Any] | None = None) -> Any:
+        if _is_gzip(path):
+            with gzip.open(path, "rb") as handle:
+                source: Any = pa.BufferReader(handle.read())
+        else:
+            source = str(path)
+        return pacsv.read_csv(
+            source,
+            read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
+            parse_options=pacsv.ParseOptions(invalid_row_handler=invalid_row),
+            convert_options=pacsv.ConvertOptions(
+                null_values=list(NA_MARKERS),
+                strings_can_be_null=True,
+                column_types=column_types,
+            ),
+        )
+
     try:
-        with _open_text(path) as handle:
-            text = handle.read()
-    except (UnicodeDecodeError, EOFError, OSError, gzip.BadGzipFile) as exc:
-        problem = "is not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else str(exc)
-        raise PipelineError(path, f"cannot read it: {problem}") from None
-    lines = text.splitlines()
-    if not text.strip():
-        raise PipelineError(path, "is empty")
-    header = [name.strip() for name in next(csv.reader([lines[0]]))]
-    if len(header) == 1:
-        for delimiter, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "pipes")):
-            if delimiter in lines[0]:
-                raise PipelineError(
-                    path,
-                    f"columns are separated by {name}, expected commas (a comma-separated CSV)",
-                )
-    blank = [name for name in header if not name.strip()]
-    if blank:
-        raise PipelineError(path, "the header has an empty column name")
-    duplicates = sorted({name for name in header if header.count(name) > 1})
-    if duplicates:
-        raise PipelineError(path, f"duplicate column names: {', '.join(duplicates)}")
-    if not any(line.strip() for line in lines[1:]):
-        raise PipelineError(path, "has a header but no data rows")
-    try:
-        frame = pd.read_csv(io.StringIO(text), skipinitialspace=False)
-    except (pd.errors.ParserError, ValueError) as exc:
+        table = read()
+        # Arrow infers dates and times; pandas and the models see such columns as text.
+        temporal = [f.name for f in table.schema if pa.types.is_temporal(f.type)]
+        if temporal:
+            table = read({name: pa.string() for name in temporal})
+    except (pa.ArrowInvalid, EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        if bad_rows:
+            line, fields = _first_ragged_line(path, len(header))
+            if line is None:  # the csv module and Arrow disagree: say what Arrow saw
+                line, fields = bad_rows[0].number, bad_rows[0].actual_columns
+            raise PipelineError(
+                path,
+                f"line {line} has {fields} field(s) but the header has {len(header)} "
+                "(a truncated or malformed line)",
+            ) from None
         detail = " ".join(str(exc).split())
-        raise PipelineError(path, f"malformed CSV: {detail}") from None
-    frame.columns = [str(name).strip() for name in frame.columns]
-    return frame
+        if "invalid UTF8" in detail or "UTF-8" in detail:
+            raise PipelineError(path, "cannot read it: is not UTF-8 text") from None
+        raise PipelineError(path, f"malformed CSV: {detail[:200]}") from None
+    if table.num_rows == 0:
+        raise PipelineError(path, "has a header but no data rows")
+    table = table.rename_columns(header)
+    for i, field in enumerate(table.schema):
+        if pa.types.is_null(field.type):
+            table = table.set_column(i, field.name, table.column(i).cast(pa.float64()))
+    return table.to_pandas(split_blocks=True)
 
 
 def read_json(path: Path, what: str = "JSON file") -> Any:
@@ -350,25 +475,60 @@ def split_columns(frame: Any) -> tuple[list[str], list[str]]:
     return numeric, categorical
 
 
-def find_numeric_junk(frame: Any, path: Path) -> None:
-    """Raise when a text column is almost all numbers: a numeric column with junk in it."""
+def check_numbers(frame: Any, path: Path, skip: tuple[str, ...] = ()) -> Any:
+    """Refuse values a numeric column cannot hold; return ``frame`` with all-number text columns
+    (e.g. numbers padded with spaces) as float columns.
+
+    The line between "valid but odd" and "refused", per column (missing values never count):
+    - a number column: every value must be finite (``inf``, ``-inf`` are refused);
+    - a text column where more than half of the values are numbers, taking at least
+      MIN_DISTINCT_NUMBERS distinct values, is a numeric column with text in it: refused,
+      naming the first such value and its line;
+    - a text column whose values are all numbers is a numeric column;
+    - any other text column is categorical: mostly words, or a handful of number-like codes.
+    Columns in ``skip`` are not looked at. ``frame``'s index must be the record number in
+    ``path`` (as read_csv gives it).
+    """
+    import numpy as np
     import pandas as pd
 
-    _, categorical = split_columns(frame)
-    for name in categorical:
-        values = frame[name].dropna()
-        if values.empty:
+    def refuse(name: str, mask: Any, what: str) -> None:
+        positions = np.flatnonzero(np.asarray(mask))
+        record = int(frame.index[positions[0]])
+        value = frame[name].iloc[positions[0]]
+        shown = repr(str(value)) if isinstance(value, str) else str(value)
+        raise PipelineError(
+            path,
+            f"column '{name}' holds {what}: line {line_of_record(path, record)} has {shown} "
+            f"({len(positions)} such value(s) in all; leave a field empty for a missing value)",
+        )
+
+    for name in [name for name in frame.columns if name not in skip]:
+        column = frame[name]
+        dtype = column.dtype
+        if pd.api.types.is_bool_dtype(dtype):
             continue
-        parsed = pd.to_numeric(values, errors="coerce")
-        bad = parsed.isna()
-        if bad.sum() > 0 and (1 - bad.mean()) >= NUMERIC_SHARE_FOR_JUNK:
-            row = int(values.index[bad.to_numpy()][0])
-            value = values[bad].iloc[0]
-            raise PipelineError(
-                path,
-                f"column '{name}' is numeric but line {row + 2} holds {value!r} "
-                f"({int(bad.sum())} non-numeric value(s) in all)",
-            )
+        if not pd.api.types.is_numeric_dtype(dtype):
+            present = column.dropna()
+            if present.empty:
+                continue
+            counts = present.astype(str).value_counts(sort=False)
+            parsed = pd.to_numeric(counts.index.str.strip(), errors="coerce")
+            is_number = ~np.isnan(np.asarray(parsed, dtype="float64"))
+            if is_number.all():
+                column = pd.to_numeric(column.astype(object).str.strip(), errors="coerce")
+                frame[name] = column.astype("float64")
+            else:
+                numbers = int(counts.to_numpy()[is_number].sum())
+                if 2 * numbers > len(present) and is_number.sum() >= MIN_DISTINCT_NUMBERS:
+                    text = set(counts.index[~is_number])
+                    refuse(name, column.isin(text).to_numpy(), "numbers but also text")
+                continue
+        values = column.to_numpy(dtype="float64", na_value=np.nan)
+        infinite = np.isinf(values)
+        if infinite.any():
+            refuse(name, infinite, "a number that is not finite")
+    return frame
 
 
 def prepare_features(frame: Any, numeric: list[str], categorical: list[str]) -> Any:

@@ -4,11 +4,15 @@
 Reads   BASE_DIR/loan_data.csv (or --input; plain or gzip-compressed CSV)
 Writes  BASE_DIR/staging/split_data/processed_data.csv (no index column)
 
-The raw file is checked (readable, comma-separated, a header and rows, unique column names), the
-target must hold the two labels 0 and 1, a numeric column must not hold text, and no column may be
-empty in every row. ID-like columns (id, *_id, Unnamed: 0...) are dropped so they never become
-features; rows without a target are dropped. Imputation and encoding are not done here: they are
-fitted on the training rows only, inside the model pipeline (see scripts/train.py).
+Everything that can be checked against the user's file is checked here, and a refusal names
+loan_data.csv (and a line where there is one): readable, comma-separated, a header and rows, unique
+column names, every row with as many fields as the header; the target must hold the two labels 0
+and 1; a numeric column must not hold text nor inf/-inf (loanlib.check_numbers draws the line);
+no column may be empty in every row; enough labelled rows that the default 80/20 split (seed 42)
+leaves both classes in the training and in the test set. ID-like columns (id, *_id, Unnamed: 0...)
+are dropped so they never become features; rows without a target are dropped. Imputation and
+encoding are not done here: they are fitted on the training rows only, inside the model pipeline
+(see scripts/train.py). Nothing is written unless every check passes.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from pathlib import Path
 
 import loanlib
 from loanlib import Layout, PipelineError, log
+
+EXACT_SPLIT_CHECK = 1000
 
 
 def parse_args(argv: list[str] | None):
@@ -70,6 +76,39 @@ def clean_target(frame, target: str, path: Path):
     return frame
 
 
+def check_splittable(labels, path: Path) -> None:
+    """Refuse too few labelled rows for the default split, or a class the split would leave out.
+
+    The exact split (scikit-learn's, the same arguments as split.py's defaults) is computed only
+    when a class has fewer than EXACT_SPLIT_CHECK rows; above that a class missing from one side
+    of a random 80/20 split is out of reach (probability below 0.8**1000).
+    """
+    import numpy as np
+
+    rows = len(labels)
+    if rows < loanlib.MIN_ROWS:
+        raise PipelineError(
+            path,
+            f"too few rows to split: {rows} row(s) with a label (need at least {loanlib.MIN_ROWS})",
+        )
+    counts = np.bincount(labels.to_numpy(), minlength=2)
+    if counts.min() >= EXACT_SPLIT_CHECK:
+        return
+    from sklearn.model_selection import train_test_split
+
+    train, test = train_test_split(
+        labels.to_numpy(), test_size=loanlib.DEFAULT_TEST_SIZE, random_state=loanlib.DEFAULT_SEED
+    )
+    for name, part in (("training", train), ("test", test)):
+        lacking = sorted({0, 1} - set(np.unique(part).tolist()))
+        if lacking:
+            raise PipelineError(
+                path,
+                f"too few rows to split: the {name} set of the 80/20 split of {rows} rows would "
+                f"have no row of class {lacking[0]} (class counts: 0: {counts[0]}, 1: {counts[1]})",
+            )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     layout = Layout(args.base_dir)
@@ -96,11 +135,12 @@ def main(argv: list[str] | None = None) -> int:
     empty = [c for c in frame.columns if frame[c].isna().all()]
     if empty:
         raise PipelineError(source, f"column(s) empty in every row: {', '.join(empty)}")
-    features = frame.drop(columns=[args.target])
-    if features.columns.empty:
+    if len(frame.columns) < 2:
         raise PipelineError(source, "no feature columns besides the target")
-    loanlib.find_numeric_junk(features, source)
+    frame = loanlib.check_numbers(frame, source, skip=(args.target,))
+    check_splittable(frame[args.target], source)
 
+    features = frame.drop(columns=[args.target])
     numeric, categorical = loanlib.split_columns(features)
     missing = int(features.isna().sum().sum())
     log(

@@ -15,15 +15,15 @@ import sys
 import loanlib
 from loanlib import Layout, PipelineError, log
 
-MIN_ROWS = 10
-
 
 def main(argv: list[str] | None = None) -> int:
     from sklearn.model_selection import train_test_split
 
     parser = loanlib.stage_parser(__doc__)
     parser.add_argument("--target", default=loanlib.DEFAULT_TARGET, help="default: %(default)s")
-    parser.add_argument("--test-size", type=float, default=0.2, help="default: %(default)s")
+    parser.add_argument(
+        "--test-size", type=float, default=loanlib.DEFAULT_TEST_SIZE, help="default: %(default)s"
+    )
     parser.add_argument(
         "--seed", type=int, default=loanlib.DEFAULT_SEED, help="default: %(default)s"
     )
@@ -36,9 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     frame = loanlib.read_csv(source, "processed data")
     if args.target not in frame.columns:
         raise PipelineError(source, f"target column '{args.target}' not found")
-    if len(frame) < MIN_ROWS:
+    # data_processing refuses these for loan_data.csv with the default split; this catches
+    # other --test-size/--seed values and a processed file written by something else.
+    if len(frame) < loanlib.MIN_ROWS:
         raise PipelineError(
-            source, f"too few rows to split: {len(frame)} (need at least {MIN_ROWS})"
+            source, f"too few rows to split: {len(frame)} (need at least {loanlib.MIN_ROWS})"
         )
     features = frame.drop(columns=[args.target])
     target = frame[[args.target]]

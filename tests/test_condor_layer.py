@@ -337,11 +337,11 @@ MUTATIONS = {
         ),
         "extra edge data_processing -> loan_prediction",
     ),
-    "retries exit 2": (
+    "retries exit 65": (
         lambda w: (w["dag"] / "dagfile.dag").write_text(
-            (w["dag"] / "dagfile.dag").read_text().replace(" UNLESS-EXIT 2", "")
+            (w["dag"] / "dagfile.dag").read_text().replace(" UNLESS-EXIT 65", " UNLESS-EXIT 2")
         ),
-        "must not retry exit code 2",
+        "must not retry exit code 65",
     ),
     "n_jobs": (
         lambda w: _append(w["submit"] / "train.sub", "# model uses n_jobs=-1\n"),
