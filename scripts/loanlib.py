@@ -53,8 +53,8 @@ NA_MARKERS = (
 # non-missing values are numbers and those numbers take at least this many distinct values;
 # fewer distinct numbers ("0", "1", "2", "3+") are codes of a categorical column.
 MIN_DISTINCT_NUMBERS = 10
-# Bytes per block of pyarrow's CSV reader (one block per thread at a time).
-CSV_BLOCK_BYTES = 8 << 20
+# Bytes per block of pyarrow's CSV reader.
+CSV_BLOCK_BYTES = 4 << 20
 # The split every run uses unless told otherwise (SEED.md: 80/20, random_state=42).
 DEFAULT_TEST_SIZE = 0.2
 MIN_ROWS = 10
@@ -244,9 +244,25 @@ def write_json(data: Any, path: Path) -> None:
 
 
 def write_csv(frame: Any, path: Path) -> None:
-    """Write a DataFrame as CSV without its index, atomically."""
-    with atomic_output(path, "w") as handle:
-        frame.to_csv(handle, index=False, lineterminator="\n")
+    """Write a DataFrame (without its index) or a pyarrow Table as CSV, atomically.
+
+    pyarrow's writer: numbers in their shortest form that reads back to the same value (71948.0
+    is written 71948), text in double quotes, a missing value as an empty field. The header is
+    quoted only where a name needs it.
+    """
+    import pyarrow as pa
+    from pyarrow import csv as pacsv
+
+    table = (
+        frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
+    )
+    header = io.StringIO()
+    csv.writer(header, lineterminator="\n").writerow(table.column_names)
+    with atomic_output(path, "wb") as handle:
+        handle.write(header.getvalue().encode())
+        if table.num_rows:
+            options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
+            pacsv.write_csv(table, handle, options)
 
 
 def save_model(model: Any, path: Path) -> None:
@@ -364,7 +380,12 @@ def _first_ragged_line(path: Path, fields: int) -> tuple[int | None, int]:
 
 
 def read_csv(path: Path, what: str = "CSV file") -> Any:
-    """Read a CSV file into a DataFrame, with one clear PipelineError for each way it can be bad.
+    """read_table's table as a pandas DataFrame (text columns as pandas' string dtype)."""
+    return read_table(path, what).to_pandas(split_blocks=True)
+
+
+def read_table(path: Path, what: str = "CSV file") -> Any:
+    """Read a CSV file into a pyarrow Table: one clear PipelineError for each way it can be bad.
 
     pyarrow's multithreaded reader does the parsing; every row must have as many fields as the
     header (a truncated last line is refused, naming its line). Empty fields and the markers in
@@ -383,22 +404,29 @@ def read_csv(path: Path, what: str = "CSV file") -> Any:
         bad_rows.append(row)
         return "error"
 
-    def read(column_types: dict[str, Any] | None = None) -> Any:
+    def source() -> Any:
         if _is_gzip(path):
             with gzip.open(path, "rb") as handle:
-                source: Any = pa.BufferReader(handle.read())
-        else:
-            source = str(path)
-        return pacsv.read_csv(
-            source,
-            read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
-            parse_options=pacsv.ParseOptions(invalid_row_handler=invalid_row),
-            convert_options=pacsv.ConvertOptions(
-                null_values=list(NA_MARKERS),
-                strings_can_be_null=True,
-                column_types=column_types,
-            ),
+                return pa.BufferReader(handle.read())
+        return str(path)
+
+    def read(column_types: dict[str, Any] | None = None) -> Any:
+        blocks = pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES)
+        parse = pacsv.ParseOptions(invalid_row_handler=invalid_row)
+        convert = pacsv.ConvertOptions(
+            null_values=list(NA_MARKERS), strings_can_be_null=True, column_types=column_types
         )
+        try:
+            # Streaming: column types from the first block, one block parsed at a time (the
+            # whole-file reader keeps every parsed block until it has settled the types).
+            reader = pacsv.open_csv(source(), blocks, parse, convert)
+            return pa.Table.from_batches(list(reader), schema=reader.schema)
+        except pa.ArrowInvalid:
+            if bad_rows:
+                raise
+        # A later block holds what the first block's types cannot (a decimal point in a column
+        # of integers, text in a column of numbers): settle the types on the whole file.
+        return pacsv.read_csv(source(), blocks, parse, convert)
 
     try:
         table = read()
@@ -426,7 +454,7 @@ def read_csv(path: Path, what: str = "CSV file") -> Any:
     for i, field in enumerate(table.schema):
         if pa.types.is_null(field.type):
             table = table.set_column(i, field.name, table.column(i).cast(pa.float64()))
-    return table.to_pandas(split_blocks=True)
+    return table
 
 
 def read_json(path: Path, what: str = "JSON file") -> Any:
@@ -475,8 +503,12 @@ def split_columns(frame: Any) -> tuple[list[str], list[str]]:
     return numeric, categorical
 
 
-def check_numbers(frame: Any, path: Path, skip: tuple[str, ...] = ()) -> Any:
-    """Refuse values a numeric column cannot hold; return ``frame`` with all-number text columns
+# A number as a CSV field may hold it (pyarrow's float parser takes all of these), spaces aside.
+NUMBER = r"^\s*[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?\s*$|^\s*[+-]?inf(inity)?\s*$"
+
+
+def check_numbers(table: Any, path: Path, skip: tuple[str, ...] = (), records: Any = None) -> Any:
+    """Refuse values a numeric column cannot hold; return ``table`` with all-number text columns
     (e.g. numbers padded with spaces) as float columns.
 
     The line between "valid but odd" and "refused", per column (missing values never count):
@@ -486,49 +518,77 @@ def check_numbers(frame: Any, path: Path, skip: tuple[str, ...] = ()) -> Any:
       naming the first such value and its line;
     - a text column whose values are all numbers is a numeric column;
     - any other text column is categorical: mostly words, or a handful of number-like codes.
-    Columns in ``skip`` are not looked at. ``frame``'s index must be the record number in
-    ``path`` (as read_csv gives it).
+    ``table`` is a pyarrow Table read by read_table; columns in ``skip`` are not looked at.
+    ``records[i]`` is row i's record number in ``path`` when rows were dropped since reading.
     """
-    import numpy as np
-    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
 
+    # Python scalars in pyarrow.compute calls make pyarrow import pandas (to look for pd.NA):
+    # the checks that pass use none.
     def refuse(name: str, mask: Any, what: str) -> None:
-        positions = np.flatnonzero(np.asarray(mask))
-        record = int(frame.index[positions[0]])
-        value = frame[name].iloc[positions[0]]
-        shown = repr(str(value)) if isinstance(value, str) else str(value)
+        mask = pc.fill_null(mask, False)
+        position = pc.index(mask, True).as_py()
+        record = records[position].as_py() if records is not None else position
+        value = table.column(name)[position].as_py()
+        shown = repr(value) if isinstance(value, str) else str(value)
+        count = pc.sum(mask).as_py()
         raise PipelineError(
             path,
             f"column '{name}' holds {what}: line {line_of_record(path, record)} has {shown} "
-            f"({len(positions)} such value(s) in all; leave a field empty for a missing value)",
+            f"({count} such value(s) in all; leave a field empty for a missing value)",
         )
 
-    for name in [name for name in frame.columns if name not in skip]:
-        column = frame[name]
-        dtype = column.dtype
-        if pd.api.types.is_bool_dtype(dtype):
+    for name in table.column_names:
+        if name in skip:
             continue
-        if not pd.api.types.is_numeric_dtype(dtype):
-            present = column.dropna()
-            if present.empty:
+        column = table.column(name)
+        kind = column.type
+        if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+            counts = pc.value_counts(column.drop_null())
+            if not len(counts):
                 continue
-            counts = present.astype(str).value_counts(sort=False)
-            parsed = pd.to_numeric(counts.index.str.strip(), errors="coerce")
-            is_number = ~np.isnan(np.asarray(parsed, dtype="float64"))
-            if is_number.all():
-                column = pd.to_numeric(column.astype(object).str.strip(), errors="coerce")
-                frame[name] = column.astype("float64")
+            values, tally = counts.field("values"), counts.field("counts")
+            is_number = pc.match_substring_regex(values, NUMBER, ignore_case=True)
+            if pc.all(is_number).as_py():
+                column = pc.cast(pc.utf8_trim_whitespace(column), pa.float64())
+                table = table.set_column(table.column_names.index(name), name, column)
+                kind = column.type
             else:
-                numbers = int(counts.to_numpy()[is_number].sum())
-                if 2 * numbers > len(present) and is_number.sum() >= MIN_DISTINCT_NUMBERS:
-                    text = set(counts.index[~is_number])
-                    refuse(name, column.isin(text).to_numpy(), "numbers but also text")
+                numbers = pc.sum(pc.filter(tally, is_number)).as_py() or 0
+                distinct = pc.sum(is_number).as_py() or 0
+                present = len(column) - column.null_count
+                if 2 * numbers > present and distinct >= MIN_DISTINCT_NUMBERS:
+                    text = pc.filter(values, pc.invert(is_number))
+                    refuse(name, pc.is_in(column, value_set=text), "numbers but also text")
                 continue
-        values = column.to_numpy(dtype="float64", na_value=np.nan)
-        infinite = np.isinf(values)
-        if infinite.any():
-            refuse(name, infinite, "a number that is not finite")
-    return frame
+        if pa.types.is_floating(kind):
+            infinite = pc.is_inf(column)
+            if pc.any(infinite).as_py():
+                refuse(name, infinite, "a number that is not finite")
+    return table
+
+
+def arrow_indices(indices: Any) -> Any:
+    """A numpy int64 array as a pyarrow array, zero-copy. (pyarrow's own numpy conversions
+    import pandas, 0.5 s and 50 MiB, to look for pandas types; stages without pandas avoid them.)
+    """
+    import numpy as np
+    import pyarrow as pa
+
+    indices = np.ascontiguousarray(indices, dtype=np.int64)
+    return pa.Array.from_buffers(pa.int64(), len(indices), [None, pa.py_buffer(indices)])
+
+
+def split_rows(rows: int, test_size: float, seed: int) -> tuple[Any, Any]:
+    """(training, test) row numbers: scikit-learn's train_test_split of ``rows`` rows (shuffled
+    with numpy's RandomState(seed), the first ceil(test_size * rows) for the test set), without
+    importing scikit-learn. tests/test_data_safety.py checks it against train_test_split."""
+    import numpy as np
+
+    test = math.ceil(test_size * rows)
+    permutation = np.random.RandomState(seed).permutation(rows)
+    return permutation[test:], permutation[:test]
 
 
 def prepare_features(frame: Any, numeric: list[str], categorical: list[str]) -> Any:

@@ -297,3 +297,35 @@ def test_make_local_never_deploys_sample_data_over_a_deployment(deployed, tmp_pa
     assert not (deployed / RAW).exists()
     assert snapshot(deployed) == before
     assert not (dag_dir / "dagfile.dag.local.jsonl").exists()  # no run started
+
+
+# ---------------------------------------------------------------------------- the split
+
+
+@pytest.mark.parametrize(
+    ("rows", "test_size", "seed"), [(10, 0.2, 42), (45000, 0.2, 42), (1001, 0.33, 7)]
+)
+def test_split_rows_is_scikit_learns_train_test_split(rows, test_size, seed):
+    import numpy as np
+    from sklearn.model_selection import train_test_split
+
+    expected = train_test_split(np.arange(rows), test_size=test_size, random_state=seed)
+    for got, want in zip(loanlib.split_rows(rows, test_size, seed), expected, strict=True):
+        assert np.array_equal(got, want)
+
+
+def test_stages_import_only_what_they_use(base_dir):
+    """data_processing and train_test_split read and write with pyarrow: no pandas, no sklearn."""
+    probe = (
+        "import runpy, sys; sys.argv = [sys.argv[1], '--base-dir', sys.argv[2]];"
+        "code = 0\n"
+        "try: runpy.run_path(sys.argv[0], run_name='__main__')\n"
+        "except SystemExit as exc: code = exc.code\n"
+        "print(sorted(m for m in ('pandas', 'sklearn') if m in sys.modules), code)"
+    )
+    for script in ("process.py", "split.py"):
+        result = subprocess.run(
+            [sys.executable, "-c", probe, str(SCRIPTS / script), str(base_dir)],
+            capture_output=True, text=True, cwd=SCRIPTS,
+        )  # fmt: skip
+        assert result.stdout.strip() == "[] 0", script + result.stdout + result.stderr
