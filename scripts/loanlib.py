@@ -607,9 +607,13 @@ def prepare_features(frame: Any, numeric: list[str], categorical: list[str]) -> 
     for name in numeric:
         out[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
     for name in categorical:
-        column = frame[name]
-        text = column.astype(object).where(column.notna(), np.nan)
-        out[name] = text.map(lambda v: v if isinstance(v, float) else str(v)).astype(object)
+        # One Python string per distinct value, shared by its rows (as pandas' own CSV parser
+        # does): converting row by row costs a string object per cell, 200 MiB at 1M rows.
+        codes, levels = pd.factorize(frame[name], use_na_sentinel=True)
+        text = np.array(
+            [np.nan] + [v if isinstance(v, float) else str(v) for v in levels], dtype=object
+        )
+        out[name] = pd.Series(text[codes + 1], index=frame.index, dtype=object)
     return out
 
 
