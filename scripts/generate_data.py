@@ -4,7 +4,8 @@
 Writes  --output (default: BASE_DIR/loan_data.csv); a .gz name writes a gzip-compressed file
 
 With --only-new-base-dir (what `make data` and `make local` pass) sample data is written only into
-a new or empty base directory, or the checkout's data/ holding nothing but its README.md; anywhere
+a new or empty base directory (empty folders and rendered DAG files do not count), or the
+checkout's data/ holding nothing but its README.md; anywhere
 else (a base directory holding model/, staging/, run records... whose loan_data.csv went missing:
 an unmounted share, a moved file) it refuses in one line, exit code 65, and changes nothing, so
 that synthetic data is never trained and deployed over a real deployment.
@@ -121,8 +122,9 @@ def generate(rows: int, seed: int):
 def used_entries(folder: Path) -> list[str]:
     """What makes ``folder`` a used base directory: its entries, less those a new one may hold.
 
-    A new one may hold a dags/ folder with only rendered DAG files (what `make paths` writes,
-    no run records), and the checkout's data/ its README.md.
+    A new one may hold empty folders and a dags/ folder with only rendered DAG files (what
+    `make paths` leaves: dags/dagfile.dag, empty output/, error/, log/), and the checkout's
+    data/ its README.md. Anything else (a file, a folder with something in it) is a trace of use.
     """
     if not folder.exists():
         return []
@@ -132,9 +134,12 @@ def used_entries(folder: Path) -> list[str]:
     for entry in sorted(folder.iterdir()):
         if entry.name == "README.md" and folder.resolve() == loanlib.PROJECT_DIR / "data":
             continue
-        rendered_only = entry.name == "dags" and entry.is_dir()
-        if rendered_only and all(p.suffix == ".dag" and p.is_file() for p in entry.iterdir()):
-            continue
+        if entry.is_dir() and not entry.is_symlink():
+            inside = list(entry.iterdir())
+            if entry.name == "dags":
+                inside = [p for p in inside if not (p.suffix == ".dag" and p.is_file())]
+            if not inside:
+                continue
         used.append(entry.name + ("/" if entry.is_dir() else ""))
     return used
 

@@ -273,7 +273,7 @@ def test_dag_graph_is_seeds(work: dict[str, Path]) -> None:
         sub, _script, model = NODES[name]
         assert node.submit == str(work["submit"] / sub)
         assert node.vars.get("MODEL") == model
-        assert (node.retry, node.unless_exit) == (2, 2)
+        assert (node.retry, node.unless_exit) == (2, 65)
         assert set(node.vars) >= {"BASE_DIR", "PROJECT_DIR", "PYTHON"}
     assert dag.config is not None and dag.config.name == "dagman.config"
     assert dag.node_status_file is not None

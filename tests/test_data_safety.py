@@ -16,7 +16,7 @@ import loanlib
 import pandas as pd
 import pytest
 from conftest import SCRIPTS, run_stage
-from test_local_pipeline import copy_dag, last_run_attempts, make
+from test_local_pipeline import last_run_attempts, make
 
 RAW = "loan_data.csv"
 # What a run writes besides its results: job logs and run records. Everything else under a base
@@ -151,11 +151,11 @@ def test_refused_by_the_stage_changing_nothing(deployed, case):
 @pytest.mark.parametrize(
     "case", ["text in a numeric column", "inf", "truncated last line", "too few rows"]
 )
-def test_refused_by_make_local_changing_nothing(deployed, tmp_path, case):
+def test_refused_by_make_local_changing_nothing(deployed, case):
     damage, text = REFUSED[case]
     damage(deployed)
     before = snapshot(deployed)
-    dag_dir = copy_dag(tmp_path / "checkout")
+    dag_dir = deployed / "dags"  # where make paths renders the DAG and the runs are recorded
     result = make("local", dag_dir, deployed)
     assert result.returncode != 0
     assert_one_error(result.stdout, text, 65, loanlib.EXIT_BAD_INPUT)
@@ -222,7 +222,7 @@ def without_dac_override(command: list[str]) -> list[str]:
     return ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", *command]
 
 
-def test_unreadable_input_is_exit_1_in_one_line_and_retried_by_make_local(deployed, tmp_path):
+def test_unreadable_input_is_exit_1_in_one_line_and_retried_by_make_local(deployed):
     before = snapshot(deployed)
     (deployed / RAW).chmod(0)
     stage = [sys.executable, str(SCRIPTS / "process.py"), "--base-dir", str(deployed)]
@@ -230,9 +230,9 @@ def test_unreadable_input_is_exit_1_in_one_line_and_retried_by_make_local(deploy
     assert_one_error(result.stderr, "raw loan data: no permission", result.returncode, 1)
     assert "EACCES" in result.stderr
 
-    dag_dir = copy_dag(tmp_path / "checkout")
+    dag_dir = deployed / "dags"  # where make paths renders the DAG and the runs are recorded
     command = ["make", "--no-print-directory", "-C", str(SCRIPTS.parent), "local",
-               f"BASE_DIR={deployed}", f"DAG_DIR={dag_dir}"]  # fmt: skip
+               f"BASE_DIR={deployed}"]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAKE") and k != "BASE_DIR"}
     env["CONDOR_CONFIG"] = "/dev/null"
     result = subprocess.run(
@@ -259,15 +259,26 @@ def test_sample_data_only_into_a_new_or_empty_base_directory(tmp_path):
     assert generate(tmp_path / "new" / "base").returncode == 0
     (tmp_path / "empty").mkdir()
     assert generate(tmp_path / "empty").returncode == 0
-    rendered = tmp_path / "rendered"  # `make paths` ran first: only rendered DAG files
-    (rendered / "dags").mkdir(parents=True)
+    rendered = tmp_path / "rendered"  # `make paths` ran first: a rendered DAG, empty log folders
+    for name in ("dags", "output", "error", "log"):
+        (rendered / name).mkdir(parents=True)
     (rendered / "dags/dagfile.dag").write_text("JOB a a.sub\n")
     assert generate(rendered).returncode == 0
     for name in ("new/base", "empty", "rendered"):
         assert (tmp_path / name / RAW).is_file(), name
 
 
-@pytest.mark.parametrize("holds", ["model/", "staging/", "dags/dagfile.dag.metrics", "notes.txt"])
+def test_make_paths_then_make_local_still_gets_sample_data(tmp_path):
+    base = tmp_path / "base"
+    assert make("paths", base / "dags", base).returncode == 0  # dags/, empty output/ error/ log/
+    result = make("data", base / "dags", base)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (base / RAW).is_file()
+
+
+@pytest.mark.parametrize(
+    "holds", ["model/deployed_model.pkl", "staging/x/", "dags/dagfile.dag.metrics", "notes.txt"]
+)
 def test_sample_data_refused_in_a_used_base_directory(tmp_path, holds):
     base = tmp_path / "base"
     (base / holds).parent.mkdir(parents=True, exist_ok=True)
@@ -285,10 +296,10 @@ def test_sample_data_refused_in_a_used_base_directory(tmp_path, holds):
     assert sorted(str(p) for p in base.rglob("*")) == before
 
 
-def test_make_local_never_deploys_sample_data_over_a_deployment(deployed, tmp_path):
+def test_make_local_never_deploys_sample_data_over_a_deployment(deployed):
     (deployed / RAW).unlink()  # an unmounted share, a typo, a moved file
     before = snapshot(deployed)
-    dag_dir = copy_dag(tmp_path / "checkout")
+    dag_dir = deployed / "dags"  # where make paths renders the DAG and the runs are recorded
     result = make("local", dag_dir, deployed)
     assert result.returncode != 0
     output = result.stdout + result.stderr
