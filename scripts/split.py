@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         ("X_test", features, test),
         ("y_test", target, test),
     ):
-        loanlib.write_csv(part.take(indices), layout.split_csv(name))
+        loanlib.write_csv(part, layout.split_csv(name), rows=indices)
     log(f"split {rows} rows: {len(train)} training, {len(test)} test -> {layout.split_dir}")
     return loanlib.EXIT_OK
 
