@@ -39,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
         raise PipelineError(
             layout.split_csv("X_test"), f"lacks the model's column(s) {exc}"
         ) from None
+    del x_test
+    loanlib.release_memory()
     with loanlib.quiet_unknown_categories():
         predicted = model.predict(features)
 
