@@ -46,7 +46,7 @@ data: $(BASE_DIR)/loan_data.csv ## Write sample data into BASE_DIR unless it has
 
 $(BASE_DIR)/loan_data.csv: | $(VENV)/.installed
 	@echo "No loan_data.csv in $(BASE_DIR): generating $(ROWS) sample rows (seed $(SEED))"
-	$(VPY) scripts/generate_data.py --output $@ --rows $(ROWS) --seed $(SEED)
+	$(VPY) scripts/generate_data.py --output $@ --rows $(ROWS) --seed $(SEED) --only-new-base-dir
 
 paths: | $(VENV)/.installed ## Render the DAG (dag/DAG.dag) for BASE_DIR into BASE_DIR/dags/, where its runs live
 	$(VPY) bin/render_paths.py --dag "$(DAG_SRC)" --base-dir "$(BASE_DIR)" \

@@ -5,7 +5,7 @@ No pool is needed. The DAG rendered for a base directory (BASE_DIR/dags/dagfile.
 make paths) is parsed with bin/dagfile.py, then:
 
 - the graph is acyclic and is exactly SEED.md's eight nodes and edges;
-- every node retries transient failures but not exit code 2 (RETRY n UNLESS-EXIT 2), the DAG
+- every node retries transient failures but not exit code 65 (RETRY n UNLESS-EXIT 65), the DAG
   has its CONFIG file (with DAGMAN_MAX_JOB_HOLDS and DAGMAN_USER_LOG_SCAN_INTERVAL) and a
   NODE_STATUS_FILE;
 - every node's submit file is expanded by htcondor.Submit with the node's VARS plus JOB and
@@ -60,7 +60,7 @@ EDGES: frozenset[tuple[str, str]] = frozenset(
 PATH_VARS = ("BASE_DIR", "PROJECT_DIR", "PYTHON")
 REQUIRED_ENV = ("PYTHONUNBUFFERED=1", "OMP_NUM_THREADS=1")
 REQUIRED_CONFIG = ("DAGMAN_MAX_JOB_HOLDS", "DAGMAN_USER_LOG_SCAN_INTERVAL")
-PERMANENT_EXIT = 2
+BAD_INPUT_EXIT = 65  # scripts/loanlib.py EXIT_BAD_INPUT (sysexits.h EX_DATAERR)
 REQUEST_LINE = re.compile(r"^\s*(request_memory|request_disk)\s*=\s*(.*?)\s*$", re.IGNORECASE)
 HAS_UNIT = re.compile(r"[0-9)]\s*[KMGT](i?B)?$", re.IGNORECASE)
 N_JOBS_ALL = re.compile(r"n_jobs\s*=\s*-\s*1(?![0-9])")
@@ -91,13 +91,16 @@ def check_graph(dag: Dag, out: Problems) -> None:
 
 
 def check_dag_settings(dag: Dag, out: Problems) -> None:
-    """RETRY ... UNLESS-EXIT 2 everywhere, CONFIG with the two knobs, a node status file."""
+    """RETRY ... UNLESS-EXIT 65 everywhere, CONFIG with the two knobs, a node status file."""
     for node in dag.nodes.values():
         where = f"{node.file}:{node.line}"
         if node.retry < 1:
             out.add(where, f"node {node.name} has no RETRY for transient failures")
-        if node.unless_exit != PERMANENT_EXIT:
-            out.add(where, f"node {node.name} must not retry exit code 2 (RETRY n UNLESS-EXIT 2)")
+        if node.unless_exit != BAD_INPUT_EXIT:
+            out.add(
+                where,
+                f"node {node.name} must not retry exit code 65, bad input (RETRY n UNLESS-EXIT 65)",
+            )
     if dag.config is None:
         out.add(dag.path, "no CONFIG file (DAGMAN_MAX_JOB_HOLDS, DAGMAN_USER_LOG_SCAN_INTERVAL)")
     elif not dag.config.is_file():

@@ -39,12 +39,14 @@ def main(argv: list[str] | None = None) -> int:
         raise PipelineError(
             layout.split_csv("X_test"), f"lacks the model's column(s) {exc}"
         ) from None
+    del x_test
+    loanlib.release_memory()
     with loanlib.quiet_unknown_categories():
         predicted = model.predict(features)
 
     name = loanlib.MODELS[args.model]
     metrics = loanlib.compute_metrics(y_test.iloc[:, 0].to_numpy(), predicted, name)
-    train_rows = len(loanlib.read_csv(layout.split_csv("y_train"), "training labels"))
+    train_rows = loanlib.read_table(layout.split_csv("y_train"), "training labels").num_rows
     classifier = model.named_steps["classifier"]
     parameters = {
         "model": args.model,

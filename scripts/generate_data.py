@@ -3,6 +3,13 @@
 
 Writes  --output (default: BASE_DIR/loan_data.csv); a .gz name writes a gzip-compressed file
 
+With --only-new-base-dir (what `make data` and `make local` pass) sample data is written only into
+a new or empty base directory (empty folders and rendered DAG files do not count), or the
+checkout's data/ holding nothing but its README.md; anywhere
+else (a base directory holding model/, staging/, run records... whose loan_data.csv went missing:
+an unmounted share, a moved file) it refuses in one line, exit code 65, and changes nothing, so
+that synthetic data is never trained and deployed over a real deployment.
+
 Same columns, types, value ranges, category levels and class balance (22.2 % approved) as the
 45,000-row public data set, a learnable relation between features and target (interest rate, loan
 share of income, income, home ownership and previous defaults drive it; no approval follows a
@@ -112,6 +119,31 @@ def generate(rows: int, seed: int):
     return frame
 
 
+def used_entries(folder: Path) -> list[str]:
+    """What makes ``folder`` a used base directory: its entries, less those a new one may hold.
+
+    A new one may hold empty folders and a dags/ folder with only rendered DAG files (what
+    `make paths` leaves: dags/dagfile.dag, empty output/, error/, log/), and the checkout's
+    data/ its README.md. Anything else (a file, a folder with something in it) is a trace of use.
+    """
+    if not folder.exists():
+        return []
+    if not folder.is_dir():
+        return [folder.name]
+    used = []
+    for entry in sorted(folder.iterdir()):
+        if entry.name == "README.md" and folder.resolve() == loanlib.PROJECT_DIR / "data":
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            inside = list(entry.iterdir())
+            if entry.name == "dags":
+                inside = [p for p in inside if not (p.suffix == ".dag" and p.is_file())]
+            if not inside:
+                continue
+        used.append(entry.name + ("/" if entry.is_dir() else ""))
+    return used
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = loanlib.stage_parser(__doc__)
     parser.add_argument("--output", type=Path, help="default: BASE_DIR/loan_data.csv")
@@ -119,10 +151,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--seed", type=int, default=loanlib.DEFAULT_SEED, help="default: %(default)s"
     )
+    parser.add_argument(
+        "--only-new-base-dir",
+        action="store_true",
+        help="refuse unless the output's folder is new or empty (or the checkout's data/)",
+    )
     args = parser.parse_args(argv)
     if args.rows < 1:
         parser.error("--rows must be positive")
     output = args.output or loanlib.Layout(args.base_dir).raw_csv
+    if args.only_new_base_dir:
+        used = used_entries(output.parent)
+        if used:
+            shown = ", ".join(used[:5]) + (", ..." if len(used) > 5 else "")
+            raise loanlib.PipelineError(
+                output.parent,
+                f"no {output.name} here, but this is not a new base directory (it holds {shown}): "
+                "refusing to write sample data into it; put the real file back (an unmounted "
+                "share? a moved file?) or use a new BASE_DIR for sample data",
+            )
     frame = generate(args.rows, args.seed)
     if output.suffix == ".gz":
         import gzip

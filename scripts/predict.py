@@ -55,10 +55,12 @@ def main(argv: list[str] | None = None) -> int:
         features = loanlib.prepare_features(rows, *loanlib.model_columns(model))
     except KeyError as exc:
         raise PipelineError(source, f"lacks the model's column(s) {exc}") from None
+    row_id = rows[args.id_column] if args.id_column else range(len(rows))
+    del rows
+    loanlib.release_memory()
     with loanlib.quiet_unknown_categories():
         predicted = model.predict(features)
         probability = model.predict_proba(features)[:, list(model.classes_).index(1)]
-    row_id = rows[args.id_column] if args.id_column else range(len(rows))
     result = pd.DataFrame(
         {
             "row_id": row_id,

@@ -4,11 +4,15 @@
 Reads   BASE_DIR/loan_data.csv (or --input; plain or gzip-compressed CSV)
 Writes  BASE_DIR/staging/split_data/processed_data.csv (no index column)
 
-The raw file is checked (readable, comma-separated, a header and rows, unique column names), the
-target must hold the two labels 0 and 1, a numeric column must not hold text, and no column may be
-empty in every row. ID-like columns (id, *_id, Unnamed: 0...) are dropped so they never become
-features; rows without a target are dropped. Imputation and encoding are not done here: they are
-fitted on the training rows only, inside the model pipeline (see scripts/train.py).
+Everything that can be checked against the user's file is checked here, and a refusal names
+loan_data.csv (and a line where there is one): readable, comma-separated, a header and rows, unique
+column names, every row with as many fields as the header; the target must hold the two labels 0
+and 1; a numeric column must not hold text nor inf/-inf (loanlib.check_numbers draws the line);
+no column may be empty in every row; enough labelled rows that the default 80/20 split (seed 42)
+leaves both classes in the training and in the test set. ID-like columns (id, *_id, Unnamed: 0...)
+are dropped so they never become features; rows without a target are dropped. Imputation and
+encoding are not done here: they are fitted on the training rows only, inside the model pipeline
+(see scripts/train.py). Nothing is written unless every check passes.
 """
 
 from __future__ import annotations
@@ -35,54 +39,86 @@ def parse_args(argv: list[str] | None):
     return parser.parse_args(argv)
 
 
-def clean_target(frame, target: str, path: Path):
-    """Rows with a 0/1 target, the target as int; PipelineError for anything else."""
-    import pandas as pd
+def clean_target(table, target: str, path: Path):
+    """(table, records): rows with a 0/1 target, the target as int64, and each kept row's record
+    number in ``path`` (None when every row was kept); PipelineError for anything else."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
 
-    if target not in frame.columns:
+    if target not in table.column_names:
         raise PipelineError(
-            path, f"target column '{target}' not found (columns: {', '.join(frame.columns)})"
+            path, f"target column '{target}' not found (columns: {', '.join(table.column_names)})"
         )
-    labels = frame[target]
-    if pd.api.types.is_bool_dtype(labels.dtype):
-        labels = labels.astype("int64")
-    present = labels.dropna()
-    if not pd.api.types.is_numeric_dtype(present.dtype):
-        examples = ", ".join(repr(v) for v in present.astype(str).unique()[:3])
+    labels = table.column(target)
+    if pa.types.is_boolean(labels.type):
+        labels = labels.cast(pa.int64())
+    present = pc.unique(labels.drop_null())
+    if not (pa.types.is_integer(labels.type) or pa.types.is_floating(labels.type)):
+        examples = ", ".join(repr(str(v)) for v in present.to_pylist()[:3])
         raise PipelineError(
             path, f"target column '{target}' must hold 0/1 labels, found {examples}"
         )
-    classes = sorted(present.unique().tolist())
+    classes = sorted(present.to_pylist())
     if len(classes) < 2:
         raise PipelineError(
             path, f"target column '{target}' has a single class {classes}; need 0 and 1"
         )
     if classes != [0, 1]:
-        shown = ", ".join(str(c) for c in classes[:6])
+        shown = ", ".join(f"{c:g}" if isinstance(c, float) else str(c) for c in classes[:6])
         raise PipelineError(
             path, f"target column '{target}' must be binary 0/1, found classes {shown}"
         )
-    dropped = int(labels.isna().sum())
-    if dropped:
-        log(f"dropping {dropped} row(s) without a '{target}' value")
-    frame = frame.loc[labels.notna()].copy()
-    frame[target] = labels[labels.notna()].astype("int64")
-    return frame
+    records = None
+    if labels.null_count:
+        log(f"dropping {labels.null_count} row(s) without a '{target}' value")
+        valid = pc.is_valid(labels)
+        records = pc.indices_nonzero(valid)
+        table, labels = table.filter(valid), labels.filter(valid)
+    index = table.column_names.index(target)
+    return table.set_column(index, target, labels.cast(pa.int64())), records
+
+
+def check_splittable(labels, path: Path) -> None:
+    """Refuse too few labelled rows for the default split, or a class it would leave out of the
+    training or the test set (the split is split.py's with its defaults: 80/20, seed 42)."""
+    import pyarrow.compute as pc
+
+    rows = len(labels)
+    if rows < loanlib.MIN_ROWS:
+        raise PipelineError(
+            path,
+            f"too few rows to split: {rows} row(s) with a label (need at least {loanlib.MIN_ROWS})",
+        )
+    counts = {c["values"]: c["counts"] for c in pc.value_counts(labels).to_pylist()}
+    parts = loanlib.split_rows(rows, loanlib.DEFAULT_TEST_SIZE, loanlib.DEFAULT_SEED)
+    for name, part in zip(("training", "test"), parts, strict=True):
+        present = pc.unique(labels.take(loanlib.arrow_indices(part))).to_pylist()
+        lacking = sorted({0, 1} - set(present))
+        if lacking:
+            raise PipelineError(
+                path,
+                f"too few rows to split: the {name} set of the 80/20 split of {rows} rows would "
+                f"have no row of class {lacking[0]} (class counts: 0: {counts.get(0, 0)}, "
+                f"1: {counts.get(1, 0)})",
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
+    import pyarrow as pa
+
     args = parse_args(argv)
     layout = Layout(args.base_dir)
     source = args.input or layout.raw_csv
-    frame = loanlib.read_csv(source, "raw loan data")
-    log(f"read {len(frame)} rows, {len(frame.columns)} columns from {source}")
+    table = loanlib.read_table(source, "raw loan data")
+    log(f"read {table.num_rows} rows, {table.num_columns} columns from {source}")
 
-    frame = clean_target(frame, args.target, source)
+    table, records = clean_target(table, args.target, source)
+    names = table.column_names
     if args.drop_columns == "auto":
-        drop = loanlib.id_like_columns([c for c in frame.columns if c != args.target])
+        drop = loanlib.id_like_columns([c for c in names if c != args.target])
     else:
         drop = [c.strip() for c in args.drop_columns.split(",") if c.strip()]
-        unknown = [c for c in drop if c not in frame.columns]
+        unknown = [c for c in drop if c not in names]
         if unknown:
             raise PipelineError(
                 source, f"--drop-columns names unknown column(s): {', '.join(unknown)}"
@@ -91,22 +127,24 @@ def main(argv: list[str] | None = None) -> int:
             raise PipelineError(source, f"--drop-columns would drop the target '{args.target}'")
     if drop:
         log(f"dropping ID-like column(s): {', '.join(drop)}")
-        frame = frame.drop(columns=drop)
+        table = table.drop_columns(drop)
 
-    empty = [c for c in frame.columns if frame[c].isna().all()]
+    empty = [f.name for f in table.schema if table.column(f.name).null_count == table.num_rows]
     if empty:
         raise PipelineError(source, f"column(s) empty in every row: {', '.join(empty)}")
-    features = frame.drop(columns=[args.target])
-    if features.columns.empty:
+    if table.num_columns < 2:
         raise PipelineError(source, "no feature columns besides the target")
-    loanlib.find_numeric_junk(features, source)
+    table = loanlib.check_numbers(table, source, skip=(args.target,), records=records)
+    check_splittable(table.column(args.target), source)
 
-    numeric, categorical = loanlib.split_columns(features)
-    missing = int(features.isna().sum().sum())
+    features = [f for f in table.schema if f.name != args.target]
+    numeric = [f for f in features if pa.types.is_integer(f.type) or pa.types.is_floating(f.type)]
+    missing = sum(table.column(f.name).null_count for f in features)
     log(
-        f"{len(numeric)} numeric, {len(categorical)} categorical features; {missing} missing values"
+        f"{len(numeric)} numeric, {len(features) - len(numeric)} categorical features; "
+        f"{missing} missing values"
     )
-    loanlib.write_csv(frame, layout.processed_csv)
+    loanlib.write_csv(table, layout.processed_csv)
     log(f"wrote {layout.processed_csv}")
     return loanlib.EXIT_OK
 

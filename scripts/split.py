@@ -15,15 +15,13 @@ import sys
 import loanlib
 from loanlib import Layout, PipelineError, log
 
-MIN_ROWS = 10
-
 
 def main(argv: list[str] | None = None) -> int:
-    from sklearn.model_selection import train_test_split
-
     parser = loanlib.stage_parser(__doc__)
     parser.add_argument("--target", default=loanlib.DEFAULT_TARGET, help="default: %(default)s")
-    parser.add_argument("--test-size", type=float, default=0.2, help="default: %(default)s")
+    parser.add_argument(
+        "--test-size", type=float, default=loanlib.DEFAULT_TEST_SIZE, help="default: %(default)s"
+    )
     parser.add_argument(
         "--seed", type=int, default=loanlib.DEFAULT_SEED, help="default: %(default)s"
     )
@@ -33,36 +31,38 @@ def main(argv: list[str] | None = None) -> int:
 
     layout = Layout(args.base_dir)
     source = layout.processed_csv
-    frame = loanlib.read_csv(source, "processed data")
-    if args.target not in frame.columns:
+    table = loanlib.read_table(source, "processed data")
+    if args.target not in table.column_names:
         raise PipelineError(source, f"target column '{args.target}' not found")
-    if len(frame) < MIN_ROWS:
+    rows = table.num_rows
+    # data_processing refuses these for loan_data.csv with the default split; this catches
+    # other --test-size/--seed values and a processed file written by something else.
+    if rows < loanlib.MIN_ROWS:
         raise PipelineError(
-            source, f"too few rows to split: {len(frame)} (need at least {MIN_ROWS})"
+            source, f"too few rows to split: {rows} (need at least {loanlib.MIN_ROWS})"
         )
-    features = frame.drop(columns=[args.target])
-    target = frame[[args.target]]
-    x_train, x_test, y_train, y_test = train_test_split(
-        features, target, test_size=args.test_size, random_state=args.seed
-    )
-    for name, part in (("training", y_train), ("test", y_test)):
-        if part[args.target].nunique() < 2:
+    # scikit-learn's train_test_split, row numbers only: no pandas copy of the data, no import.
+    train, test = loanlib.split_rows(rows, args.test_size, args.seed)
+    import pyarrow.compute as pc
+
+    train, test = loanlib.arrow_indices(train), loanlib.arrow_indices(test)
+    labels = table.column(args.target)
+    for name, part in (("training", train), ("test", test)):
+        if len(pc.unique(labels.take(part))) < 2:
             raise PipelineError(
                 source,
-                f"too few rows to split: the {name} split of {len(frame)} rows lacks one of the "
+                f"too few rows to split: the {name} split of {rows} rows lacks one of the "
                 "classes 0 and 1",
             )
-    for name, part in (
-        ("X_train", x_train),
-        ("y_train", y_train),
-        ("X_test", x_test),
-        ("y_test", y_test),
+    features, target = table.drop_columns([args.target]), table.select([args.target])
+    for name, part, indices in (
+        ("X_train", features, train),
+        ("y_train", target, train),
+        ("X_test", features, test),
+        ("y_test", target, test),
     ):
-        loanlib.write_csv(part, layout.split_csv(name))
-    log(
-        f"split {len(frame)} rows: {len(x_train)} training, {len(x_test)} test "
-        f"-> {layout.split_dir}"
-    )
+        loanlib.write_csv(part, layout.split_csv(name), rows=indices)
+    log(f"split {rows} rows: {len(train)} training, {len(test)} test -> {layout.split_dir}")
     return loanlib.EXIT_OK
 
 

@@ -273,7 +273,7 @@ def test_dag_graph_is_seeds(work: dict[str, Path]) -> None:
         sub, _script, model = NODES[name]
         assert node.submit == str(work["submit"] / sub)
         assert node.vars.get("MODEL") == model
-        assert (node.retry, node.unless_exit) == (2, 2)
+        assert (node.retry, node.unless_exit) == (2, 65)
         assert set(node.vars) >= {"BASE_DIR", "PROJECT_DIR", "PYTHON"}
     assert dag.config is not None and dag.config.name == "dagman.config"
     assert dag.node_status_file is not None
@@ -337,11 +337,11 @@ MUTATIONS = {
         ),
         "extra edge data_processing -> loan_prediction",
     ),
-    "retries exit 2": (
+    "retries exit 65": (
         lambda w: (w["dag"] / "dagfile.dag").write_text(
-            (w["dag"] / "dagfile.dag").read_text().replace(" UNLESS-EXIT 2", "")
+            (w["dag"] / "dagfile.dag").read_text().replace(" UNLESS-EXIT 65", " UNLESS-EXIT 2")
         ),
-        "must not retry exit code 2",
+        "must not retry exit code 65",
     ),
     "n_jobs": (
         lambda w: _append(w["submit"] / "train.sub", "# model uses n_jobs=-1\n"),

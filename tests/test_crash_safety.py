@@ -124,7 +124,7 @@ def test_deployment_killed_between_model_and_manifest(finished_base, tmp_path):
     assert kill_while_writing(("deploy.py",), base, base / "model/deployed_model.json")
     assert (base / "model/deployed_model.pkl").read_bytes() != first["deployed_model.pkl"]
     refused = run_stage("predict.py", base, check=False)
-    assert refused.returncode == 2 and "does not match the deployment manifest" in refused.stderr
+    assert refused.returncode == 65 and "does not match the deployment manifest" in refused.stderr
 
     run_stage("deploy.py", base)  # the rerun finishes the deployment
     assert json.loads((base / "model/deployed_model.json").read_text())["candidate"] == loser

@@ -158,7 +158,7 @@ def test_bad_input_fails_the_dag_once_with_the_stage_message(fresh):
     assert "loan_data.csv: target column 'loan_status' has a single class" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
     attempts = last_run_attempts(dag_dir)
-    assert [(r["node"], r["exit_code"]) for r in attempts] == [("data_processing", 2)]  # no retry
+    assert [(r["node"], r["exit_code"]) for r in attempts] == [("data_processing", 65)]  # no retry
     assert (dag_dir / "dagfile.dag.rescue001").is_file()
     assert not (base / "staging/split_data/processed_data.csv").exists()
 

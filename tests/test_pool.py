@@ -195,7 +195,7 @@ BAD_CSV = "a,b\n1,2\n3,4\n"
 
 @pytest.fixture(scope="module")
 def bad_input(checkout, sample) -> dict:
-    """Bad loan_data.csv: data_processing fails (exit 2, not retried); fix it; resume."""
+    """Bad loan_data.csv: data_processing fails (exit 65, not retried); fix it; resume."""
     co = checkout("bad-input")
     co.put_data(sample, BAD_CSV)
     ok(co.make("submit"))

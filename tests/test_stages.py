@@ -147,7 +147,7 @@ def test_predict_reports_missing_columns(finished_base, tmp_path):
     rows = pd.read_csv(base / "loan_data.csv").head(3).drop(columns=["loan_status", "loan_amnt"])
     rows.to_csv(tmp_path / "new.csv", index=False)
     result = run_stage("predict.py", base, "--input", str(tmp_path / "new.csv"), check=False)
-    assert result.returncode == 2
+    assert result.returncode == loanlib.EXIT_BAD_INPUT
     assert "new.csv" in result.stderr and "loan_amnt" in result.stderr
     assert "Traceback" not in result.stderr
 
