@@ -12,8 +12,6 @@ library versions, git commit, host). No timestamp: the same inputs give a byte-i
 
 from __future__ import annotations
 
-import sys
-
 import loanlib
 from loanlib import Layout, PipelineError, log
 
@@ -74,4 +72,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(loanlib.run_stage(main))
+    loanlib.exit_stage(main)

@@ -19,7 +19,6 @@ imputation path is exercised. Vectorised numpy: 1,000,000 rows take a few second
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import loanlib
@@ -189,4 +188,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(loanlib.run_stage(main))
+    loanlib.exit_stage(main)

@@ -33,7 +33,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 EXIT_OK = 0
 EXIT_FAILURE = 1  # retried by the DAG: crashes, OS and filesystem errors
@@ -176,6 +176,22 @@ def run_stage(main: Callable[[], int]) -> int:
     except KeyboardInterrupt:
         print(f"{_STAGE}: interrupted", file=sys.stderr, flush=True)
         return 130
+
+
+def exit_stage(main: Callable[[], int]) -> NoReturn:
+    """A stage script's last line: run ``main`` (see run_stage) and end the process with its exit
+    code at once, without the interpreter's teardown.
+
+    Native thread pools (OpenMP of the models, Arrow's) can abort a teardown that races their
+    start-up ("terminate called without an active exception", exit 134 instead of the stage's
+    code, about one run in ten when a stage stops early after loading a model). Every output is
+    already written, flushed and renamed by then; only the standard streams need flushing.
+    """
+    code = run_stage(main)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
 
 
 def describe_os_error(exc: OSError) -> str:

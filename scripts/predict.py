@@ -13,7 +13,6 @@ is loaded only when its sha256 matches the deployment manifest.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import loanlib
@@ -79,4 +78,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(loanlib.run_stage(main))
+    loanlib.exit_stage(main)

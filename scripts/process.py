@@ -17,7 +17,6 @@ encoding are not done here: they are fitted on the training rows only, inside th
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import loanlib
@@ -150,4 +149,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(loanlib.run_stage(main))
+    loanlib.exit_stage(main)

@@ -10,8 +10,6 @@ columns, so the test rows double as raw loan applications for the prediction sta
 
 from __future__ import annotations
 
-import sys
-
 import loanlib
 from loanlib import Layout, PipelineError, log
 
@@ -67,4 +65,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(loanlib.run_stage(main))
+    loanlib.exit_stage(main)

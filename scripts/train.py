@@ -12,8 +12,6 @@ Single-threaded: HTCondor gives the job one CPU.
 
 from __future__ import annotations
 
-import sys
-
 import loanlib
 from loanlib import Layout, PipelineError, log
 
@@ -50,4 +48,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(loanlib.run_stage(main))
+    loanlib.exit_stage(main)

@@ -5,13 +5,15 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import subprocess
+import sys
 
 import joblib
 import loanlib
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import REAL_DATA, run_pipeline, run_stage
+from conftest import REAL_DATA, SCRIPTS, run_pipeline, run_stage
 from loanlib import Layout
 
 SEED_FILES = [
@@ -150,6 +152,28 @@ def test_predict_reports_missing_columns(finished_base, tmp_path):
     assert result.returncode == loanlib.EXIT_BAD_INPUT
     assert "new.csv" in result.stderr and "loan_amnt" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_an_early_stop_after_loading_the_model_keeps_its_exit_code(finished_base, tmp_path):
+    """Interpreter teardown raced the models' native thread pools and aborted (exit 134) about
+    one run in ten on this error path; exit_stage ends the process without that teardown."""
+    base = tmp_path / "base"
+    shutil.copytree(finished_base, base)
+    rows = pd.read_csv(base / "loan_data.csv").head(3).drop(columns=["loan_amnt"])
+    rows.to_csv(tmp_path / "new.csv", index=False)
+    command = [sys.executable, str(SCRIPTS / "predict.py"), "--base-dir", str(base)]
+    runs = [
+        subprocess.Popen([*command, "--input", str(tmp_path / "new.csv")], stderr=subprocess.PIPE)
+        for _ in range(8)
+    ]
+    codes = [run.wait(timeout=300) for run in runs]
+    for run in runs:
+        assert b"terminate called" not in run.stderr.read()
+    assert codes == [loanlib.EXIT_BAD_INPUT] * 8
+    for script in sorted(SCRIPTS.glob("*.py")):
+        text = script.read_text()
+        if "loanlib.run_stage(" in text or "loanlib.exit_stage(" in text:
+            assert text.rstrip().endswith("loanlib.exit_stage(main)"), script.name
 
 
 @pytest.mark.parametrize(
