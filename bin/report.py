@@ -50,6 +50,7 @@ EXIT_USAGE = 2
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(PROJECT_DIR / "bin"), str(PROJECT_DIR / "scripts")]
 
+import leaderboard  # noqa: E402  (the model search's leaderboard, dag/tune.dag)
 import loanlib  # noqa: E402  (the stages' shared module: atomic writes, the deploy rule)
 from dagfile import DAG_STATUS, DagError, parse_dag  # noqa: E402
 
@@ -1027,6 +1028,7 @@ def make_charts(facts: dict[str, Any]) -> dict[str, bytes]:
         ax.set_title("Memory used against memory requested")
         ax.legend(fontsize=8, loc="lower right")
         charts["memory.png"] = _png(fig)
+    charts.update({name: _png(fig) for name, fig in leaderboard.chart(facts.get("search")).items()})
     return charts
 
 
@@ -1070,7 +1072,7 @@ def decision_line(deployment: dict[str, Any] | None) -> str:
     rule = {
         "precision": "higher precision",
         "f1": "equal precision, higher F1 (tie-break)",
-        "tie": "full tie on precision and F1: v1 by rule",
+        "tie": "full tie on precision and F1: the earlier version by rule",
         "only model": "the only evaluated model",
     }.get(str(deployment["rule"]), str(deployment["rule"]))
     text = (
@@ -1209,6 +1211,7 @@ def render_markdown(facts: dict[str, Any]) -> str:
     ):
         if chart in facts["charts"]:
             out += [f"![{title}]({chart})", ""]
+    out += leaderboard.markdown(facts.get("search"), facts["charts"])
     run = facts["run"]
     out += ["## The run", ""]
     if not run:
@@ -1293,6 +1296,7 @@ def render_console(facts: dict[str, Any]) -> str:
     else:
         out.append("No metrics files yet.")
     out.append(decision_line(facts["results"]["deployment"]))
+    out += leaderboard.console(facts.get("search"))
     earlier = (facts["results"]["deployment"] or {}).get("earlier")
     if earlier:
         out.append(
@@ -1369,12 +1373,14 @@ def build_facts(base: Path, dag_path: Path | None, argv: list[str]) -> dict[str,
             + " (run the pipeline first: make local or make submit)"
         )
     deployment = load_deployment(base, models, notes)
+    models = leaderboard.filter_models(models, deployment, base, notes)
     return {
         "report_version": REPORT_VERSION,
         "generated_at": utc(time.time()),
         "base_dir": str(base),
         "notes": notes,
         "results": {"models": models, "deployment": deployment},
+        "search": leaderboard.load(base, notes),
         "run": run,
         "provenance": provenance(models, argv, notes),
         "charts": {},

@@ -109,7 +109,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{candidate.id}: {candidate.name} {candidate.params_text() or '(defaults)'}, "
         f"{settings['folds']}-fold CV ({settings['scoring']}) on {len(training.labels)} rows"
     )
-    cv = cross_validate(candidate, training, settings)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):  # one thread, also when run by hand outside HTCondor
+        cv = cross_validate(candidate, training, settings)
     result = {
         "candidate": candidate.id,
         "family": candidate.family,

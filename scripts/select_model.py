@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -133,9 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     model = candidates.build_pipeline(
         winner, training.numeric, training.categorical, settings["seed"]
     )
-    import warnings
+    from threadpoolctl import threadpool_limits
 
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), threadpool_limits(limits=1):  # one thread, as the job's CPU
         warnings.simplefilter("ignore")
         model.fit(training.features, training.labels)
     layout = loanlib.Layout(args.base_dir)
