@@ -210,6 +210,8 @@ def check_nodes(dag: Dag, out: Problems) -> set[Path]:
             except Exception as exc:  # the bindings raise their own error types
                 out.add(path, f"does not expand for node {node.name}: {exc}")
                 break
+            if check_search.table_broken(node):
+                break  # its one line is already reported; the jobs follow the broken table
             check_search.check_job_count(node, ads, out)
             for ad in ads:
                 check_ad(node, retry, ad, out)

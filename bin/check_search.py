@@ -99,6 +99,11 @@ def check_table(dag: Dag, out: Any) -> str:
     )
 
 
+def table_broken(node: Node) -> bool:
+    """Whether this is the search node and its table was refused (check_table said why)."""
+    return node.name == SEARCH_NODE and SEARCH_NODE not in _rows
+
+
 def _row(node: Node, ad: Any) -> Any:
     rows = _rows.get(node.name)
     proc = int(ad.get("ProcId", 0))
@@ -112,9 +117,8 @@ def extra_args(node: Node, ad: Any) -> list[str]:
     if node.name != SEARCH_NODE:
         return []
     row = _row(node, ad)
-    if row is None:  # the table itself is broken (reported once): compare nothing more
-        args = str(ad.get("Args", ad.get("Arguments", ""))).split()
-        return args[3:]
+    if row is None:  # more jobs than rows: check_job_count says so
+        return str(ad.get("Args", ad.get("Arguments", ""))).split()[3:]
     return ["--candidate", row.id, "--family", row.family, "--params", *row.params_text().split()]
 
 
