@@ -469,10 +469,16 @@ def host_name(address: Any) -> str | None:
 
 
 def pool_attempts(events: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """Group events into node attempts (one submitted job each), in submit order."""
+    """Group events into node attempts (one submitted cluster each), in submit order.
+
+    A node whose submit file queues many jobs (the model search) is one cluster: its procs make
+    one attempt, ended when all procs ended, with the first failed proc's exit code (DAGMan's
+    rule, bin/multijob.py).
+    """
     cluster_node: dict[tuple[int, int], str] = {}
     attempts: dict[str, list[dict[str, Any]]] = {}
     current: dict[tuple[int, int], dict[str, Any]] = {}
+    open_segments: dict[tuple[int, int], list[Any]] = {}
     for event in sorted(events, key=lambda e: e["time"]):
         key = (event["cluster"], event["proc"])
         kind = event["type"]
@@ -481,6 +487,11 @@ def pool_attempts(events: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]
             if node is None:
                 continue
             cluster_node[key] = node
+            earlier = attempts.get(node) or [{}]
+            if event["proc"] > 0 and earlier[-1].get("cluster") == f"{event['cluster']}.0":
+                earlier[-1]["procs"] += 1  # another job of the same cluster: the same attempt
+                current[key] = earlier[-1]
+                continue
             attempt = {
                 "cluster": f"{event['cluster']}.{event['proc']}",
                 "submitted": event["time"],
@@ -497,6 +508,8 @@ def pool_attempts(events: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]
                 "post_script_exit": None,
                 "host": None,
                 "evictions": 0,
+                "procs": 1,
+                "procs_ended": 0,
             }
             current[key] = attempt
             attempts.setdefault(node, []).append(attempt)
@@ -511,7 +524,8 @@ def pool_attempts(events: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]
             continue
         if kind == "EXECUTE":
             attempt["started"] = attempt["started"] or event["time"]
-            attempt["segments"].append([event["time"], None])
+            open_segments[key] = [event["time"], None]  # per proc: a cluster's procs interleave
+            attempt["segments"].append(open_segments[key])
             attempt["state"] = "running"
             attempt["host"] = host_name(event.get("ExecuteHost")) or attempt["host"]
         elif kind == "IMAGE_SIZE" and number(event.get("MemoryUsage")) is not None:
@@ -524,8 +538,9 @@ def pool_attempts(events: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]
             "JOB_TERMINATED",
             "JOB_ABORTED",
         }:
-            if attempt["segments"] and attempt["segments"][-1][1] is None:
-                attempt["segments"][-1][1] = event["time"]
+            segment = open_segments.pop(key, None)
+            if segment is not None:
+                segment[1] = event["time"]
             if kind == "JOB_EVICTED":
                 attempt["evictions"] += 1
                 attempt["state"] = "idle"
@@ -540,9 +555,15 @@ def pool_attempts(events: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]
                     }
                 )
             elif kind == "JOB_TERMINATED":
-                attempt["state"] = "done"
+                attempt["procs_ended"] += 1
+                attempt["state"] = (
+                    "done" if attempt["procs_ended"] >= attempt["procs"] else "running"
+                )
                 attempt["ended"] = event["time"]
-                if event.get("TerminatedNormally", True):
+                failed = attempt["signal"] is not None or attempt["exit_code"] not in (None, 0)
+                if failed:
+                    pass  # the first failed proc's code is the node's
+                elif event.get("TerminatedNormally", True):
                     attempt["exit_code"] = event.get("ReturnValue")
                 else:
                     attempt["signal"] = event.get("TerminatedBySignal")
@@ -552,6 +573,7 @@ def pool_attempts(events: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]
                 if number(event.get("RequestMemory")) is not None:
                     attempt["memory_request_mib"] = float(event["RequestMemory"])
             elif kind == "JOB_ABORTED":
+                attempt["procs_ended"] += 1
                 attempt["state"] = "removed"
                 attempt["ended"] = event["time"]
                 attempt["removed"] = event.get("Reason")
