@@ -1154,17 +1154,21 @@ def print_deployment(base_dirs: list[Path], start: float, out: IO[str]) -> None:
             why += f", by {margin['value']:.4f} {margin.get('metric', '')}".rstrip()
         print(f"\ndeployed{when}: {info.get('model_name')} ({winner}): {why}", file=out)
         names = sorted(candidates) or [winner]
-        print(f"  {'model':<24}" + "".join(f"{k:>11}" for k in METRIC_KEYS), file=out)
+        labels = {
+            v: f"{v} {(candidates.get(v) or info.get('metrics') or {}).get('Model name', '')}"
+            + (" *" if v == winner else "")
+            for v in names
+        }
+        width = max(24, *(len(label) + 1 for label in labels.values()))
+        print(f"  {'model':<{width}}" + "".join(f"{k:>11}" for k in METRIC_KEYS), file=out)
         for version in names:
             metrics = candidates.get(version) or info.get("metrics") or {}
-            label = f"{version} {metrics.get('Model name', '')}" + (
-                " *" if version == winner else ""
-            )
+            label = labels[version]
             values = "".join(
                 f"{metrics[k]:>11.4f}" if isinstance(metrics.get(k), int | float) else f"{'-':>11}"
                 for k in METRIC_KEYS
             )
-            print(f"  {label:<24}{values}", file=out)
+            print(f"  {label:<{width}}{values}", file=out)
         print(
             f"  model: {base / 'model' / str(info.get('model_file', 'deployed_model.pkl'))}",
             file=out,
