@@ -4,7 +4,10 @@
 No pool is needed. The DAG rendered for a base directory (BASE_DIR/dags/dagfile.dag, written by
 make paths) is parsed with bin/dagfile.py, then:
 
-- the graph is acyclic and is exactly SEED.md's eight nodes and edges;
+- the graph is acyclic and is exactly SEED.md's eight nodes and edges, plus, in a DAG with the
+  model search (dag/tune.dag), the search's nodes and edges; there every row of the candidate
+  table is validated against its estimator and must be one job of model_search
+  (bin/check_search.py);
 - every node retries transient failures but not exit code 65 (RETRY n UNLESS-EXIT 65), the DAG
   has its CONFIG file (with DAGMAN_MAX_JOB_HOLDS and DAGMAN_USER_LOG_SCAN_INTERVAL) and a
   NODE_STATUS_FILE;

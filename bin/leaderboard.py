@@ -5,7 +5,7 @@ every candidate with its CV mean and spread, the winner and the rule) and, for c
 have one, ``staging/search/candidates/<id>.json`` (the job's own wall time, peak memory and host).
 Gives the report a leaderboard table (markdown and console), a chart (``search_leaderboard.png``:
 every candidate's mean CV score with its spread, by family, the winner marked) and the facts for
-report.json. A base directory without a search (the default DAG) gives nothing.
+report.json. A run of a DAG without the search (the default DAG) gives nothing.
 
 Also keeps the results table honest after runs of both DAGs on one base directory: a metrics file
 of a version the deployment did not choose among (say ``model_metrics_v3.json`` left by a tune
@@ -24,6 +24,12 @@ FAMILY_COLOURS = {
     "decision_tree": "#55a868",
     "hist_gradient_boosting": "#c44e52",
 }
+
+
+def searched(run: dict[str, Any] | None) -> bool:
+    """Whether the reported run's DAG has the search (a default-DAG run shows no leaderboard,
+    even when an earlier tune run left its selection in the base directory)."""
+    return any(node.get("name") == "model_search" for node in (run or {}).get("nodes", []))
 
 
 def load(base: Path, notes: list[str]) -> dict[str, Any] | None:

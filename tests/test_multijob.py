@@ -100,32 +100,45 @@ def test_cluster_bookkeeping_follows_dagman() -> None:
     assert late.retval == -9
 
 
+# Each job marks itself running, waits (up to 3 s) until two jobs are marked, notes how many it
+# saw, and unmarks itself: with -j 2 the first two jobs see each other, none sees three.
+BARRIER = (
+    "touch marks/run.{i}; n=0; while [ $(ls marks | grep -c ^run) -lt 2 ] && [ $n -lt 30 ]; "
+    "do sleep 0.1; n=$((n+1)); done; ls marks | grep -c ^run > seen.{i}; sleep 0.2; "
+    "rm marks/run.{i}; echo {i} > done.{i}"
+)
+
+
 def test_jobs_of_one_node_run_in_parallel_and_children_wait_for_all(tmp_path: Path) -> None:
-    rows = [f"r{i} sleep 0.6; echo {i} > marks/r{i}" for i in range(4)]
+    rows = [f"r{i} " + BARRIER.format(i=i) for i in range(4)]
     dag = make_dag(
         tmp_path,
         rows,
         """
         JOB search multi.sub
         JOB after single.sub
-        VARS after cmd="ls marks/r* | wc -l > count.txt"
+        VARS after cmd="ls done.* | wc -l > count.txt"
         PARENT search CHILD after
         """,
     )
     result = run(dag, "-j", "2")
     assert result.returncode == 0, result.stdout + result.stderr
     recs = records(dag)
-    ends = proc_ends(recs, "search")
-    assert sorted(r["proc"] for r in ends) == [0, 1, 2, 3]
-    starts = {r["proc"]: r["time"] for r in recs if r.get("event") == "job_start"}
-    spans = sorted((starts[r["proc"]], r["end"]) for r in ends)
-    assert spans[1][0] < spans[0][1], "two jobs of the node ran at once under -j 2"
-    at_once = max(sum(1 for s, e in spans if s <= t < e) for t, _ in spans)
-    assert at_once <= 2, "never more jobs than -j"
+    assert sorted(r["proc"] for r in proc_ends(recs, "search")) == [0, 1, 2, 3]
+    seen = [int((tmp_path / f"seen.{i}").read_text()) for i in range(4)]
+    assert max(seen) == 2, f"two jobs of the node ran at once under -j 2: {seen}"
     assert (tmp_path / "count.txt").read_text().strip() == "4"  # after ran after all four
     for i in range(4):
         assert (tmp_path / "out" / f"search.r{i}.0.out").exists()  # one output per job
     assert [r["status"] for r in attempts(recs, "search")] == ["done"]
+
+
+def test_never_more_jobs_than_j(tmp_path: Path) -> None:
+    rows = [f"r{i} " + BARRIER.format(i=i).replace("-lt 2", "-lt 3") for i in range(3)]
+    dag = make_dag(tmp_path, rows, "JOB search multi.sub\n")
+    result = run(dag, "-j", "2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert max(int((tmp_path / f"seen.{i}").read_text()) for i in range(3)) == 2
 
 
 def test_one_failed_job_fails_the_node_and_removes_the_others(tmp_path: Path) -> None:
@@ -201,7 +214,7 @@ def test_unless_exit_and_post_script_see_the_first_failed_job(tmp_path: Path) ->
 
 
 def test_rescue_marks_the_node_done_only_when_all_jobs_succeeded(tmp_path: Path) -> None:
-    rows = ["a touch marks/a", "b test -e marks/fixed"]
+    rows = ["a touch marks/a", "b sleep 0.5; test -e marks/fixed"]
     dag = make_dag(
         tmp_path,
         rows,
@@ -220,7 +233,7 @@ def test_rescue_marks_the_node_done_only_when_all_jobs_succeeded(tmp_path: Path)
     rescue = Path(f"{dag}.rescue001").read_text()
     assert "DONE prep" in rescue and "DONE search" not in rescue
     (tmp_path / "marks" / "fixed").touch()
-    (tmp_path / "marks" / "a").unlink()
+    (tmp_path / "marks" / "a").unlink(missing_ok=True)
     second = run(dag, "-j", "2")
     assert second.returncode == 0, second.stdout + second.stderr
     assert "resuming from test.dag.rescue001" in second.stdout

@@ -336,6 +336,7 @@ def test_make_local_tune_runs_the_search_and_deploys_among_three(tmp_path, sampl
     report = make(project, "report", base, "REPORT_ARGS=--json")
     facts = json.loads(report.stdout[report.stdout.index("{") :])
     assert [m["version"] for m in facts["results"]["models"]] == ["v1", "v2"]
+    assert facts["search"] is None, "the default DAG's run has no search to show"
 
 
 if __name__ == "__main__":
