@@ -46,7 +46,13 @@ def cross_validate(
         start = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # convergence notes; the score tells the story
-            model.fit(x.iloc[train_idx], y[train_idx])
+            try:
+                model.fit(x.iloc[train_idx], y[train_idx])
+            except ValueError as exc:  # the row's parameters do not suit this data: permanent
+                message = " ".join(str(exc).split())
+                raise PipelineError(
+                    f"candidate {candidate.id}", f"{candidate.family} cannot be fitted: {message}"
+                ) from None
         fit_s = time.perf_counter() - start
         x_val, y_val = x.iloc[val_idx], y[val_idx]
         with loanlib.quiet_unknown_categories():

@@ -185,6 +185,18 @@ def test_search_is_deterministic_and_a_bad_row_exits_2(split_base: Path) -> None
     assert bad.returncode == 2
     assert len(bad.stderr.strip().splitlines()) == 1 and "candidate lr-b" in bad.stderr
     assert not (split_base / "staging/search/candidates/lr-b.json").exists()
+    # Valid values that this data cannot be fitted with are permanent too (no retry): exit 2.
+    unfit = search(
+        split_base,
+        "hgb-x",
+        "hist_gradient_boosting",
+        "early_stopping=True",
+        "validation_fraction=0.0001",
+        check=False,
+    )
+    assert unfit.returncode == 2, unfit.stderr
+    assert unfit.stderr.strip().splitlines()[-1].startswith("search: error: candidate hgb-x:")
+    assert "cannot be fitted" in unfit.stderr
 
 
 # ---------------------------------------------------------------------------- selection rule

@@ -95,7 +95,7 @@ def shared_venv(home: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def tune_run() -> dict:
+def pool_venv() -> Path:
     start = subprocess.run(
         [str(SCRIPT), "start"],
         capture_output=True,
@@ -105,8 +105,12 @@ def tune_run() -> dict:
         check=False,
     )
     assert start.returncode == 0, start.stdout + start.stderr
+    return shared_venv(Path(pwd.getpwnam(USER).pw_dir))
+
+
+def scenario(venv: Path, table: str) -> dict:
+    """A copy of the checkout with ``table`` as its candidate table, run with make submit."""
     home = Path(pwd.getpwnam(USER).pw_dir)
-    venv = shared_venv(home)
     work = home / "loan-tune-tests" / uuid.uuid4().hex[:8]
     project = work / "project"
     files = subprocess.run(
@@ -120,7 +124,7 @@ def tune_run() -> dict:
         if source.is_file():
             (project / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, project / name)
-    (project / "search" / "candidates.txt").write_text(TABLE)
+    (project / "search" / "candidates.txt").write_text(table)
     (project / ".venv").symlink_to(venv)
     (venv / ".installed").touch()
     base = work / "base"
@@ -133,16 +137,37 @@ def tune_run() -> dict:
     watch = as_user(f"{make} watch", timeout=900)
     status = as_user(f"{make} status")
     report = as_user(f"{make} report")
-    yield {
+    return {
+        "work": work,
         "project": project,
         "base": base,
+        "make": make,
         "submit": submit,
         "watch": watch,
         "status": status,
         "report": report,
     }
+
+
+@pytest.fixture(scope="module")
+def tune_run(pool_venv: Path) -> dict:
+    run = scenario(pool_venv, TABLE)
+    yield run
     if os.environ.get("POOL_KEEP") != "1":
-        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(run["work"], ignore_errors=True)
+
+
+# Passes make check (every value is valid for the estimator) but cannot be fitted on this data:
+# a validation split of 0.01% is empty. The job exits 2, a permanent error.
+UNFITTABLE = "hgb-x  hist_gradient_boosting  early_stopping=True validation_fraction=0.0001\n"
+
+
+@pytest.fixture(scope="module")
+def failing_run(pool_venv: Path) -> dict:
+    run = scenario(pool_venv, TABLE + UNFITTABLE)
+    yield run
+    if os.environ.get("POOL_KEEP") != "1":
+        shutil.rmtree(run["work"], ignore_errors=True)
 
 
 def events(path: Path) -> list[dict]:
@@ -204,3 +229,38 @@ def test_deploys_among_three_and_reports_the_leaderboard(tune_run) -> None:
     status = tune_run["status"]
     assert status.returncode == 0, status.stdout + status.stderr
     assert "model_search" in status.stdout
+
+
+def test_a_failed_job_fails_the_node_once_and_the_local_runner_agrees(failing_run) -> None:
+    """DAGMan: the node fails with its job's exit code 2 (UNLESS-EXIT 2: no retry), its
+    descendants never run, the other branches finish, the rescue DAG leaves it out."""
+    watch = failing_run["watch"]
+    assert failing_run["submit"].returncode == 0, failing_run["submit"].stderr
+    assert watch.returncode != 0
+    base, dags = failing_run["base"], failing_run["base"] / "dags"
+    metrics = json.loads((dags / "tune.dag.metrics").read_text())
+    assert metrics["DagStatus"] == 2
+    log = events(base / "log" / "model_search.log")
+    submits = [e for e in log if e["type"] == "SUBMIT"]
+    assert len({e["cluster"] for e in submits}) == 1, "no retry of a node whose job exited 2"
+    failed = [e for e in log if e["type"] == "JOB_TERMINATED" and e["ReturnValue"] != 0]
+    assert [e["ReturnValue"] for e in failed] == [2]
+    rescue = (dags / "tune.dag.rescue001").read_text()
+    done = {line.split()[1] for line in rescue.splitlines() if line.startswith("DONE ")}
+    assert {"evaluate_model_v1", "evaluate_model_v2"} <= done
+    assert not done & {"model_search", "select_model", "evaluate_model_v3", "deploy_best_model"}
+    assert "hgb-x" in (base / "error" / "model_search.hgb-x.0.err").read_text()
+    # The same DAG under make local (fresh records) ends the same way.
+    local = as_user(f"{failing_run['make']} local FRESH=1 JOBS=2")
+    assert local.returncode != 0
+    assert "model_search       failed" in local.stdout
+    lines = (dags / "tune.dag.local.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    start = max(i for i, r in enumerate(records) if r.get("event") == "run_start")
+    search = [r for r in records[start:] if "event" not in r and r["node"] == "model_search"]
+    assert [(r["status"], r["exit_code"], r["will_retry"]) for r in search] == [
+        ("failed", 2, False)
+    ]
+    rescue = (dags / "tune.dag.rescue001").read_text()
+    local_done = {line.split()[1] for line in rescue.splitlines() if line.startswith("DONE ")}
+    assert local_done == done
