@@ -241,3 +241,41 @@ def test_rescue_marks_the_node_done_only_when_all_jobs_succeeded(tmp_path: Path)
     assert attempts(recs, "prep") == [], "prep was DONE in the rescue DAG"
     assert sorted(r["proc"] for r in proc_ends(recs, "search")) == [0, 1], "all jobs rerun"
     assert (tmp_path / "marks" / "a").exists() and (tmp_path / "marks" / "after").exists()
+
+
+def test_interrupt_kills_every_job_of_the_node_and_records_one_attempt(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    rows = [f"r{i} touch marks/started.{i}; sleep 30; touch marks/finished.{i}" for i in range(3)]
+    dag = make_dag(tmp_path, rows, "JOB search multi.sub\n")
+    runner = subprocess.Popen(
+        [sys.executable, str(RUNNER), "--dag", str(dag), "-j", "2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "CONDOR_CONFIG": "/dev/null"},
+        cwd=tmp_path,
+    )
+    try:
+        for _ in range(600):  # two jobs started (safety bound only, never asserted)
+            if len(list((tmp_path / "marks").glob("started.*"))) >= 2:
+                break
+            time.sleep(0.1)
+        runner.send_signal(signal.SIGINT)
+        assert runner.wait(timeout=SAFETY_TIMEOUT) == 128 + signal.SIGINT
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+    recs = records(dag)
+    assert [r["status"] for r in attempts(recs, "search")] == ["interrupted"]  # one record
+    pids = [r["pid"] for r in recs if r.get("event") == "job_start"]
+    assert len(pids) == 2, "the third job never started"
+    for pid in pids:
+        try:
+            os.kill(pid, 0)
+            alive = Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+        except ProcessLookupError:
+            alive = False
+        assert not alive, f"job {pid} survived the interrupt"
+    assert not list((tmp_path / "marks").glob("finished.*"))
+    assert "DONE search" not in Path(f"{dag}.rescue001").read_text()
