@@ -239,7 +239,8 @@ def test_a_failed_job_fails_the_node_once_and_the_local_runner_agrees(failing_ru
     assert watch.returncode != 0
     base, dags = failing_run["base"], failing_run["base"] / "dags"
     metrics = json.loads((dags / "tune.dag.metrics").read_text())
-    assert metrics["DagStatus"] == 2
+    dagman_out = (dags / "tune.dag.dagman.out").read_text().splitlines()
+    assert metrics["DagStatus"] == 2, "\n".join(dagman_out[-60:])
     log = events(base / "log" / "model_search.log")
     submits = [e for e in log if e["type"] == "SUBMIT"]
     assert len({e["cluster"] for e in submits}) == 1, "no retry of a node whose job exited 2"
