@@ -9,7 +9,7 @@ Writes  BASE_DIR/staging/search/candidates/<candidate>.json: the candidate, its 
 
 The submit file (submit/search.sub) queues one job per row of search/candidates.txt and passes
 the row as ``--candidate ID --family FAMILY --params name=value ...``. Single-threaded: the job
-gets one CPU. Exit 2 when the row is invalid (a retry cannot help).
+gets one CPU. Exit 65 (bad input) when the row is invalid or cannot be fitted: a retry cannot help.
 """
 
 from __future__ import annotations

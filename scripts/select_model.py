@@ -12,7 +12,7 @@ Writes  BASE_DIR/staging/model/trained_model_v3.pkl (the winner refitted on ever
 The rule: the highest mean CV score (search.conf's scoring, F1 by default); on a tie the smaller
 spread (standard deviation over the folds); on a full tie the earlier row of the table. A result
 that does not belong to this run (another table row, other settings, other training rows) is an
-error (exit 2), never silently ranked.
+error (exit 65, bad input), never silently ranked.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import candidates
+import loanlib
 import pytest
 from conftest import REPO, run_stage
 
@@ -182,10 +183,10 @@ def test_search_is_deterministic_and_a_bad_row_exits_2(split_base: Path) -> None
     search(split_base, "lr-a", "logistic_regression", "C=0.5", "solver=liblinear")
     assert json.loads(path.read_text())["fold_scores"] == first["fold_scores"]
     bad = search(split_base, "lr-b", "logistic_regression", "C=-1", check=False)
-    assert bad.returncode == 2
+    assert bad.returncode == loanlib.EXIT_BAD_INPUT
     assert len(bad.stderr.strip().splitlines()) == 1 and "candidate lr-b" in bad.stderr
     assert not (split_base / "staging/search/candidates/lr-b.json").exists()
-    # Valid values that this data cannot be fitted with are permanent too (no retry): exit 2.
+    # Valid values that this data cannot be fitted with are bad input too (no retry).
     unfit = search(
         split_base,
         "hgb-x",
@@ -194,7 +195,7 @@ def test_search_is_deterministic_and_a_bad_row_exits_2(split_base: Path) -> None
         "validation_fraction=0.0001",
         check=False,
     )
-    assert unfit.returncode == 2, unfit.stderr
+    assert unfit.returncode == loanlib.EXIT_BAD_INPUT, unfit.stderr
     assert unfit.stderr.strip().splitlines()[-1].startswith("search: error: candidate hgb-x:")
     assert "cannot be fitted" in unfit.stderr
 
@@ -249,10 +250,14 @@ def test_selection_refuses_a_stale_or_missing_result(split_base: Path) -> None:
     fake_results(split_base, table, {"a": (0.8, 0.0), "b": (0.7, 0.0)})
     table.write_text("a decision_tree max_depth=2\nb decision_tree max_depth=5\n")  # edited row
     stale = run_stage("select_model.py", split_base, "--table", str(table), check=False)
-    assert stale.returncode == 2 and "b.json" in stale.stderr and "stale" in stale.stderr
+    assert (
+        stale.returncode == loanlib.EXIT_BAD_INPUT
+        and "b.json" in stale.stderr
+        and "stale" in stale.stderr
+    )
     candidates.result_path(split_base, "b").unlink()
     missing = run_stage("select_model.py", split_base, "--table", str(table), check=False)
-    assert missing.returncode == 2 and "not found" in missing.stderr
+    assert missing.returncode == loanlib.EXIT_BAD_INPUT and "not found" in missing.stderr
     assert not (split_base / "staging/search/selection.json").exists()
 
 
