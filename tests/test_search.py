@@ -257,7 +257,8 @@ def test_selection_refuses_a_stale_or_missing_result(split_base: Path) -> None:
     )
     candidates.result_path(split_base, "b").unlink()
     missing = run_stage("select_model.py", split_base, "--table", str(table), check=False)
-    assert missing.returncode == loanlib.EXIT_BAD_INPUT and "not found" in missing.stderr
+    # A missing file is an OS error (it may yet appear on NFS): exit 1, which the DAG retries.
+    assert missing.returncode == loanlib.EXIT_FAILURE and "not found" in missing.stderr
     assert not (split_base / "staging/search/selection.json").exists()
 
 
