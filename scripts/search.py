@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import resource
 import socket
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -146,4 +145,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(loanlib.run_stage(main))
+    loanlib.exit_stage(main)
