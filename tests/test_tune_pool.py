@@ -149,7 +149,10 @@ def test_a_failed_job_fails_the_node_once_and_the_local_runner_agrees(failing_ru
     base, dags = failing_run["base"], failing_run["base"] / "dags"
     metrics = json.loads((dags / "tune.dag.metrics").read_text())
     dagman_out = (dags / "tune.dag.dagman.out").read_text().splitlines()
-    assert metrics["DagStatus"] == 2, "\n".join(dagman_out[-60:])
+    # Seen twice in about ten runs under a loaded full suite: DAGMan 24.0.23 "Aborting DAG..."
+    # with DagStatus 1 after the failed job; the lines below say why when it happens again.
+    why = [line for line in dagman_out if "ERROR" in line or "rror" in line or "Abort" in line]
+    assert metrics["DagStatus"] == 2, "\n".join(why[:40])
     log = events(base / "log" / "model_search.log")
     submits = [e for e in log if e["type"] == "SUBMIT"]
     assert len({e["cluster"] for e in submits}) == 1, "no retry of a node whose job exited 2"
