@@ -7,7 +7,7 @@ PYTHON      ?= python3#          the interpreter .venv is made from
 VENV        ?= $(CURDIR)/.venv#  pinned packages (requirements.txt); jobs run its Python
 ROWS        ?= 45000#            rows of generated sample data (make data)
 SEED        ?= 42#               seed of generated sample data
-DAG         ?= dagfile#          which DAG of dag/: dagfile (the eight stages)
+DAG         ?= dagfile#          which DAG of dag/: dagfile (the eight stages) or tune (plus the model search)
 DAG_SRC     ?= $(CURDIR)/dag/$(DAG).dag#  the static DAG that make paths renders for BASE_DIR
 FRESH       ?=#                  FRESH=1: rerun every node instead of resuming (condor_submit_dag -f)
 JOBS        ?= $(shell nproc 2>/dev/null || echo 1)#  make local: node jobs at once

@@ -4,7 +4,10 @@
 No pool is needed. The DAG rendered for a base directory (BASE_DIR/dags/dagfile.dag, written by
 make paths) is parsed with bin/dagfile.py, then:
 
-- the graph is acyclic and is exactly SEED.md's eight nodes and edges;
+- the graph is acyclic and is exactly SEED.md's eight nodes and edges, plus, in a DAG with the
+  model search (dag/tune.dag), the search's nodes and edges; there every row of the candidate
+  table is validated against its estimator and must be one job of model_search
+  (bin/check_search.py);
 - every node retries transient failures but not exit code 65 (RETRY n UNLESS-EXIT 65), the DAG
   has its CONFIG file (with DAGMAN_MAX_JOB_HOLDS and DAGMAN_USER_LOG_SCAN_INTERVAL) and a
   NODE_STATUS_FILE;
@@ -30,7 +33,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from dagfile import Dag, DagError, Node, node_job_ad, parse_dag
+import check_search
+from dagfile import Dag, DagError, Node, node_job_ads, parse_dag
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -77,16 +81,17 @@ class Problems:
 
 
 def check_graph(dag: Dag, out: Problems) -> None:
-    """The nodes and edges are exactly SEED.md's (the parser already rejected cycles)."""
-    nodes, expected = set(dag.nodes), set(STAGES)
+    """The nodes and edges are exactly SEED.md's, plus the search's in a search DAG (tune.dag)."""
+    stages, edges_wanted = check_search.expected_graph(dag, STAGES, EDGES)
+    nodes, expected = set(dag.nodes), set(stages)
     for name in sorted(expected - nodes):
         out.add(dag.path, f"node {name} is missing (SEED.md)")
     for name in sorted(nodes - expected):
         out.add(dag.path, f"node {name} is not in SEED.md's graph")
     edges = set(dag.edges())
-    for parent, child in sorted(EDGES - edges):
+    for parent, child in sorted(edges_wanted - edges):
         out.add(dag.path, f"edge {parent} -> {child} is missing (SEED.md)")
-    for parent, child in sorted(edges - EDGES):
+    for parent, child in sorted(edges - edges_wanted):
         out.add(dag.edge_where.get((parent, child), dag.path), f"extra edge {parent} -> {child}")
 
 
@@ -121,9 +126,11 @@ def is_executable(path: str) -> bool:
 def check_ad(node: Node, retry: int, ad: Any, out: Problems) -> None:
     """Everything a node job's ClassAd must hold for attempt ``retry``."""
     where = f"{node.submit_path} (node {node.name}, RETRY {retry})"
+    if ad.get("ProcId", 0):
+        where = f"{node.submit_path} (node {node.name}, job {ad.get('ProcId')}, RETRY {retry})"
     v = node.vars
     base, python = v["BASE_DIR"], v["PYTHON"]
-    script_name, model = STAGES.get(node.name, (None, None))
+    script_name, model = {**STAGES, **check_search.STAGES}.get(node.name, (None, None))
 
     leftovers = sorted(k for k in ad if isinstance(ad.get(k), str) and "$(" in ad.get(k))
     for key in leftovers:
@@ -140,6 +147,7 @@ def check_ad(node: Node, retry: int, ad: Any, out: Problems) -> None:
         expected = [f"{v['PROJECT_DIR']}/scripts/{script_name}", "--base-dir", base]
         if model is not None:
             expected += ["--model", model]
+        expected += check_search.extra_args(node, ad)
         if args != expected:
             out.add(where, f"arguments are {' '.join(args)!r}, expected {' '.join(expected)!r}")
     # The interpreter runs the script (its first argument): it must be readable, no exec bit.
@@ -148,9 +156,10 @@ def check_ad(node: Node, retry: int, ad: Any, out: Problems) -> None:
 
     if ad.get("Iwd") != base:
         out.add(where, f"initialdir is {ad.get('Iwd')!r}, expected $(BASE_DIR) = {base!r}")
+    name = check_search.output_name(node, ad)  # node, or node.candidate for a search job
     files = {
-        "Out": f"{base}/output/{node.name}.{retry}.out",
-        "Err": f"{base}/error/{node.name}.{retry}.err",
+        "Out": f"{base}/output/{name}.{retry}.out",
+        "Err": f"{base}/error/{name}.{retry}.err",
         "UserLog": f"{base}/log/{node.name}.log",
     }
     for key, want in files.items():
@@ -187,8 +196,9 @@ def check_nodes(dag: Dag, out: Problems) -> set[Path]:
         if missing:
             out.add(where, f"node {node.name} lacks VARS {', '.join(missing)} (make paths)")
             continue
-        if node.name in STAGES and STAGES[node.name][1] != node.vars.get("MODEL"):
-            out.add(where, f'node {node.name} needs VARS MODEL="{STAGES[node.name][1]}"')
+        stages = {**STAGES, **check_search.STAGES}
+        if node.name in stages and stages[node.name][1] != node.vars.get("MODEL"):
+            out.add(where, f'node {node.name} needs VARS MODEL="{stages[node.name][1]}"')
         path = node.submit_path
         if path is None or not path.is_file():
             out.add(where, f"submit file {path} does not exist")
@@ -199,11 +209,15 @@ def check_nodes(dag: Dag, out: Problems) -> set[Path]:
             continue
         for retry in range(node.retry + 1):
             try:
-                ad = node_job_ad(node, retry)
+                ads = node_job_ads(node, retry)
             except Exception as exc:  # the bindings raise their own error types
                 out.add(path, f"does not expand for node {node.name}: {exc}")
                 break
-            check_ad(node, retry, ad, out)
+            if check_search.table_broken(node):
+                break  # its one line is already reported; the jobs follow the broken table
+            check_search.check_job_count(node, ads, out)
+            for ad in ads:
+                check_ad(node, retry, ad, out)
     return seen
 
 
@@ -239,6 +253,8 @@ def run_checks(dag_path: Path) -> tuple[list[str], str]:
         return [str(exc)], ""
     check_graph(dag, out)
     check_dag_settings(dag, out)
+    check_search.check_deploy_models(dag, out)
+    table = check_search.check_table(dag, out)  # every row against its estimator
     submit_files = check_nodes(dag, out)
     text_files = set(dag.files) | submit_files
     if dag.config is not None and dag.config.is_file():
@@ -250,7 +266,7 @@ def run_checks(dag_path: Path) -> tuple[list[str], str]:
     check_text(text_files, scripts, out)
     summary = (
         f"check: ok: {len(dag.nodes)} nodes, {len(submit_files)} submit files, "
-        f"{len(dag.edges())} edges as in SEED.md"
+        f"{len(dag.edges())} edges as in SEED.md" + (f" plus the search, {table}" if table else "")
     )
     return out.lines, summary
 

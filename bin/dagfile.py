@@ -32,7 +32,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DagError", "Script", "Node", "Dag", "parse_dag", "apply_rescue", "RESERVED_WORDS"]
+__all__ = [
+    "DagError",
+    "Script",
+    "Node",
+    "Dag",
+    "parse_dag",
+    "apply_rescue",
+    "node_job_ad",
+    "node_job_ads",
+    "RESERVED_WORDS",
+]
 
 ALL_NODES = "ALL_NODES"
 RESERVED_WORDS = ("PARENT", "CHILD", ALL_NODES)
@@ -584,7 +594,10 @@ class _Parser:
         secs = _int(w[2], where, "NODE_STATUS_FILE update time") if len(w) > 2 else None
         if len(w) == 4 and w[3].upper() != "ALWAYS-UPDATE":
             raise DagError(f"{where}: invalid parameter {w[3]!r}")
-        self.dag.node_status_file = (self.resolve(w[1]), secs)
+        # DAGMan keeps the first one (Dag::SetNodeStatusFileName warns about later ones), so a
+        # DAG that INCLUDEs another can name its own status file before the INCLUDE line.
+        if self.dag.node_status_file is None:
+            self.dag.node_status_file = (self.resolve(w[1]), secs)
 
     def cmd_jobstate_log(self, ln: _Line, where: str) -> None:
         w = ln.words
@@ -665,13 +678,15 @@ def rescue_files(dag_path: str | Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def node_job_ad(node: Node, retry: int) -> Any:
-    """The job ClassAd the schedd would get for attempt ``retry`` (0-based) of ``node``.
+def node_job_ads(node: Node, retry: int) -> list[Any]:
+    """The job ClassAds the schedd would get for attempt ``retry`` (0-based) of ``node``.
 
     Expanded by the official htcondor bindings the way DAGMan submits a node (default PREPEND
     mode): the node's VARS, ``JOB`` and ``RETRY`` are defined before the submit file's own
-    lines, relative paths resolve in the node's directory. Raises whatever the bindings raise
-    for a submit description condor_submit would refuse.
+    lines, relative paths resolve in the node's directory. One ad per job of the node's cluster:
+    ``queue`` gives one, ``queue N`` N, ``queue A, B from FILE`` one per row of FILE (read by the
+    bindings with HTCondor's own rules). Raises whatever the bindings raise for a submit
+    description condor_submit would refuse; ValueError when it queues no job at all.
     """
     import os
 
@@ -687,8 +702,21 @@ def node_job_ad(node: Node, retry: int) -> Any:
         os.chdir(node.node_dir)
         submit = htcondor.Submit(prefix + text)
         queue = submit.getQArgs().strip()
-        if queue not in ("", "1"):
-            raise ValueError(f"{node.submit_path}: 'queue {queue}': one job per node expected")
-        return next(iter(submit.jobs(count=1)))
+        if not queue or queue.isdigit():
+            count = int(queue or 1)
+            ads = list(submit.jobs(count=count)) if count else []
+        else:
+            ads = list(submit.jobs(itemdata=iter(list(submit.itemdata()))))
     finally:
         os.chdir(old)
+    if not ads:
+        raise ValueError(f"{node.submit_path}: 'queue {queue}' queues no job")
+    return ads
+
+
+def node_job_ad(node: Node, retry: int) -> Any:
+    """The job ClassAd of a one-job node (see :func:`node_job_ads`); ValueError for more jobs."""
+    ads = node_job_ads(node, retry)
+    if len(ads) != 1:
+        raise ValueError(f"{node.submit_path}: queues {len(ads)} jobs, one expected")
+    return ads[0]

@@ -50,6 +50,7 @@ EXIT_USAGE = 2
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(PROJECT_DIR / "bin"), str(PROJECT_DIR / "scripts")]
 
+import leaderboard  # noqa: E402  (the model search's leaderboard, dag/tune.dag)
 import loanlib  # noqa: E402  (the stages' shared module: atomic writes, the deploy rule)
 from dagfile import DAG_STATUS, DagError, parse_dag  # noqa: E402
 
@@ -468,10 +469,16 @@ def host_name(address: Any) -> str | None:
 
 
 def pool_attempts(events: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """Group events into node attempts (one submitted job each), in submit order."""
+    """Group events into node attempts (one submitted cluster each), in submit order.
+
+    A node whose submit file queues many jobs (the model search) is one cluster: its procs make
+    one attempt, ended when all procs ended, with the first failed proc's exit code (DAGMan's
+    rule, bin/multijob.py).
+    """
     cluster_node: dict[tuple[int, int], str] = {}
     attempts: dict[str, list[dict[str, Any]]] = {}
     current: dict[tuple[int, int], dict[str, Any]] = {}
+    open_segments: dict[tuple[int, int], list[Any]] = {}
     for event in sorted(events, key=lambda e: e["time"]):
         key = (event["cluster"], event["proc"])
         kind = event["type"]
@@ -480,6 +487,11 @@ def pool_attempts(events: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]
             if node is None:
                 continue
             cluster_node[key] = node
+            earlier = attempts.get(node) or [{}]
+            if event["proc"] > 0 and earlier[-1].get("cluster") == f"{event['cluster']}.0":
+                earlier[-1]["procs"] += 1  # another job of the same cluster: the same attempt
+                current[key] = earlier[-1]
+                continue
             attempt = {
                 "cluster": f"{event['cluster']}.{event['proc']}",
                 "submitted": event["time"],
@@ -496,6 +508,8 @@ def pool_attempts(events: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]
                 "post_script_exit": None,
                 "host": None,
                 "evictions": 0,
+                "procs": 1,
+                "procs_ended": 0,
             }
             current[key] = attempt
             attempts.setdefault(node, []).append(attempt)
@@ -510,7 +524,8 @@ def pool_attempts(events: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]
             continue
         if kind == "EXECUTE":
             attempt["started"] = attempt["started"] or event["time"]
-            attempt["segments"].append([event["time"], None])
+            open_segments[key] = [event["time"], None]  # per proc: a cluster's procs interleave
+            attempt["segments"].append(open_segments[key])
             attempt["state"] = "running"
             attempt["host"] = host_name(event.get("ExecuteHost")) or attempt["host"]
         elif kind == "IMAGE_SIZE" and number(event.get("MemoryUsage")) is not None:
@@ -523,8 +538,9 @@ def pool_attempts(events: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]
             "JOB_TERMINATED",
             "JOB_ABORTED",
         }:
-            if attempt["segments"] and attempt["segments"][-1][1] is None:
-                attempt["segments"][-1][1] = event["time"]
+            segment = open_segments.pop(key, None)
+            if segment is not None:
+                segment[1] = event["time"]
             if kind == "JOB_EVICTED":
                 attempt["evictions"] += 1
                 attempt["state"] = "idle"
@@ -539,9 +555,15 @@ def pool_attempts(events: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]
                     }
                 )
             elif kind == "JOB_TERMINATED":
-                attempt["state"] = "done"
+                attempt["procs_ended"] += 1
+                attempt["state"] = (
+                    "done" if attempt["procs_ended"] >= attempt["procs"] else "running"
+                )
                 attempt["ended"] = event["time"]
-                if event.get("TerminatedNormally", True):
+                failed = attempt["signal"] is not None or attempt["exit_code"] not in (None, 0)
+                if failed:
+                    pass  # the first failed proc's code is the node's
+                elif event.get("TerminatedNormally", True):
                     attempt["exit_code"] = event.get("ReturnValue")
                 else:
                     attempt["signal"] = event.get("TerminatedBySignal")
@@ -551,6 +573,7 @@ def pool_attempts(events: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]
                 if number(event.get("RequestMemory")) is not None:
                     attempt["memory_request_mib"] = float(event["RequestMemory"])
             elif kind == "JOB_ABORTED":
+                attempt["procs_ended"] += 1
                 attempt["state"] = "removed"
                 attempt["ended"] = event["time"]
                 attempt["removed"] = event.get("Reason")
@@ -1027,6 +1050,7 @@ def make_charts(facts: dict[str, Any]) -> dict[str, bytes]:
         ax.set_title("Memory used against memory requested")
         ax.legend(fontsize=8, loc="lower right")
         charts["memory.png"] = _png(fig)
+    charts.update({name: _png(fig) for name, fig in leaderboard.chart(facts.get("search")).items()})
     return charts
 
 
@@ -1070,7 +1094,7 @@ def decision_line(deployment: dict[str, Any] | None) -> str:
     rule = {
         "precision": "higher precision",
         "f1": "equal precision, higher F1 (tie-break)",
-        "tie": "full tie on precision and F1: v1 by rule",
+        "tie": "full tie on precision and F1: the earlier version by rule",
         "only model": "the only evaluated model",
     }.get(str(deployment["rule"]), str(deployment["rule"]))
     text = (
@@ -1209,6 +1233,7 @@ def render_markdown(facts: dict[str, Any]) -> str:
     ):
         if chart in facts["charts"]:
             out += [f"![{title}]({chart})", ""]
+    out += leaderboard.markdown(facts.get("search"), facts["charts"])
     run = facts["run"]
     out += ["## The run", ""]
     if not run:
@@ -1293,6 +1318,7 @@ def render_console(facts: dict[str, Any]) -> str:
     else:
         out.append("No metrics files yet.")
     out.append(decision_line(facts["results"]["deployment"]))
+    out += leaderboard.console(facts.get("search"))
     earlier = (facts["results"]["deployment"] or {}).get("earlier")
     if earlier:
         out.append(
@@ -1369,12 +1395,14 @@ def build_facts(base: Path, dag_path: Path | None, argv: list[str]) -> dict[str,
             + " (run the pipeline first: make local or make submit)"
         )
     deployment = load_deployment(base, models, notes)
+    models = leaderboard.filter_models(models, deployment, base, notes)
     return {
         "report_version": REPORT_VERSION,
         "generated_at": utc(time.time()),
         "base_dir": str(base),
         "notes": notes,
         "results": {"models": models, "deployment": deployment},
+        "search": leaderboard.load(base, notes) if leaderboard.searched(run) else None,
         "run": run,
         "provenance": provenance(models, argv, notes),
         "charts": {},

@@ -53,10 +53,11 @@ from dagfile import (  # noqa: E402
     Node,
     Script,
     apply_rescue,
-    node_job_ad,
+    node_job_ads,
     parse_dag,
     rescue_files,
 )
+from multijob import Cluster  # noqa: E402  (DAGMan's rules for a node with many jobs)
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DAG = REPO / "data" / "dags" / "dagfile.dag"  # rendered by make paths
@@ -249,17 +250,25 @@ def _eval_int(ad: Any, attr: str) -> int | None:
     return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def expand_submit(node: Node, retry: int) -> JobSpec:
-    """Expand the node's submit file for attempt ``retry`` (0-based) with the htcondor bindings."""
+def expand_submit(node: Node, retry: int) -> list[JobSpec]:
+    """Expand the node's submit file for attempt ``retry`` (0-based) with the htcondor bindings.
+
+    One JobSpec per job the submit file queues (``queue ... from`` a table gives many).
+    """
     try:
-        ad = node_job_ad(node, retry)
+        ads = node_job_ads(node, retry)
     except OSError as exc:
         raise RunnerError(f"cannot read submit file {node.submit_path}: {exc.strerror}") from None
     except ValueError as exc:
-        raise RunnerError(f"{exc} (the local runner runs one job per node)") from None
+        raise RunnerError(str(exc)) from None
     except Exception as exc:  # noqa: BLE001 - bindings raise several internal error types
         msg = " ".join(str(exc).split())
         raise RunnerError(f"{node.submit_path}: condor_submit would fail: {msg}") from None
+    return [job_spec(ad) for ad in ads]
+
+
+def job_spec(ad: Any) -> JobSpec:
+    """What one job ClassAd runs."""
     iwd = Path(ad["Iwd"])
     cmd = str(ad["Cmd"])
     if not os.path.isabs(cmd):
@@ -290,7 +299,7 @@ def expand_submit(node: Node, retry: int) -> JobSpec:
     )
 
 
-def expand_in_helper(node: Node, retry: int) -> JobSpec:
+def expand_in_helper(node: Node, retry: int) -> list[JobSpec]:
     """Run :func:`expand_submit` in a short-lived child process.
 
     The htcondor bindings add ~30 MiB to the runner.  Jobs are started with fork+exec, and
@@ -319,18 +328,20 @@ def expand_in_helper(node: Node, retry: int) -> JobSpec:
         raise RunnerError(f"expanding {node.submit_path} failed: {tail[0]}") from None
     if not reply.get("ok"):
         raise RunnerError(reply.get("error", "unknown error"))
-    d = reply["spec"]
-    return JobSpec(
-        argv=d["argv"],
-        env=d["env"],
-        iwd=Path(d["iwd"]),
-        stdin=Path(d["stdin"]),
-        stdout=Path(d["stdout"]),
-        stderr=Path(d["stderr"]),
-        log=Path(d["log"]) if d["log"] else None,
-        request_memory_mib=d["request_memory_mib"],
-        request_cpus=d["request_cpus"],
-    )
+    return [
+        JobSpec(
+            argv=d["argv"],
+            env=d["env"],
+            iwd=Path(d["iwd"]),
+            stdin=Path(d["stdin"]),
+            stdout=Path(d["stdout"]),
+            stderr=Path(d["stderr"]),
+            log=Path(d["log"]) if d["log"] else None,
+            request_memory_mib=d["request_memory_mib"],
+            request_cpus=d["request_cpus"],
+        )
+        for d in reply["specs"]
+    ]
 
 
 def expand_node_main() -> int:
@@ -344,12 +355,12 @@ def expand_node_main() -> int:
         node_dir=Path(req["node_dir"]),
     )
     try:
-        spec = expand_submit(node, int(req["retry"]))
+        specs = expand_submit(node, int(req["retry"]))
     except RunnerError as exc:
         print(json.dumps({"ok": False, "error": str(exc)}))
         return 0
-    d = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(spec).items()}
-    print(json.dumps({"ok": True, "spec": d}))
+    out = [{k: (str(v) if isinstance(v, Path) else v) for k, v in vars(s).items()} for s in specs]
+    print(json.dumps({"ok": True, "specs": out}))
     return 0
 
 
@@ -394,6 +405,7 @@ class NodeState:
     rss_floor_mib: float | None = None  # the runner's own peak RSS when it forked the job
     wall: float = 0.0
     spec: JobSpec | None = None
+    cluster: Cluster | None = None  # the attempt's jobs (one, or one per row of queue ... from)
     error: str | None = None
     final: str | None = None  # done, pre_skipped, noop, failed, futile, aborted, ...
     premarked: bool = False
@@ -407,6 +419,7 @@ class Proc:
     kind: str  # PRE, JOB, POST
     state: NodeState
     files: list[IO[Any]] = field(default_factory=list)
+    proc: int = 0  # ProcId within the node's cluster (JOB only)
     # Kept alive on purpose: a Popen object that is garbage-collected polls (and so reaps) its
     # child, which would steal the exit status and the rusage from os.wait4 below.
     popen: subprocess.Popen[bytes] | None = None
@@ -450,7 +463,11 @@ class Runner:
         for st in self.states.values():
             key = st.final or st.status
             counts[key] = counts.get(key, 0) + 1
-        running = [p.state.node.name for p in self.procs.values() if p.kind == "JOB"]
+        jobs: dict[str, int] = {}
+        for p in self.procs.values():
+            if p.kind == "JOB":
+                jobs[p.state.node.name] = jobs.get(p.state.node.name, 0) + 1
+        running = [name if n == 1 else f"{name} x{n}" for name, n in jobs.items()]
         done = counts.get("done", 0) + counts.get("pre_skipped", 0) + counts.get("noop", 0)
         line = f"[{time.time() - self.t0:6.1f}s] {done}/{len(self.states)} done"
         if counts.get("failed"):
@@ -518,6 +535,8 @@ class Runner:
                     self.start_node(st)
                 elif st.status == "queued" and self.can_start_job(st):
                     self.start_job(st)
+                elif st.status == "job" and st.cluster and st.cluster.next_proc() is not None:
+                    self.start_procs(st)
             if self.interrupted is not None or self.aborted is not None:
                 break
             if not self.procs and not any(
@@ -548,6 +567,7 @@ class Runner:
         st.job_start = st.job_end = st.peak_rss_mib = None
         st.error = None
         st.spec = None
+        st.cluster = None
         if st.node.noop:
             self.say(st.node.name, "done (NOOP)")
             st.final = "noop"
@@ -605,17 +625,48 @@ class Runner:
         self.procs[p.pid] = Proc(p.pid, kind.upper(), st, popen=p)
 
     def start_job(self, st: NodeState) -> None:
+        """Expand the node's submit file and start its job(s), as many as free slots allow.
+
+        A submit file that queues many jobs makes one cluster (bin/multijob.py): each proc
+        takes one of the ``-j`` slots, the rest start as slots free up.
+        """
         name = st.node.name
         try:
-            spec = expand_in_helper(st.node, st.retry)
-            check_job_files(spec)
+            specs = expand_in_helper(st.node, st.retry)
+            for spec in specs:
+                check_job_files(spec)
         except RunnerError as exc:
             # condor_submit would fail (or the job would be held): the attempt fails, no POST.
             st.error = str(exc)
             self.say(name, f"cannot start: {exc}")
             self.attempt_failed(st, 1, abort_check=False)
             return
-        st.spec = spec
+        st.spec = specs[0]
+        st.cluster = Cluster(specs)
+        st.status = "job"
+        st.job_start = time.time()
+        st.rss_floor_mib = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
+        cat = st.node.category
+        if cat is not None:
+            self.running_by_cat[cat] = self.running_by_cat.get(cat, 0) + 1
+        if len(specs) > 1:
+            self.say(name, f"{len(specs)} jobs queued (attempt {st.attempts})")
+        self.start_procs(st)
+
+    def start_procs(self, st: NodeState) -> None:
+        """Start waiting procs of the node's cluster while there are free slots."""
+        cluster = st.cluster
+        assert cluster is not None
+        while (proc := cluster.next_proc()) is not None and self.running_jobs() < self.jobs:
+            if not self.spawn(st, proc):
+                return
+
+    def spawn(self, st: NodeState, proc: int) -> bool:
+        """Start one proc; False when the attempt can start no more of them."""
+        name = st.node.name
+        cluster = st.cluster
+        assert cluster is not None
+        spec = cluster.specs[proc]
         env = dict(spec.env)
         env.setdefault("_CONDOR_JOB_IWD", str(spec.iwd))
         env.setdefault("BATCH_SYSTEM", "HTCondor")
@@ -645,22 +696,26 @@ class Runner:
                 fh.close()
             st.error = f"cannot start job {spec.argv[0]}: {exc.strerror or exc}"
             self.say(name, f"cannot start: {st.error}")
-            self.attempt_failed(st, 1, abort_check=False)
-            return
-        st.status = "job"
-        st.job_start = time.time()
-        st.rss_floor_mib = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
+            if proc == 0:  # nothing of the cluster runs: the attempt fails, no POST
+                cat = st.node.category
+                if cat is not None:
+                    self.running_by_cat[cat] -= 1
+                self.attempt_failed(st, 1, abort_check=False)
+            else:  # a later proc: it fails like a job that could not run
+                cluster.start(proc)
+                self.proc_ended(st, proc, 1, None)
+            return False
+        cluster.start(proc)
         self.jobs_submitted += 1
-        cat = st.node.category
-        if cat is not None:
-            self.running_by_cat[cat] = self.running_by_cat.get(cat, 0) + 1
-        self.procs[p.pid] = Proc(p.pid, "JOB", st, files, popen=p)
+        self.procs[p.pid] = Proc(p.pid, "JOB", st, files, proc=proc, popen=p)
         # Lets a later run recover if this runner dies without a rescue file (see recover()).
         self.record(
-            {"event": "job_start", "node": name, "attempt": st.attempts, "pid": p.pid,
-             "time": st.job_start, "cmd": spec.argv}
+            {"event": "job_start", "node": name, "attempt": st.attempts, "proc": proc,
+             "pid": p.pid, "time": time.time(), "cmd": spec.argv}
         )  # fmt: skip
-        self.say(name, f"running (attempt {st.attempts})")
+        if cluster.size == 1:
+            self.say(name, f"running (attempt {st.attempts})")
+        return True
 
     def reaped(self, proc: Proc, wstatus: int, ru: resource.struct_rusage) -> None:
         st = proc.state
@@ -672,20 +727,58 @@ class Runner:
             code = os.WEXITSTATUS(wstatus)
         proc.reaped(code)
         if proc.kind == "JOB":
-            st.job_end = time.time()
-            st.job_exit = code if sig is None else None
-            st.job_signal = sig
-            st.peak_rss_mib = round(ru.ru_maxrss / 1024.0, 1)  # Linux reports KiB
-            cat = st.node.category
-            if cat is not None:
-                self.running_by_cat[cat] -= 1
+            peak = round(ru.ru_maxrss / 1024.0, 1)  # Linux reports KiB
+            st.peak_rss_mib = max(peak, st.peak_rss_mib or 0.0)
             if code == 0:
                 self.jobs_succeeded += 1
             else:
                 self.jobs_failed += 1
-            self.job_finished(st, retval=code)
+            self.proc_ended(st, proc.proc, code, peak, proc.pid)
         else:
             self.script_done(st, proc.kind.lower(), code)
+
+    def proc_ended(
+        self, st: NodeState, proc: int, code: int, peak: float | None, pid: int | None = None
+    ) -> None:
+        """One proc of the node's cluster ended (exit code, or -signal): DAGMan's rules."""
+        cluster = st.cluster
+        assert cluster is not None
+        first_failure = cluster.ended(proc, code)
+        if cluster.size > 1:
+            spec = cluster.specs[proc]
+            self.record(
+                {"event": "proc_end", "node": st.node.name, "attempt": st.attempts,
+                 "proc": proc, "pid": pid, "exit_code": code if code >= 0 else None,
+                 "signal": -code if code < 0 else None, "end": time.time(),
+                 "peak_rss_mib": peak, "stdout": str(spec.stdout), "stderr": str(spec.stderr)}
+            )  # fmt: skip
+        if first_failure:
+            st.spec = cluster.specs[proc]  # the failure report shows this proc's stderr
+            if cluster.size > 1:
+                how = f"signal {-code}" if code < 0 else f"exit {code}"
+                self.say(
+                    st.node.name,
+                    f"job {proc} failed ({how}): removing the node's other "
+                    f"{len(cluster.running)} running and "
+                    f"{cluster.size - cluster.started} waiting jobs",
+                )
+                for other in self.procs.values():
+                    if other.kind == "JOB" and other.state is st:
+                        with contextlib.suppress(ProcessLookupError, PermissionError):
+                            os.killpg(other.pid, signal.SIGTERM)
+        if not cluster.all_done:
+            return
+        # Every proc has ended: the node's job part is over.
+        st.job_end = time.time()
+        retval = cluster.retval
+        st.job_exit = retval if retval >= 0 else None
+        st.job_signal = -retval if retval < 0 else None
+        cat = st.node.category
+        if cat is not None:
+            self.running_by_cat[cat] -= 1
+        if cluster.size > 1:
+            self.say(st.node.name, cluster.summary())
+        self.job_finished(st, retval=retval)
 
     def script_done(self, st: NodeState, kind: str, code: int) -> None:
         name = st.node.name
@@ -845,9 +938,13 @@ class Runner:
         why = "interrupted" if self.interrupted is not None else "aborted"
         if proc.kind == "JOB":
             st.job_end = time.time()
-            st.peak_rss_mib = round(ru.ru_maxrss / 1024.0, 1)
+            st.peak_rss_mib = max(round(ru.ru_maxrss / 1024.0, 1), st.peak_rss_mib or 0.0)
             st.job_signal = os.WTERMSIG(wstatus) if os.WIFSIGNALED(wstatus) else None
             st.job_exit = os.WEXITSTATUS(wstatus) if os.WIFEXITED(wstatus) else None
+            if st.cluster is not None:
+                st.cluster.running.discard(proc.proc)
+                if st.cluster.running:
+                    return  # one record for the node, when its last running job is gone
         st.retval = None
         st.error = f"killed: DAG {why}"
         self.attempt_record(st, why)
@@ -881,13 +978,17 @@ def recover(jsonl: Path) -> tuple[list[str], list[tuple[int, list[str]]]] | None
         return None
     last = records[starts[-1] :]
     done = set(last[0].get("premarked_done") or [])
-    started: dict[tuple[str, int], tuple[int, list[str]]] = {}
+    # (node, attempt, proc) -> (pid, argv) of every job started and not known to have ended
+    started: dict[tuple[Any, Any, Any], tuple[int, list[str]]] = {}
     for record in last[1:]:
-        key = (record.get("node"), record.get("attempt"))
+        key = (record.get("node"), record.get("attempt"), record.get("proc", 0))
         if record.get("event") == "job_start":
             started[key] = (int(record["pid"]), list(record.get("cmd") or []))
-        elif record.get("event") is None and "node" in record:
+        elif record.get("event") == "proc_end":
             started.pop(key, None)
+        elif record.get("event") is None and "node" in record:
+            for ended in [k for k in started if k[:2] == key[:2]]:
+                del started[ended]
             if record.get("status") in ("done", "pre_skipped"):
                 done.add(record["node"])
     return sorted(done), list(started.values())
@@ -1053,17 +1154,21 @@ def print_deployment(base_dirs: list[Path], start: float, out: IO[str]) -> None:
             why += f", by {margin['value']:.4f} {margin.get('metric', '')}".rstrip()
         print(f"\ndeployed{when}: {info.get('model_name')} ({winner}): {why}", file=out)
         names = sorted(candidates) or [winner]
-        print(f"  {'model':<24}" + "".join(f"{k:>11}" for k in METRIC_KEYS), file=out)
+        labels = {
+            v: f"{v} {(candidates.get(v) or info.get('metrics') or {}).get('Model name', '')}"
+            + (" *" if v == winner else "")
+            for v in names
+        }
+        width = max(24, *(len(label) + 1 for label in labels.values()))
+        print(f"  {'model':<{width}}" + "".join(f"{k:>11}" for k in METRIC_KEYS), file=out)
         for version in names:
             metrics = candidates.get(version) or info.get("metrics") or {}
-            label = f"{version} {metrics.get('Model name', '')}" + (
-                " *" if version == winner else ""
-            )
+            label = labels[version]
             values = "".join(
                 f"{metrics[k]:>11.4f}" if isinstance(metrics.get(k), int | float) else f"{'-':>11}"
                 for k in METRIC_KEYS
             )
-            print(f"  {label:<24}{values}", file=out)
+            print(f"  {label:<{width}}{values}", file=out)
         print(
             f"  model: {base / 'model' / str(info.get('model_file', 'deployed_model.pkl'))}",
             file=out,

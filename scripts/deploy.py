@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
-"""Stage deploy_best_model: deploy the better of the trained models.
+"""Stage deploy_best_model: deploy the best of the trained models.
 
-Reads   BASE_DIR/staging/metrics/model_metrics_v1.json, model_metrics_v2.json,
+Reads   BASE_DIR/staging/metrics/model_metrics_<version>.json of each version in --models
+        (default v1 v2; dag/tune.dag passes v1 v2 v3),
         BASE_DIR/staging/model/trained_model_<winner>.pkl
 Writes  BASE_DIR/model/deployed_model.pkl and its manifest BASE_DIR/model/deployed_model.json
         (sha256 of the model, the candidate, the rule that chose it, its metrics, the time);
         the deployment it replaces goes to BASE_DIR/model/archive/<UTC time>/
 
-The rule (SEED.md): the higher precision wins; on a tie the higher F1; on a full tie v1. The
+The rule (SEED.md): the higher precision wins; on a tie the higher F1; on a full tie the earlier
+version (v1). Only the versions named by --models take part: a metrics file another DAG left
+behind (say model_metrics_v3.json of an earlier tune run) never sways this one. The
 current deployment is kept untouched when a metrics file is missing, unparsable or holds a value
 that is not a finite number in [0, 1]. --rollback restores the newest archived deployment.
 """
@@ -21,6 +24,8 @@ from pathlib import Path
 
 import loanlib
 from loanlib import Layout, PipelineError, log
+
+VERSIONS = ("v1", "v2", "v3")  # v3: the model search's winner (dag/tune.dag)
 
 
 def intact(model: Path, manifest: Path) -> bool:
@@ -89,9 +94,9 @@ def rollback(layout: Layout) -> int:
     return loanlib.EXIT_OK
 
 
-def deploy(layout: Layout) -> int:
+def deploy(layout: Layout, versions: list[str]) -> int:
     candidates = {}
-    for version in loanlib.MODELS:
+    for version in versions:
         path = layout.metrics(version)
         candidates[version] = loanlib.check_metrics(loanlib.read_json(path, "metrics file"), path)
     winner, rule, margin = loanlib.choose_deployment(candidates)
@@ -120,6 +125,7 @@ def deploy(layout: Layout) -> int:
         "margin": margin,
         "metrics": candidates[winner],
         "candidates": candidates,
+        "considered": versions,
         "deployed_at": loanlib.utc_now(),
         "source": str(source.relative_to(layout.base)),
     }
@@ -127,7 +133,7 @@ def deploy(layout: Layout) -> int:
     why = {
         "precision": f"higher precision (by {margin['value']:.4f})",
         "f1": f"equal precision, higher F1 (by {margin['value']:.4f})",
-        "tie": "equal precision and F1: v1 wins a full tie",
+        "tie": f"equal precision and F1: the earlier version ({winner}) wins a full tie",
     }[rule]
     log(f"deployed {manifest['model_name']} ({winner}): {why} -> {layout.deployed_model}")
     return loanlib.EXIT_OK
@@ -138,9 +144,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--rollback", action="store_true", help="restore the newest archived deployment"
     )
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        choices=VERSIONS,
+        default=sorted(loanlib.MODELS),
+        help="the model versions to choose among (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
+    versions = sorted(set(args.models))
+    if len(versions) < 2 and not args.rollback:
+        parser.error("--models needs at least two different versions to choose among")
     layout = Layout(args.base_dir)
-    return rollback(layout) if args.rollback else deploy(layout)
+    return rollback(layout) if args.rollback else deploy(layout, versions)
 
 
 if __name__ == "__main__":

@@ -1,24 +1,53 @@
 #!/usr/bin/env python3
-"""Stages evaluate_model_v1 / evaluate_model_v2: score one trained model on the test split.
+"""Stages evaluate_model_v1 / _v2 / _v3: score one trained model on the test split.
 
-Reads   BASE_DIR/staging/model/trained_model_<v1|v2>.pkl, staging/split_data/X_test.csv, y_test.csv
-        (and y_train.csv and loan_data.csv for the provenance record)
-Writes  BASE_DIR/staging/metrics/model_metrics_<v1|v2>.json
+Reads   BASE_DIR/staging/model/trained_model_<v1|v2|v3>.pkl, staging/split_data/X_test.csv,
+        y_test.csv (and y_train.csv and loan_data.csv for the provenance record); for v3 (the
+        model search's winner, dag/tune.dag) also staging/search/selection.json
+Writes  BASE_DIR/staging/metrics/model_metrics_<v1|v2|v3>.json
 
 The metrics file holds SEED.md's keys ("Model name", "Accuracy", "Precision", "Recall",
 "F1 Score") plus the confusion matrix and a provenance record (input hash and rows, parameters,
 library versions, git commit, host). No timestamp: the same inputs give a byte-identical file.
+For v3 the file also holds "candidate": the winner's id, family, parameters and CV score (mean
+and spread), from the selection that wrote the model (its sha256 must match the model file).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import candidates
 import loanlib
 from loanlib import Layout, PipelineError, log
+
+VERSIONS = sorted([*loanlib.MODELS, candidates.VERSION])
+
+
+def search_winner(layout: Layout, model_path: Path) -> tuple[str, dict]:
+    """(model name, candidate record) of the search's winner, checked against the model file."""
+    path = candidates.selection_path(layout.base)
+    selection = loanlib.read_json(path, "model selection")
+    winner = selection.get("winner") if isinstance(selection, dict) else None
+    if not isinstance(winner, dict) or "candidate" not in winner:
+        raise PipelineError(path, "holds no winner")
+    if selection.get("model_sha256") != loanlib.sha256_file(model_path):
+        raise PipelineError(
+            path, f"describes another model than {model_path.name}: rerun select_model"
+        )
+    record = {
+        key: winner.get(key)
+        for key in ("candidate", "family", "params", "mean", "std", "fold_scores", "rank")
+    }
+    record["scoring"] = selection.get("scoring")
+    record["folds"] = selection.get("folds")
+    record["candidates_ranked"] = len(selection.get("leaderboard") or [])
+    return f"{winner.get('model_name')} ({winner['candidate']})", record
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = loanlib.stage_parser(__doc__)
-    parser.add_argument("--model", choices=sorted(loanlib.MODELS), required=True)
+    parser.add_argument("--model", choices=VERSIONS, required=True)
     args = parser.parse_args(argv)
 
     layout = Layout(args.base_dir)
@@ -42,7 +71,11 @@ def main(argv: list[str] | None = None) -> int:
     with loanlib.quiet_unknown_categories():
         predicted = model.predict(features)
 
-    name = loanlib.MODELS[args.model]
+    candidate = None
+    if args.model == candidates.VERSION:
+        name, candidate = search_winner(layout, model_path)
+    else:
+        name = loanlib.MODELS[args.model]
     metrics = loanlib.compute_metrics(y_test.iloc[:, 0].to_numpy(), predicted, name)
     train_rows = loanlib.read_table(layout.split_csv("y_train"), "training labels").num_rows
     classifier = model.named_steps["classifier"]
@@ -58,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         "train_rows": train_rows,
         "test_rows": len(y_test),
     }
+    if candidate is not None:
+        metrics["candidate"] = candidate
     metrics.update(
         {
             "model_version": args.model,

@@ -651,20 +651,17 @@ def prepare_features(frame: Any, numeric: list[str], categorical: list[str]) -> 
 # ---------------------------------------------------------------------------- models
 
 
-def build_model(version: str, numeric: list[str], categorical: list[str], seed: int) -> Any:
-    """Preprocessing fitted together with the classifier, so the model scores raw rows.
+def build_preprocess(numeric: list[str], categorical: list[str]) -> Any:
+    """Imputation, scaling and one-hot encoding, fitted with the classifier on training rows only.
 
-    v1: StandardScaler + LogisticRegression; v2: StandardScaler + DecisionTreeClassifier (seeded).
     Numeric gaps get the training mean; categorical gaps the most frequent training level; a
-    category unseen in training encodes as all zeros.
+    category unseen in training encodes as all zeros. Shared by the two models and the search.
     """
     import numpy as np
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
-    from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
-    from sklearn.tree import DecisionTreeClassifier
 
     numeric_steps = Pipeline(
         [("impute", SimpleImputer(strategy="mean")), ("scale", StandardScaler())]
@@ -675,17 +672,31 @@ def build_model(version: str, numeric: list[str], categorical: list[str], seed: 
             ("encode", OneHotEncoder(drop="first", handle_unknown="ignore")),
         ]
     )
-    preprocess = ColumnTransformer(
+    return ColumnTransformer(
         [("numeric", numeric_steps, numeric), ("categorical", categorical_steps, categorical)],
         sparse_threshold=0.0,
     )
+
+
+def build_model(version: str, numeric: list[str], categorical: list[str], seed: int) -> Any:
+    """Preprocessing fitted together with the classifier, so the model scores raw rows.
+
+    v1: StandardScaler + LogisticRegression; v2: StandardScaler + DecisionTreeClassifier (seeded),
+    each after build_preprocess.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.tree import DecisionTreeClassifier
+
     if version == "v1":
         classifier = LogisticRegression(max_iter=1000, random_state=seed)
     elif version == "v2":
         classifier = DecisionTreeClassifier(random_state=seed)
     else:
         raise ValueError(f"unknown model version {version!r}")
-    return Pipeline([("preprocess", preprocess), ("classifier", classifier)])
+    return Pipeline(
+        [("preprocess", build_preprocess(numeric, categorical)), ("classifier", classifier)]
+    )
 
 
 def model_columns(model: Any) -> tuple[list[str], list[str]]:

@@ -67,6 +67,8 @@ MEASURED_PEAK_MIB = {
     "evaluate.sub": 165,
     "deploy.sub": 19,
     "predict.sub": 163,
+    "search.sub": 263,  # the model search (dag/tune.dag): one job per candidate
+    "select.sub": 255,
 }
 
 
@@ -110,6 +112,8 @@ def test_submit_file_expands_for_node(work: dict[str, Path], name: str) -> None:
         expected_args = [f"{PROJECT}/scripts/{script}", "--base-dir", base]
         if model:
             expected_args += ["--model", model]
+        if name == "deploy_best_model":  # the default DAG chooses among v1 and v2
+            expected_args += ["--models", "v1", "v2"]
         assert ad["Args"].split() == expected_args
         assert ad["Iwd"] == base
         assert ad["Out"] == f"{base}/output/{name}.{retry}.out"

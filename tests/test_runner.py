@@ -503,13 +503,13 @@ def test_submit_expansion_with_the_bindings(tmp_path: Path, monkeypatch: Any) ->
         submit_path=tmp_path / "s.sub",
         node_dir=tmp_path,
     )
-    spec = run_dag.expand_submit(node, 2)
+    (spec,) = run_dag.expand_submit(node, 2)
     assert spec.argv == ["/bin/echo", "n", "2", "vx", "set in the submit file"]
     assert spec.iwd == tmp_path / "w"
     assert spec.stdout == tmp_path / "w" / "n.out"  # relative Out resolves against Iwd
     assert spec.env == {"A": "1", "B": "two words", "SOME_VAR": "from-submitter"}
     assert spec.request_memory_mib == 1024
-    assert run_dag.expand_in_helper(node, 2) == spec
+    assert run_dag.expand_in_helper(node, 2) == [spec]
 
 
 def test_live_status_line_on_a_terminal_only(tmp_path: Path) -> None:

@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""Stage model_search (one job per candidate): score one candidate by stratified k-fold CV.
+
+Reads   BASE_DIR/staging/split_data/X_train.csv, y_train.csv (the training rows only: the test
+        split is never read), search/search.conf (scoring, folds, seed)
+Writes  BASE_DIR/staging/search/candidates/<candidate>.json: the candidate, its parameters, the
+        score of every fold (and precision/recall/F1/accuracy per fold), mean and standard
+        deviation, fit times, the job's wall time and peak memory, the training rows' sha256
+
+The submit file (submit/search.sub) queues one job per row of search/candidates.txt and passes
+the row as ``--candidate ID --family FAMILY --params name=value ...``. Single-threaded: the job
+gets one CPU. Exit 65 (bad input) when the row is invalid or cannot be fitted: a retry cannot help.
+"""
+
+from __future__ import annotations
+
+import resource
+import socket
+import time
+import warnings
+from pathlib import Path
+
+import candidates
+import loanlib
+from candidates import Candidate
+from loanlib import PipelineError, log
+
+
+def cross_validate(
+    candidate: Candidate, training: candidates.Training, settings: dict
+) -> dict[str, object]:
+    """Fit a fresh pipeline per fold on the other folds, score it on its own fold."""
+    from sklearn.base import clone
+    from sklearn.metrics import accuracy_score, f1_score, get_scorer, precision_score, recall_score
+    from sklearn.model_selection import StratifiedKFold
+
+    seed = settings["seed"]
+    scorer = get_scorer(settings["scoring"])
+    folds = StratifiedKFold(n_splits=settings["folds"], shuffle=True, random_state=seed)
+    template = candidates.build_pipeline(candidate, training.numeric, training.categorical, seed)
+    per_fold: list[dict[str, float]] = []
+    x, y = training.features, training.labels
+    for train_idx, val_idx in folds.split(x, y):
+        model = clone(template)
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # convergence notes; the score tells the story
+            try:
+                model.fit(x.iloc[train_idx], y[train_idx])
+            except ValueError as exc:  # the row's parameters do not suit this data: permanent
+                message = " ".join(str(exc).split())
+                raise PipelineError(
+                    f"candidate {candidate.id}", f"{candidate.family} cannot be fitted: {message}"
+                ) from None
+        fit_s = time.perf_counter() - start
+        x_val, y_val = x.iloc[val_idx], y[val_idx]
+        with loanlib.quiet_unknown_categories():
+            predicted = model.predict(x_val)
+            score = float(scorer(model, x_val, y_val))
+        per_fold.append(
+            {
+                "score": score,
+                "precision": float(precision_score(y_val, predicted, zero_division=0)),
+                "recall": float(recall_score(y_val, predicted, zero_division=0)),
+                "f1": float(f1_score(y_val, predicted, zero_division=0)),
+                "accuracy": float(accuracy_score(y_val, predicted)),
+                "fit_s": round(fit_s, 3),
+                "train_rows": len(train_idx),
+                "validation_rows": len(val_idx),
+            }
+        )
+    return summarize(per_fold)
+
+
+def summarize(per_fold: list[dict[str, float]]) -> dict[str, object]:
+    """Mean and (population) standard deviation of the score, means of the other metrics."""
+    import numpy as np
+
+    scores = np.array([fold["score"] for fold in per_fold])
+    return {
+        "mean": float(scores.mean()),
+        "std": float(scores.std()),
+        "fold_scores": [float(s) for s in scores],
+        "folds_detail": per_fold,
+        "mean_metrics": {
+            key: float(np.mean([fold[key] for fold in per_fold]))
+            for key in ("precision", "recall", "f1", "accuracy")
+        },
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = loanlib.stage_parser(__doc__)
+    parser.add_argument("--candidate", required=True, help="the row's candidate id")
+    parser.add_argument("--family", required=True, choices=sorted(candidates.FAMILIES))
+    parser.add_argument("--params", nargs="*", default=[], help="name=value words of the row")
+    parser.add_argument(
+        "--settings", type=Path, default=candidates.SETTINGS, help="default: %(default)s"
+    )
+    args = parser.parse_args(argv)
+
+    start = time.time()
+    settings = candidates.read_settings(args.settings)
+    where = f"candidate {args.candidate}"
+    candidate = Candidate(args.candidate, args.family, candidates.parse_params(args.params, where))
+    candidates.check_candidate(candidate, where, settings["seed"])
+    training = candidates.read_training(args.base_dir)
+    if min(int((training.labels == c).sum()) for c in (0, 1)) < settings["folds"]:
+        raise PipelineError(
+            loanlib.Layout(args.base_dir).split_csv("y_train"),
+            f"each class needs at least {settings['folds']} rows for {settings['folds']}-fold CV",
+        )
+    log(
+        f"{candidate.id}: {candidate.name} {candidate.params_text() or '(defaults)'}, "
+        f"{settings['folds']}-fold CV ({settings['scoring']}) on {len(training.labels)} rows"
+    )
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):  # one thread, also when run by hand outside HTCondor
+        cv = cross_validate(candidate, training, settings)
+    result = {
+        "candidate": candidate.id,
+        "family": candidate.family,
+        "model_name": candidate.name,
+        "params": candidate.params,
+        "scoring": settings["scoring"],
+        "folds": settings["folds"],
+        "seed": settings["seed"],
+        **cv,
+        "train_rows": len(training.labels),
+        "train_sha256": training.sha256,
+        "started_at": loanlib.utc_now(),
+        "elapsed_s": round(time.time() - start, 3),
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "host": socket.gethostname(),
+        "versions": loanlib.library_versions(),
+    }
+    path = candidates.result_path(args.base_dir, candidate.id)
+    loanlib.write_json(result, path)
+    log(
+        f"{candidate.id}: {settings['scoring']} {cv['mean']:.4f} +/- {cv['std']:.4f} "
+        f"in {result['elapsed_s']:.1f}s -> {path}"
+    )
+    return loanlib.EXIT_OK
+
+
+if __name__ == "__main__":
+    loanlib.exit_stage(main)

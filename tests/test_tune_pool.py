@@ -1,0 +1,179 @@
+"""The model search on a real HTCondor pool: `make submit DAG=tune`, then watch, status, report.
+
+Runs on the pool of tests/pool_harness.py (the personal pool beside the checkout, or the pool
+this machine belongs to; skipped with the reason otherwise), as the pool's user, on copies of
+this checkout whose candidate table is replaced by six rows (two per family) so that a scenario
+takes about a minute: a clean run (the search is one cluster whose jobs run in parallel, v3 is
+evaluated, the deployment chooses among three, the report shows the leaderboard) and a run in
+which one candidate cannot be fitted (DAGMan fails the node once, no retry, removes the other
+jobs; `make local` on the same DAG agrees).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pool_harness as ph
+import pytest
+
+os.environ.setdefault("CONDOR_CONFIG", os.devnull)  # the bindings read logs offline here
+
+MODE, WHERE = ph.locate()
+pytestmark = [
+    pytest.mark.xdist_group("pool"),
+    pytest.mark.skipif(MODE == "skip", reason=WHERE),
+]
+TABLE = """\
+lr-a   logistic_regression     C=1.0 solver=liblinear
+lr-b   logistic_regression     C=0.1 solver=liblinear class_weight=balanced
+dt-a   decision_tree           max_depth=6
+dt-b   decision_tree           max_depth=10 min_samples_leaf=20
+hgb-a  hist_gradient_boosting  max_iter=50
+hgb-b  hist_gradient_boosting  learning_rate=0.2 max_iter=50
+"""
+# Passes make check (every value is valid for the estimator) but cannot be fitted on this data:
+# a validation split of 0.01% is empty. The job exits 65 (bad input), a permanent error.
+UNFITTABLE = "hgb-x  hist_gradient_boosting  early_stopping=True validation_fraction=0.0001\n"
+
+
+@pytest.fixture(scope="module")
+def pool():
+    started = ph.start_pool(MODE, WHERE)
+    yield started
+    ph.stop_pool(started)
+
+
+@pytest.fixture(scope="module")
+def session(pool):
+    path = ph.session_dir(pool)
+    yield path
+    if os.environ.get("POOL_KEEP") != "1":
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def scenario(pool: ph.Pool, session: Path, name: str, table: str) -> dict:
+    """A copy of the checkout with ``table`` as its candidate table, submitted and watched."""
+    co = ph.new_checkout(pool, session, name, ph.venv_for(pool))
+    (co.root / "search" / "candidates.txt").write_text(table)
+    pool.chown(co.root)
+    data = co.make("data", f"ROWS={ph.SAMPLE_ROWS}", "DAG=tune")
+    assert data.returncode == 0, data.stdout + data.stderr
+    submit = co.make("submit", "DAG=tune", "BATCH=tune-test")
+    watch = co.make("watch", "DAG=tune")
+    status = co.make("status", "DAG=tune")
+    report = co.make("report", "DAG=tune")
+    return {"co": co, "base": co.base, "submit": submit, "watch": watch, "status": status,
+            "report": report}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def tune_run(pool, session) -> dict:
+    return scenario(pool, session, "tune-clean", TABLE)
+
+
+@pytest.fixture(scope="module")
+def failing_run(pool, session) -> dict:
+    return scenario(pool, session, "tune-unfittable", TABLE + UNFITTABLE)
+
+
+def events(path: Path) -> list[dict]:
+    os.environ.setdefault("CONDOR_CONFIG", "/dev/null")
+    import htcondor
+
+    out = []
+    for event in htcondor.JobEventLog(str(path)).events(stop_after=0):
+        out.append(
+            {"type": event.type.name, "cluster": event.cluster, "proc": event.proc,
+             "time": event.timestamp, **dict(event.items())}
+        )  # fmt: skip
+    return out
+
+
+def test_submit_runs_the_search_as_one_cluster_in_parallel(tune_run) -> None:
+    submit, watch = tune_run["submit"], tune_run["watch"]
+    assert submit.returncode == 0, submit.stdout + submit.stderr
+    assert "6 candidates" in submit.stdout  # make check validated the table first
+    assert watch.returncode == 0, watch.stdout + watch.stderr
+    dags = tune_run["base"] / "dags"
+    metrics = json.loads((dags / "tune.dag.metrics").read_text())
+    assert metrics["DagStatus"] == 0 and metrics["jobs_succeeded"] == 11
+    log = events(tune_run["base"] / "log" / "model_search.log")
+    submits = [e for e in log if e["type"] == "SUBMIT"]
+    assert len({e["cluster"] for e in submits}) == 1, "one cluster for the node"
+    assert sorted(e["proc"] for e in submits) == list(range(6))
+    spans = {}
+    for e in log:
+        if e["type"] == "EXECUTE":
+            spans[e["proc"]] = [e["time"], None]
+        elif e["type"] == "JOB_TERMINATED":
+            spans[e["proc"]][1] = e["time"]
+            assert e["ReturnValue"] == 0
+    overlap = max(
+        sum(1 for s, t in spans.values() if s <= start < t) for start, _ in spans.values()
+    )
+    assert overlap >= 2, f"the search's jobs ran one at a time: {spans}"
+    for ident in ("lr-a", "lr-b", "dt-a", "dt-b", "hgb-a", "hgb-b"):
+        assert (tune_run["base"] / f"staging/search/candidates/{ident}.json").is_file()
+
+
+def test_deploys_among_three_and_reports_the_leaderboard(tune_run) -> None:
+    base = tune_run["base"]
+    manifest = json.loads((base / "model/deployed_model.json").read_text())
+    assert manifest["considered"] == ["v1", "v2", "v3"]
+    best = max(
+        manifest["candidates"].items(), key=lambda kv: (kv[1]["Precision"], kv[1]["F1 Score"])
+    )
+    assert manifest["candidate"] == best[0]
+    selection = json.loads((base / "staging/search/selection.json").read_text())
+    v3 = json.loads((base / "staging/metrics/model_metrics_v3.json").read_text())
+    assert v3["candidate"]["candidate"] == selection["winner"]["candidate"]
+    report = tune_run["report"]
+    assert report.returncode == 0, report.stdout + report.stderr
+    assert "Model search: 6 candidates" in report.stdout
+    assert "model_search       ok      1" in report.stdout  # one attempt of six jobs
+    assert "## Model search" in (base / "report" / "report.md").read_text()
+    status = tune_run["status"]
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert "model_search" in status.stdout
+
+
+def test_a_failed_job_fails_the_node_once_and_the_local_runner_agrees(failing_run) -> None:
+    """DAGMan: the node fails with its job's exit code 65 (UNLESS-EXIT 65: no retry), its
+    descendants never run, the other branches finish, the rescue DAG leaves it out."""
+    watch = failing_run["watch"]
+    assert failing_run["submit"].returncode == 0, failing_run["submit"].stderr
+    assert watch.returncode != 0
+    base, dags = failing_run["base"], failing_run["base"] / "dags"
+    metrics = json.loads((dags / "tune.dag.metrics").read_text())
+    dagman_out = (dags / "tune.dag.dagman.out").read_text().splitlines()
+    # Seen twice in about ten runs under a loaded full suite: DAGMan 24.0.23 "Aborting DAG..."
+    # with DagStatus 1 after the failed job; the lines below say why when it happens again.
+    why = [line for line in dagman_out if "ERROR" in line or "rror" in line or "Abort" in line]
+    assert metrics["DagStatus"] == 2, "\n".join(why[:40])
+    log = events(base / "log" / "model_search.log")
+    submits = [e for e in log if e["type"] == "SUBMIT"]
+    assert len({e["cluster"] for e in submits}) == 1, "no retry of a node whose job exited 2"
+    failed = [e for e in log if e["type"] == "JOB_TERMINATED" and e["ReturnValue"] != 0]
+    assert [e["ReturnValue"] for e in failed] == [65]
+    rescue = (dags / "tune.dag.rescue001").read_text()
+    done = {line.split()[1] for line in rescue.splitlines() if line.startswith("DONE ")}
+    assert {"evaluate_model_v1", "evaluate_model_v2"} <= done
+    assert not done & {"model_search", "select_model", "evaluate_model_v3", "deploy_best_model"}
+    assert "hgb-x" in (base / "error" / "model_search.hgb-x.0.err").read_text()
+    # The same DAG under make local (fresh records) ends the same way.
+    local = failing_run["co"].make("local", "DAG=tune", "FRESH=1", "JOBS=2")
+    assert local.returncode != 0
+    assert "model_search       failed" in local.stdout
+    lines = (dags / "tune.dag.local.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    start = max(i for i, r in enumerate(records) if r.get("event") == "run_start")
+    search = [r for r in records[start:] if "event" not in r and r["node"] == "model_search"]
+    assert [(r["status"], r["exit_code"], r["will_retry"]) for r in search] == [
+        ("failed", 65, False)
+    ]
+    rescue = (dags / "tune.dag.rescue001").read_text()
+    local_done = {line.split()[1] for line in rescue.splitlines() if line.startswith("DONE ")}
+    assert local_done == done
