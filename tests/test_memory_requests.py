@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -51,36 +50,22 @@ def test_requests_grow_with_the_input() -> None:
 
 
 def render_for(tmp_path: Path, input_bytes: int | None) -> Path:
-    """A copy of dag/ and submit/, rendered for a base directory with an input of that size."""
-    dag_dir = tmp_path / "dag"
-    dag_dir.mkdir()
-    for name in ("dagfile.dag", "dagman.config"):
-        shutil.copy(PROJECT / "dag" / name, dag_dir / name)
-    shutil.copytree(PROJECT / "submit", tmp_path / "submit")
+    """The project's DAG rendered for a base directory holding an input of that size."""
     base = tmp_path / "base"
     base.mkdir()
     if input_bytes is not None:
         with open(base / "loan_data.csv", "wb") as fh:
             fh.truncate(input_bytes)  # sparse: only the size matters
-    code = render_paths.main(
-        [
-            "--base-dir",
-            str(base),
-            "--project-dir",
-            str(PROJECT),
-            "--output",
-            str(dag_dir / "paths.dag"),
-        ]
-    )
+    code = render_paths.main(["--base-dir", str(base), "--project-dir", str(PROJECT)])
     assert code == 0
-    return dag_dir / "dagfile.dag"
+    return base / "dags" / "dagfile.dag"
 
 
 @pytest.mark.parametrize("input_mib", [None, 3.4, 76.5, 765.2])
 def test_every_node_asks_for_the_rendered_request(tmp_path: Path, input_mib: float | None) -> None:
     dag_file = render_for(tmp_path, None if input_mib is None else int(input_mib * MIB))
     expected = memory_requests.memory_mb(input_mib or 0.0)
-    assert f'VARS ALL_NODES MEMORY_MB="{expected}"' in (dag_file.parent / "paths.dag").read_text()
+    assert f'VARS ALL_NODES MEMORY_MB="{expected}"' in dag_file.read_text()
     dag = parse_dag(dag_file)
     assert len(dag.nodes) == 8
     for node in dag.nodes.values():
