@@ -64,7 +64,9 @@ PRELOAD = (
 PYTHON_NAME = re.compile(r"python(\d+(\.\d+)?)?")
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
-START_TIMEOUT_S = 30.0
+# A server answers between two imports, within a second or so; one that has not answered after
+# this long is killed (before anything else runs the job) and the job is exec'd instead.
+SERVER_TIMEOUT_S = 300.0
 LAUNCHER = Path(__file__).resolve()
 
 
@@ -116,8 +118,10 @@ class Worker:
             start_new_session=True,  # Ctrl-C on the terminal reaches the runner only
         )
         self.broken = False
+        self.last_stderr = ""
 
-    def request(self, message: dict[str, Any], timeout: float = START_TIMEOUT_S) -> Any:
+    def request(self, message: dict[str, Any], timeout: float | None = None) -> Any:
+        """Send one request and wait for its reply (at most ``timeout`` seconds, if given)."""
         if self.broken or self.proc.poll() is not None:
             self.broken = True
             return None
@@ -132,12 +136,16 @@ class Worker:
             reply = None
         if not isinstance(reply, dict):
             self.broken = True
+            with contextlib.suppress(OSError):
+                self.proc.kill()  # a late fork must not run the job a second time
             self.close()
             return None
         return reply
 
     def stderr_tail(self) -> str:
-        """The last line the (stopped) worker wrote to stderr, if it was captured."""
+        """The last line the worker wrote to stderr."""
+        if self.errors.closed:
+            return self.last_stderr
         with contextlib.suppress(OSError, ValueError):
             self.errors.seek(0)
             lines = self.errors.read().decode(errors="replace").strip().splitlines()
@@ -155,7 +163,9 @@ class Worker:
             self.proc.wait()
         if self.proc.stdout is not None:
             self.proc.stdout.close()
-        self.errors.close()
+        if not self.errors.closed:
+            self.last_stderr = self.stderr_tail()
+            self.errors.close()
 
 
 class Launcher:
@@ -207,7 +217,8 @@ class Launcher:
                 "stdin": str(stdin),
                 "stdout": str(stdout),
                 "stderr": str(stderr),
-            }
+            },
+            timeout=SERVER_TIMEOUT_S,
         )
         if reply is None or not reply.get("ok"):
             self.last_error = (reply or {}).get("error", "the warm interpreter stopped")

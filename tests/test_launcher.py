@@ -245,3 +245,15 @@ def test_exit_code_follows_the_interpreter() -> None:
     assert launcher.exit_code(SystemExit(258)) == 2
     assert launcher.exit_code(SystemExit(True)) == 1
     assert launcher.exit_code(SystemExit("message")) == 1
+
+
+def test_worker_replies_and_reports_a_crash() -> None:
+    echo = "import json, sys\nfor line in sys.stdin:\n    print(json.dumps({'got': json.loads(line)}), flush=True)\n"
+    worker = launcher.Worker([sys.executable, "-c", echo], dict(os.environ))
+    assert worker.request({"a": 1}) == {"got": {"a": 1}}
+    assert worker.request({"b": 2}) == {"got": {"b": 2}}  # the same process, reused
+    worker.close()
+    crash = "import sys\nprint('it broke', file=sys.stderr)\nsys.exit(3)\n"
+    worker = launcher.Worker([sys.executable, "-c", crash], dict(os.environ))
+    assert worker.request({"a": 1}) is None and worker.broken
+    assert worker.stderr_tail() == "it broke"
