@@ -248,7 +248,11 @@ def test_exit_code_follows_the_interpreter() -> None:
 
 
 def test_worker_replies_and_reports_a_crash() -> None:
-    echo = "import json, sys\nfor line in sys.stdin:\n    print(json.dumps({'got': json.loads(line)}), flush=True)\n"
+    echo = (
+        "import json, sys\n"
+        "for line in sys.stdin:\n"
+        "    print(json.dumps({'got': json.loads(line)}), flush=True)\n"
+    )
     worker = launcher.Worker([sys.executable, "-c", echo], dict(os.environ))
     assert worker.request({"a": 1}) == {"got": {"a": 1}}
     assert worker.request({"b": 2}) == {"got": {"b": 2}}  # the same process, reused
