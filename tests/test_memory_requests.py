@@ -23,7 +23,7 @@ MEASURED = {
     3.44: {"data_processing": 106, "train_test_split": 183, "modeling": 186,
            "evaluate_model": 166, "deploy_best_model": 19, "loan_prediction": 165},
     76.5: {"data_processing": 805, "train_test_split": 883, "modeling": 720,
-           "evaluate_model": 307, "deploy_best_model": 20, "loan_prediction": 305},
+           "evaluate_model": 307, "deploy_best_model": 125, "loan_prediction": 305},
     765.2: {"data_processing": 7404, "train_test_split": 7481, "modeling": 5724,
             "evaluate_model": 1582, "deploy_best_model": 19, "loan_prediction": 1582},
 }  # fmt: skip
