@@ -47,6 +47,9 @@ from typing import IO, Any
 # The libraries the stages import, cheapest first, so that a job asking early gets the fork
 # with what is already loaded (the server answers between two imports).
 PRELOAD = (
+    "pyarrow",
+    "pyarrow.csv",
+    "pyarrow.compute",
     "numpy",
     "pandas",
     "joblib",
