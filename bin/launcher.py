@@ -247,11 +247,22 @@ def rss_mib() -> float:
     return 0.0
 
 
+# Threads that survive a fork safely: jemalloc (pyarrow's allocator) stops and restarts its
+# background thread around fork() with its own pthread_atfork handlers.
+FORK_SAFE_THREADS = ("jemalloc_bg_thd",)
+
+
 def threads() -> int:
+    """This process's threads, not counting FORK_SAFE_THREADS."""
+    count = 0
     try:
-        return len(os.listdir("/proc/self/task"))
+        for task in os.listdir("/proc/self/task"):
+            with contextlib.suppress(OSError):
+                name = Path(f"/proc/self/task/{task}/comm").read_text().strip()
+                count += name not in FORK_SAFE_THREADS
     except OSError:
         return 1
+    return count
 
 
 def open_job_files(req: dict[str, Any]) -> tuple[int, int, int]:
@@ -340,7 +351,7 @@ def fork_job(req: dict[str, Any]) -> dict[str, Any]:
     """Fork an intermediate that forks the job and exits; the job reports its pid once it leads
     its own session, so the runner can always kill its process group."""
     if threads() != 1:
-        return {"ok": False, "error": "the warm interpreter has threads; not forking"}
+        return {"ok": False, "error": "the warm interpreter has threads: the job is exec'd"}
     try:
         fds = open_job_files(req)
     except OSError as exc:

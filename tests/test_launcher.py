@@ -261,3 +261,20 @@ def test_worker_replies_and_reports_a_crash() -> None:
     worker = launcher.Worker([sys.executable, "-c", crash], dict(os.environ))
     assert worker.request({"a": 1}) is None and worker.broken
     assert worker.stderr_tail() == "it broke"
+
+
+def test_a_server_with_threads_does_not_fork() -> None:
+    import threading
+
+    before = launcher.threads()
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        assert launcher.threads() == before + 1
+        devnull = {"stdin": "/dev/null", "stdout": "/dev/null", "stderr": "/dev/null"}
+        reply = launcher.fork_job(devnull)  # refused before anything is forked
+        assert reply["ok"] is False and "threads" in reply["error"]
+    finally:
+        stop.set()
+        thread.join()
