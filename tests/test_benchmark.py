@@ -49,11 +49,11 @@ def test_bench_prints_stages_against_requests_and_the_dag_time(tmp_path: Path) -
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "600 rows" in out and f"resampled from {source}" in out
-    assert "request_memory for every node (make paths): 256 MiB" in out
+    assert "request_memory for every node (make paths): 384 MiB" in out
     for node, *_ in benchmark.STAGES:
         line = next(line for line in out.splitlines() if line.startswith(node + " "))
         seconds, peak, share = line.split()[1:4]
-        assert float(seconds) > 0 and 0 < float(peak) < 256 and share.endswith("%")
+        assert float(seconds) > 0 and 0 < float(peak) < 384 and share.endswith("%")
     assert "OVER REQUEST" not in out
     assert "jobs forked from a warm interpreter): " in out and out.rstrip().endswith(", ok")
     assert list(work.iterdir()) == []  # the base directory is removed afterwards

@@ -89,8 +89,8 @@ def test_make_local_generates_data_runs_the_dag_and_reports(fresh):
                                 "--model", "v2"]  # fmt: skip
     assert train["stderr"] == str(base / "error/modeling_v2.0.err")
     # make paths sized the request from the generated input (bin/memory_requests.py).
-    assert train["request_memory_mib"] == 256
-    assert 50 < train["peak_rss_mib"] < 256
+    assert train["request_memory_mib"] == 384
+    assert 50 < train["peak_rss_mib"] < 384
     # Parents finish before children start; the two model branches overlap in time.
     for parent, child in (
         ("train_test_split", "modeling_v1"),
