@@ -199,9 +199,12 @@ def test_interrupt_kills_forked_jobs_and_stops_the_warm_interpreter(tmp_path: Pa
     ):
         time.sleep(0.1)
     pids = [int((out / f"{n}.0.out").read_text()) for n in "ab"]
-    servers = [
-        int(p) for p in os.listdir("/proc") if p.isdigit() and f"{LAUNCHER}" in cmdline(int(p))
+    servers = [  # this runner's warm interpreters (other tests may run their own meanwhile)
+        int(p)
+        for p in os.listdir("/proc")
+        if p.isdigit() and f"{LAUNCHER}" in cmdline(int(p)) and parent(int(p)) == proc.pid
     ]
+    assert servers
     proc.send_signal(signal.SIGINT)
     stdout, _ = proc.communicate(timeout=SAFETY_TIMEOUT)
     assert proc.returncode == 128 + signal.SIGINT, stdout
@@ -215,6 +218,13 @@ def cmdline(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
         return ""
+
+
+def parent(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def alive(pid: int) -> bool:
