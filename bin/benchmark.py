@@ -1,17 +1,30 @@
 #!/usr/bin/env python3
-"""Measure each stage's wall time and peak memory at one or more data sizes, and print a table.
+"""Benchmark the pipeline at several data sizes: each stage's time and peak memory against its
+request, and the whole DAG's wall time on this machine (``make bench``).
 
-Generates sample data (or copies --data) into a temporary base directory per size, runs the eight
-stages one after another as the DAG would, and reads each job's peak resident set size from
-os.wait4. Use the figures to size request_memory in submit/*.sub. Nothing is asserted: these
-machines are shared and noisy, so figures belong here, not in tests.
+    bin/benchmark.py [--rows 45000 1000000 ...] [--exec-too] [--no-dag] [--work-dir DIR]
+    make bench                      45,000 and 1,000,000 rows
+    make bench ROWS="10000000"      10M rows (about 770 MiB of CSV; stages peak near 7.5 GiB)
 
-    bin/benchmark.py --rows 45000 1000000
+Data: the real rows (``../shared/data/loan_data.csv`` beside the checkout, or $LOAN_DATA_CSV)
+resampled with replacement to each size (seeded; the real file itself when the size is its own),
+else generated sample data (scripts/generate_data.py). Each size gets a fresh base directory.
+
+Per size it prints:
+- each stage run one after another as a pool job runs it (``python scripts/<stage>.py``, a new
+  interpreter), its seconds and peak RSS (os.wait4) against the request_memory that make paths
+  renders for this input (bin/memory_requests.py); a stage over its request is flagged;
+- the DAG's wall time under bin/run_dag.py (what ``make local`` runs: jobs forked from a warm
+  interpreter, two at once on two cores), and with --exec-too also with every job exec'd.
+
+Nothing is asserted: shared machines are noisy, so figures belong here and in the README, not in
+tests. Run it on an idle machine and repeat for medians.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -21,6 +34,13 @@ import time
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT / "bin"))
+
+import memory_requests  # noqa: E402
+
+REAL_DATA = Path(
+    os.environ.get("LOAN_DATA_CSV", PROJECT.parent / "shared" / "data" / "loan_data.csv")
+)
 STAGES = [
     ("data_processing", "process.py"),
     ("train_test_split", "split.py"),
@@ -31,53 +51,123 @@ STAGES = [
     ("deploy_best_model", "deploy.py"),
     ("loan_prediction", "predict.py"),
 ]
+CHUNK_ROWS = 500_000
+SEED = 42
 
 
 def measure(command: list[str]) -> tuple[float, float]:
     """Run a command; return (seconds, peak RSS in MiB). Raises on a non-zero exit."""
     start = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert process.stderr is not None
+    stderr = process.stderr.read().decode(errors="replace")
     _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
     seconds = time.perf_counter() - start
-    stderr = process.stderr.read().decode() if process.stderr else ""
-    if os.waitstatus_to_exitcode(status) != 0:
+    if process.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{stderr}")
     return seconds, usage.ru_maxrss / 1024
 
 
+def resample(source: Path, rows: int, dest: Path, seed: int = SEED) -> bool:
+    """Write ``rows`` data rows drawn with replacement from ``source`` (header kept), in chunks;
+    False when ``source`` has exactly that many rows and is copied as it is."""
+    import numpy as np
+
+    with open(source, encoding="utf-8") as fh:
+        header = fh.readline()
+        lines = [line if line.endswith("\n") else line + "\n" for line in fh if line.strip()]
+    if rows == len(lines):
+        shutil.copy(source, dest)
+        return False
+    rng = np.random.default_rng(seed)
+    with open(dest, "w", encoding="utf-8") as out:
+        out.write(header)
+        for start in range(0, rows, CHUNK_ROWS):
+            picks = rng.integers(0, len(lines), size=min(CHUNK_ROWS, rows - start))
+            out.write("".join(lines[i] for i in picks))
+    return True
+
+
+def make_input(base: Path, rows: int) -> str:
+    """Write base/loan_data.csv with ``rows`` rows; return how it was made."""
+    target = base / "loan_data.csv"
+    if REAL_DATA.is_file():
+        resampled = resample(REAL_DATA, rows, target)
+        return f"{'resampled from' if resampled else 'the real rows,'} {REAL_DATA}"
+    command = [sys.executable, str(PROJECT / "scripts/generate_data.py"), "--output", str(target)]
+    measure([*command, "--rows", str(rows), "--seed", str(SEED)])
+    return "generated sample data (real rows not found)"
+
+
+def run_dag(base: Path, jobs: int, exec_jobs: bool) -> tuple[float, str]:
+    """Render the DAG for ``base`` and run it with bin/run_dag.py; (wall seconds, outcome)."""
+    render = [sys.executable, str(PROJECT / "bin/render_paths.py"), "--base-dir", str(base)]
+    subprocess.run([*render, "--python", sys.executable], check=True, capture_output=True)
+    dag = base / "dags" / "dagfile.dag"
+    command = [sys.executable, str(PROJECT / "bin/run_dag.py"), "--dag", str(dag), "--fresh"]
+    command += ["-j", str(jobs)] + (["--exec"] if exec_jobs else [])
+    env = {**os.environ, "CONDOR_CONFIG": "/dev/null"}
+    start = time.perf_counter()
+    proc = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    seconds = time.perf_counter() - start
+    try:
+        status = json.loads((base / "dags" / "dagfile.dag.metrics").read_text())["DagStatus"]
+    except (OSError, ValueError, KeyError):
+        status = None
+    outcome = "ok" if proc.returncode == 0 and status == 0 else f"FAILED (exit {proc.returncode})"
+    return seconds, outcome
+
+
+def bench_size(base: Path, rows: int, args: argparse.Namespace) -> None:
+    how = make_input(base, rows)
+    size_mib = (base / "loan_data.csv").stat().st_size / 2**20
+    request = memory_requests.memory_mb(size_mib)
+    print(f"\n{rows:,} rows, {size_mib:.1f} MiB of CSV ({how})")
+    print(f"request_memory for every node (make paths): {request} MiB")
+    print(f"{'stage':<20} {'seconds':>8} {'peak MiB':>9} {'of request':>11}")
+    total = 0.0
+    python = sys.executable
+    for node, script, *extra in STAGES:
+        command = [python, str(PROJECT / "scripts" / script), "--base-dir", str(base), *extra]
+        seconds, peak = measure(command)
+        total += seconds
+        flag = "  OVER REQUEST" if peak > request else ""
+        print(f"{node:<20} {seconds:>8.2f} {peak:>9.0f} {peak / request:>10.0%}{flag}")
+    print(f"{'stages in sequence':<20} {total:>8.2f}")
+    if args.no_dag:
+        return
+    modes = [False, True] if args.exec_too else [False]
+    for exec_jobs in modes:
+        seconds, outcome = run_dag(base, args.jobs, exec_jobs)
+        how = "every job exec'd" if exec_jobs else "jobs forked from a warm interpreter"
+        print(f"DAG, bin/run_dag.py -j {args.jobs} ({how}): {seconds:.2f} s, {outcome}")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, nargs="+", default=[45000], help="default: 45000")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--data", type=Path, help="use this loan_data.csv instead of generated data"
+        "--rows", type=int, nargs="+", default=[45000, 1000000], help="default: %(default)s"
+    )
+    parser.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1, help="DAG jobs")
+    parser.add_argument("--exec-too", action="store_true", help="also run the DAG exec'ing jobs")
+    parser.add_argument("--no-dag", action="store_true", help="stages only")
+    parser.add_argument(
+        "--work-dir", type=Path, help="make the base directories here (default: a temp dir)"
     )
     args = parser.parse_args(argv)
-    python = sys.executable
-    sizes = ["data"] if args.data else args.rows
-    for size in sizes:
-        with tempfile.TemporaryDirectory(prefix="loan-bench-") as tmp:
-            base = Path(tmp)
-            if args.data:
-                shutil.copy(args.data, base / "loan_data.csv")
-                label = str(args.data)
-            else:
-                seconds, peak = measure(
-                    [python, str(PROJECT / "scripts/generate_data.py"), "--base-dir", tmp,
-                     "--rows", str(size)]
-                )  # fmt: skip
-                label = f"{size:,} generated rows"
-                print(f"\n{label}: generator {seconds:.2f} s, peak {peak:.0f} MiB")
-            size_mib = (base / "loan_data.csv").stat().st_size / 2**20
-            print(
-                f"{'stage':<20} {'seconds':>8} {'peak MiB':>9}   ({label}, {size_mib:.1f} MiB CSV)"
-            )
-            total = 0.0
-            for node, script, *extra in STAGES:
-                command = [python, str(PROJECT / "scripts" / script), "--base-dir", tmp, *extra]
-                seconds, peak = measure(command)
-                total += seconds
-                print(f"{node:<20} {seconds:>8.2f} {peak:>9.0f}")
-            print(f"{'total':<20} {total:>8.2f}")
+    if any(rows < 1 for rows in args.rows):
+        parser.error("--rows must be positive")
+    print(
+        f"benchmark: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}, {sys.executable}"
+    )
+    for rows in args.rows:
+        with tempfile.TemporaryDirectory(prefix="loan-bench-", dir=args.work_dir) as tmp:
+            try:
+                bench_size(Path(tmp), rows, args)
+            except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
+                print(f"error: {rows:,} rows: {exc}", file=sys.stderr)
+                return 1
     return 0
 
 

@@ -35,6 +35,7 @@ PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT / "scripts"))
 
 import loanlib  # noqa: E402  (atomic writes)
+from memory_requests import vars_text as memory_vars  # noqa: E402  (request_memory per input)
 
 RUN_DIR = "dags"
 LOG_DIRS = ("output", "error", "log")
@@ -139,6 +140,8 @@ def render(static: Path, base_dir: str, project_dir: str, python: str) -> str:
             "# (metrics, node logs, rescue DAGs) are written beside this file.",
             "",
             *render_lines(static),
+            "",
+            *memory_vars(Path(base_dir)).splitlines(),
             "",
             "# ---- paths for every node (absolute, identical on the submit and execute nodes)",
             f'VARS ALL_NODES BASE_DIR="{base_dir}" PROJECT_DIR="{project_dir}" PYTHON="{python}"',

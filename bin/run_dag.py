@@ -57,6 +57,7 @@ from dagfile import (  # noqa: E402
     parse_dag,
     rescue_files,
 )
+from launcher import Launcher, Worker  # noqa: E402  (warm interpreter that forks script jobs)
 from multijob import Cluster  # noqa: E402  (DAGMan's rules for a node with many jobs)
 
 REPO = Path(__file__).resolve().parent.parent
@@ -80,6 +81,8 @@ THREAD_VARS = (
     "TF_LOOP_PARALLEL_ITERATIONS",
     "TF_NUM_THREADS",
 )
+
+EXPANDER: Worker | None = None  # the --expand-node helper (see expand_in_helper)
 
 # DagStatus values (dag.h / the manual's "Workflow Metrics").
 DAG_STATUS_OK, DAG_STATUS_ERROR, DAG_STATUS_NODE_FAILED, DAG_STATUS_ABORT, DAG_STATUS_RM = range(5)
@@ -300,12 +303,14 @@ def job_spec(ad: Any) -> JobSpec:
 
 
 def expand_in_helper(node: Node, retry: int) -> list[JobSpec]:
-    """Run :func:`expand_submit` in a short-lived child process.
+    """Run :func:`expand_submit` in a child process (one per runner, reused: it imports the
+    bindings once).
 
     The htcondor bindings add ~30 MiB to the runner.  Jobs are started with fork+exec, and
     Linux carries the parent's RSS high-water mark at exec time into the child's ``ru_maxrss``;
     keeping the bindings out of the runner keeps that floor at the bare interpreter's size.
     """
+    global EXPANDER  # noqa: PLW0603 - one helper process per runner, reused by every node
     request = {
         "name": node.name,
         "submit_path": str(node.submit_path),
@@ -313,19 +318,15 @@ def expand_in_helper(node: Node, retry: int) -> list[JobSpec]:
         "vars": node.vars,
         "retry": retry,
     }
-    proc = subprocess.run(  # noqa: S603
-        [sys.executable, str(Path(__file__).resolve()), "--expand-node"],
-        input=json.dumps(request),
-        capture_output=True,
-        text=True,
-        env={**os.environ, "CONDOR_CONFIG": os.environ.get("CONDOR_CONFIG", "/dev/null")},
-        check=False,
-    )
-    try:
-        reply = json.loads(proc.stdout)
-    except ValueError:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise RunnerError(f"expanding {node.submit_path} failed: {tail[0]}") from None
+    if EXPANDER is None or EXPANDER.broken:
+        EXPANDER = Worker(
+            [sys.executable, str(Path(__file__).resolve()), "--expand-node"],
+            {**os.environ, "CONDOR_CONFIG": os.environ.get("CONDOR_CONFIG", "/dev/null")},
+        )
+    reply = EXPANDER.request(request)
+    if reply is None:
+        tail = EXPANDER.stderr_tail() or "no output"
+        raise RunnerError(f"expanding {node.submit_path} failed: {tail}")
     if not reply.get("ok"):
         raise RunnerError(reply.get("error", "unknown error"))
     return [
@@ -345,8 +346,15 @@ def expand_in_helper(node: Node, retry: int) -> list[JobSpec]:
 
 
 def expand_node_main() -> int:
-    """``--expand-node``: read a node description (JSON) on stdin, print its JobSpec (JSON)."""
-    req = json.loads(sys.stdin.read())
+    """``--expand-node``: for each node description (a JSON line) on stdin, print its JobSpec
+    (a JSON line), until end of input."""
+    for line in sys.stdin:
+        print(json.dumps(expand_node(json.loads(line))), flush=True)
+    return 0
+
+
+def expand_node(req: dict[str, Any]) -> dict[str, Any]:
+    """The reply to one ``--expand-node`` request."""
     node = Node(
         name=req["name"],
         submit=req["submit_path"],
@@ -357,11 +365,9 @@ def expand_node_main() -> int:
     try:
         specs = expand_submit(node, int(req["retry"]))
     except RunnerError as exc:
-        print(json.dumps({"ok": False, "error": str(exc)}))
-        return 0
+        return {"ok": False, "error": str(exc)}
     out = [{k: (str(v) if isinstance(v, Path) else v) for k, v in vars(s).items()} for s in specs]
-    print(json.dumps({"ok": True, "specs": out}))
-    return 0
+    return {"ok": True, "specs": out}
 
 
 def check_job_files(spec: JobSpec) -> None:
@@ -381,6 +387,26 @@ def check_job_files(spec: JobSpec) -> None:
         raise RunnerError(
             f"executable {spec.argv[0]} {why} (HTCondor would put the job on hold, code 6)"
         )
+
+
+def popen_job(spec: JobSpec, env: dict[str, str], files: list[IO[Any]]) -> subprocess.Popen[bytes]:
+    """Exec the job with its In/Out/Err files (appended to ``files``, closed when reaped)."""
+    fin = open(spec.stdin, "rb")  # noqa: SIM115 - closed when the job is reaped
+    files.append(fin)
+    fout = open(spec.stdout, "wb")  # noqa: SIM115
+    files.append(fout)
+    ferr = fout if spec.stderr == spec.stdout else open(spec.stderr, "wb")  # noqa: SIM115
+    if ferr is not fout:
+        files.append(ferr)
+    return subprocess.Popen(  # noqa: S603 - the submit file names the program on purpose
+        spec.argv,
+        cwd=spec.iwd,
+        env=env,
+        stdin=fin,
+        stdout=fout,
+        stderr=ferr,
+        start_new_session=True,
+    )
 
 
 # --------------------------------------------------------------------------- run state
@@ -433,8 +459,9 @@ class Proc:
 
 
 class Runner:
-    def __init__(self, dag: Dag, jobs: int, out: IO[str] = sys.stdout) -> None:
+    def __init__(self, dag: Dag, jobs: int, out: IO[str] = sys.stdout, fork: bool = True) -> None:
         self.dag = dag
+        self.launcher = Launcher(enabled=fork)
         self.jobs = max(1, jobs)
         self.out = out
         self.live = hasattr(out, "isatty") and out.isatty() and os.environ.get("TERM") != "dumb"
@@ -674,23 +701,12 @@ class Runner:
             for var in THREAD_VARS:
                 env.setdefault(var, str(spec.request_cpus))
         files: list[IO[Any]] = []
+        # `python script.py` jobs fork from a warm interpreter (bin/launcher.py); others exec.
+        launched = self.launcher.spawn(
+            spec.argv, env, spec.iwd, spec.stdin, spec.stdout, spec.stderr
+        )
         try:
-            fin = open(spec.stdin, "rb")  # noqa: SIM115 - closed when the job is reaped
-            files.append(fin)
-            fout = open(spec.stdout, "wb")  # noqa: SIM115
-            files.append(fout)
-            ferr = fout if spec.stderr == spec.stdout else open(spec.stderr, "wb")  # noqa: SIM115
-            if ferr is not fout:
-                files.append(ferr)
-            p = subprocess.Popen(  # noqa: S603 - the submit file names the program on purpose
-                spec.argv,
-                cwd=spec.iwd,
-                env=env,
-                stdin=fin,
-                stdout=fout,
-                stderr=ferr,
-                start_new_session=True,
-            )
+            p = None if launched else popen_job(spec, env, files)
         except OSError as exc:
             for fh in files:
                 fh.close()
@@ -705,13 +721,18 @@ class Runner:
                 cluster.start(proc)
                 self.proc_ended(st, proc, 1, None)
             return False
+        if launched and proc == 0:
+            st.rss_floor_mib = launched.floor_mib  # the warm server's, not the runner's
+        pid = launched.pid if launched else p.pid  # type: ignore[union-attr]
         cluster.start(proc)
         self.jobs_submitted += 1
-        self.procs[p.pid] = Proc(p.pid, "JOB", st, files, proc=proc, popen=p)
-        # Lets a later run recover if this runner dies without a rescue file (see recover()).
+        self.procs[pid] = Proc(pid, "JOB", st, files, proc=proc, popen=p)
+        # Lets a later run recover if this runner dies without a rescue file (see recover());
+        # a forked job's /proc cmdline is its warm interpreter's.
         self.record(
             {"event": "job_start", "node": name, "attempt": st.attempts, "proc": proc,
-             "pid": p.pid, "time": time.time(), "cmd": spec.argv}
+             "pid": pid, "time": time.time(),
+             "cmd": launched.cmdline if launched else spec.argv}
         )  # fmt: skip
         if cluster.size == 1:
             self.say(name, f"running (attempt {st.attempts})")
@@ -1195,6 +1216,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="ignore and remove rescue files and rerun every node (like condor_submit_dag -f)",
     )
+    ap.add_argument(
+        "--exec",
+        action="store_true",
+        help="exec every job; by default `python script.py` jobs fork from a warm interpreter",
+    )
     args = ap.parse_args(argv)
     if args.jobs < 1:
         ap.error("-j must be at least 1")
@@ -1254,7 +1280,7 @@ def main(argv: list[str] | None = None) -> int:
 
     locks: list[PidLock] = []
     handlers: dict[int, Any] = {}
-    runner = Runner(dag, args.jobs, sys.stdout)
+    runner = Runner(dag, args.jobs, sys.stdout, fork=not args.exec)
     try:
         dag_lock = PidLock(Path(f"{dag_path}.lock"), f"DAG {dag_path}")
         locks.append(dag_lock)
@@ -1384,6 +1410,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             runner.kill_all()
         finally:
+            runner.launcher.close()
+            if EXPANDER is not None:
+                EXPANDER.close()
             for sig, old in handlers.items():
                 signal.signal(sig, old)
             for lock in reversed(locks):

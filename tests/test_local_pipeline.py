@@ -88,6 +88,7 @@ def test_make_local_generates_data_runs_the_dag_and_reports(fresh):
     assert train["cmd"][1:] == [str(REPO / "scripts/train.py"), "--base-dir", str(base),
                                 "--model", "v2"]  # fmt: skip
     assert train["stderr"] == str(base / "error/modeling_v2.0.err")
+    # make paths sized the request from the generated input (bin/memory_requests.py).
     assert train["request_memory_mib"] == 384
     assert 50 < train["peak_rss_mib"] < 384
     # Parents finish before children start; the two model branches overlap in time.

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -451,6 +452,11 @@ def test_sigint_kills_nodes_writes_rescue_and_releases_locks(tmp_path: Path) -> 
     for line in proc.stdout:  # wait for the event, not for a time
         if "b" in line.split() and "running" in line:
             break
+    pid_file = tmp_path / "b.pid"
+    deadline = time.time() + SAFETY_TIMEOUT  # and for the job to have written its pid
+    while not (pid_file.is_file() and pid_file.read_text().strip()):
+        assert time.time() < deadline
+        time.sleep(0.02)
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=SAFETY_TIMEOUT)
     assert proc.returncode == 128 + signal.SIGINT

@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""Memory requests that follow the input: every node's request_memory from loan_data.csv's size.
+
+    bin/memory_requests.py [--base-dir DIR | --input-mib N]   print the model's figures
+
+`make paths` (bin/render_paths.py) writes ``VARS ALL_NODES MEMORY_MB="<n>"`` from this module;
+each submit file asks for ``$(MEMORY_MB)`` MiB on the first attempt and 2x, then 4x on retries.
+
+Model: a stage's peak RSS is piecewise linear in the bytes of BASE_DIR/loan_data.csv,
+
+    peak MiB = min(base1 + slope1 * input MiB, base2 + slope2 * input MiB)
+
+the first line through the peaks measured at 45,000 rows (3.4 MiB) and 1M rows (76.5 MiB), the
+second through 1M and 10M rows (765 MiB), each raised to lie on or above its points; between and
+beyond the points it interpolates and extrapolates along them. The peaks are those bin/benchmark.py
+measured for each stage, exec'd as on a pool, on the real rows and on 1M and 10M rows resampled
+from them, 2026-11-28, with the stages that read and write CSV with pyarrow:
+
+    stage              45k    1M    10M   (MiB)
+    data_processing    115    297   1793
+    train_test_split   121    376   2021
+    modeling           236    705   4100
+    evaluate_model     213    341   1216
+    deploy_best_model   34    124    128
+    loan_prediction    210    335   1225
+
+The growth flattens a little above 1M rows (the libraries' fixed ~200 MiB matter less), so the
+lines bend there. HEADROOM covers the noise between runs and what interpolation misses.
+
+Shape: every node asks for the same amount, the largest stage's peak plus HEADROOM, rounded up
+to 128 MiB. A job whose request fits a slot that its DAG already holds (the claim a finished
+parent leaves for DAGMAN_HOLD_CLAIM_TIME, or a sibling's) starts on it within seconds; a job
+that asks for more waits for a negotiation cycle (20 to 60 s on an untuned pool). Equal requests
+along the chain keep the whole DAG on the claims it got, the second trainer included (it takes
+whichever claim is free first, its sibling's or a new one). Stages' own peaks are printed for
+reference (make bench compares each with the request).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from pathlib import Path
+
+# stage -> two (base MiB, MiB per MiB of input) lines, from the measurements in the docstring.
+MODEL: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {
+    "data_processing": ((107.0, 2.491), (131.0, 2.173)),
+    "train_test_split": ((110.0, 3.490), (194.0, 2.389)),
+    "modeling": ((214.0, 6.419), (328.0, 4.930)),
+    "evaluate_model": ((207.0, 1.752), (244.0, 1.271)),
+    "deploy_best_model": ((30.0, 1.232), (124.0, 0.006)),
+    "loan_prediction": ((205.0, 1.711), (237.0, 1.293)),
+}
+HEADROOM = 1.25  # request / predicted peak: allocator and library-version noise
+ROUND_MIB = 128  # HTCondor rounds request_memory up to this by default (partitionable slots)
+INPUT_NAME = "loan_data.csv"
+
+
+def input_mib(base_dir: Path) -> float:
+    """Size of BASE_DIR/loan_data.csv in MiB; 0 when it is not there yet (smallest request)."""
+    try:
+        return os.path.getsize(base_dir / INPUT_NAME) / 2**20
+    except OSError:
+        return 0.0
+
+
+def stage_peaks_mib(size_mib: float) -> dict[str, float]:
+    """Predicted peak RSS of each stage for an input of ``size_mib`` MiB."""
+    return {
+        stage: min(base + slope * size_mib for base, slope in lines)
+        for stage, lines in MODEL.items()
+    }
+
+
+def memory_mb(size_mib: float) -> int:
+    """The request every node makes (MiB): largest predicted peak plus headroom, rounded up."""
+    peak = max(stage_peaks_mib(size_mib).values())
+    return int(math.ceil(peak * HEADROOM / ROUND_MIB) * ROUND_MIB)
+
+
+def vars_text(base_dir: Path) -> str:
+    """The lines make paths writes into the rendered DAG: a comment and the VARS line."""
+    size = input_mib(base_dir)
+    request = memory_mb(size)
+    peaks = "".join(f"\n#   {k:<18} {v:6.0f}" for k, v in stage_peaks_mib(size).items())
+    what = f"{size:.1f} MiB" if size else "not there yet"
+    return (
+        f"# request_memory (bin/memory_requests.py): {INPUT_NAME} {what}; predicted peak RSS "
+        f"(MiB):{peaks}\n"
+        f"# Every node asks for the largest x{HEADROOM}, so that children reuse their parents' "
+        "claims;\n# retries ask for 2x, then 4x.\n"
+        f'VARS ALL_NODES MEMORY_MB="{request}"\n'
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--base-dir", type=Path, help="read the size of BASE_DIR/loan_data.csv")
+    group.add_argument("--input-mib", type=float, help="an input size in MiB instead")
+    args = parser.parse_args(argv)
+    if args.input_mib is not None:
+        size = args.input_mib
+    else:
+        size = input_mib(args.base_dir or Path(os.environ.get("BASE_DIR", "data")))
+    print(f"input {size:.1f} MiB: request_memory {memory_mb(size)} MiB for every node")
+    for stage, peak in stage_peaks_mib(size).items():
+        print(f"  {stage:<18} predicted peak {peak:8.0f} MiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""Tests for bin/benchmark.py (make bench): the data it makes and the table it prints."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import REPO, run_stage
+
+sys.path.insert(0, str(REPO / "bin"))
+
+import benchmark  # noqa: E402
+
+
+def sample(tmp_path: Path, rows: int) -> Path:
+    run_stage("generate_data.py", tmp_path, "--rows", str(rows))
+    return tmp_path / "loan_data.csv"
+
+
+def test_resample_draws_rows_of_the_source_with_its_header(tmp_path: Path) -> None:
+    source = sample(tmp_path, 50)
+    lines = source.read_text().splitlines()
+    dest = tmp_path / "big.csv"
+    assert benchmark.resample(source, 1234, dest, seed=1) is True
+    out = dest.read_text().splitlines()
+    assert out[0] == lines[0] and len(out) == 1235
+    assert set(out[1:]) <= set(lines[1:])
+    again = tmp_path / "again.csv"
+    benchmark.resample(source, 1234, again, seed=1)
+    assert again.read_text() == dest.read_text()  # seeded
+    assert benchmark.resample(source, 50, tmp_path / "same.csv") is False
+    assert (tmp_path / "same.csv").read_bytes() == source.read_bytes()
+
+
+def test_bench_prints_stages_against_requests_and_the_dag_time(tmp_path: Path) -> None:
+    source = sample(tmp_path, 400)
+    work = tmp_path / "work"
+    work.mkdir()
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "bin/benchmark.py"), "--rows", "600", "--work-dir", str(work)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "LOAN_DATA_CSV": str(source), "CONDOR_CONFIG": "/dev/null"},
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "600 rows" in out and f"resampled from {source}" in out
+    assert "request_memory for every node (make paths): 384 MiB" in out
+    for node, *_ in benchmark.STAGES:
+        line = next(line for line in out.splitlines() if line.startswith(node + " "))
+        seconds, peak, share = line.split()[1:4]
+        assert float(seconds) > 0 and 0 < float(peak) < 384 and share.endswith("%")
+    assert "OVER REQUEST" not in out
+    assert "jobs forked from a warm interpreter): " in out and out.rstrip().endswith(", ok")
+    assert list(work.iterdir()) == []  # the base directory is removed afterwards

@@ -1,0 +1,290 @@
+"""Tests for bin/launcher.py: jobs forked from a warm interpreter behave like ``python script.py``.
+
+Each test builds a small DAG in tmp_path whose nodes run Python scripts with this interpreter
+(``executable = <python>``, ``arguments = <script> <args>``), runs bin/run_dag.py as a subprocess,
+once forking (the default) and, where the point is equivalence, once with ``--exec``, and compares
+what the jobs saw and what the runner recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+RUNNER = REPO / "bin" / "run_dag.py"
+LAUNCHER = REPO / "bin" / "launcher.py"
+sys.path.insert(0, str(REPO / "bin"))
+
+import launcher  # noqa: E402
+
+SUBMIT = """\
+executable = {python}
+arguments = "$(script) $(args)"
+initialdir = {iwd}
+output = out/$(JOB).$(RETRY).out
+error = err/$(JOB).$(RETRY).err
+log = log/$(JOB).log
+environment = "PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 OMP_NUM_THREADS=1 MY_VAR='a b'"
+request_memory = 64MB
+request_cpus = 1
+queue
+"""
+# What a job sees of its process: argv, cwd, environment, __main__, sys.path[0], stdio.
+SHOW = """\
+import json, os, sys
+print("to stdout")
+print("to stderr", file=sys.stderr)
+env = {k: v for k, v in os.environ.items() if k in ("MY_VAR", "OMP_NUM_THREADS", "PATH")}
+print(json.dumps({"argv": sys.argv, "cwd": os.getcwd(), "env": env, "name": __name__,
+                  "path0": sys.path[0], "file": __file__, "pgid": os.getpgid(0) == os.getpid(),
+                  "stdin": sys.stdin.read(), "buffering": sys.stdout.write_through}))
+"""
+EXITS = {
+    "exit3.py": "import sys\nsys.exit(3)\n",
+    "exitmsg.py": "raise SystemExit('bad input here')\n",
+    "boom.py": "def main():\n    raise ValueError('boom here')\nmain()\n",
+    "ok_atexit.py": "import atexit\natexit.register(lambda: print('atexit ran'))\n",
+    "kill_self.py": "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n",
+}
+# No state leaks: the first job changes a preloaded module and the environment; the second
+# (its child) must not see it.
+LEAK_WRITE = "import os, numpy\nnumpy.leaked = 1\nos.environ['LEAKED'] = '1'\n"
+LEAK_READ = """\
+import os, sys, numpy
+sys.exit(4 if hasattr(numpy, "leaked") or "LEAKED" in os.environ else 0)
+"""
+FLAKY = """\
+import sys
+from pathlib import Path
+counter = Path("counter")
+n = int(counter.read_text()) if counter.exists() else 0
+counter.write_text(str(n + 1))
+sys.exit(0 if n >= 1 else 1)
+"""
+BIG = "data = bytearray(300 * 2**20)\nfor i in range(0, len(data), 4096):\n    data[i] = 1\n"
+SAFETY_TIMEOUT = 120  # a hung runner fails the test instead of hanging it; never asserted on
+
+
+def make_dag(
+    tmp_path: Path, scripts: dict[str, str], nodes: dict[str, str], extra: str = ""
+) -> Path:
+    """A DAG with one node per entry of ``nodes`` (name -> "script args")."""
+    for d in ("work/out", "work/err", "work/log", "scripts"):
+        (tmp_path / d).mkdir(parents=True, exist_ok=True)
+    for name, text in scripts.items():
+        (tmp_path / "scripts" / name).write_text(text)
+    (tmp_path / "node.sub").write_text(SUBMIT.format(python=sys.executable, iwd=tmp_path / "work"))
+    lines = []
+    for name, command in nodes.items():
+        script, _, args = command.partition(" ")
+        lines.append(f"JOB {name} node.sub")
+        lines.append(f'VARS {name} script="{tmp_path / "scripts" / script}" args="{args}"')
+    dag = tmp_path / "test.dag"
+    dag.write_text("\n".join(lines) + "\n" + textwrap.dedent(extra))
+    return dag
+
+
+def run(dag: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(RUNNER), "--dag", str(dag), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CONDOR_CONFIG": "/dev/null"},
+        timeout=SAFETY_TIMEOUT,
+        check=False,
+    )
+
+
+def records(dag: Path) -> list[dict[str, Any]]:
+    lines = Path(f"{dag}.local.jsonl").read_text().splitlines()
+    recs = [json.loads(line) for line in lines]
+    start = max(i for i, r in enumerate(recs) if r.get("event") == "run_start")
+    return recs[start:]
+
+
+def forked(dag: Path) -> dict[str, bool]:
+    """node -> whether its (last) job was forked from a warm interpreter."""
+    return {
+        r["node"]: r["cmd"][1:] == [str(LAUNCHER), "--serve"]
+        for r in records(dag)
+        if r.get("event") == "job_start"
+    }
+
+
+def attempts(dag: Path) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in records(dag):
+        if "event" not in r:
+            out.setdefault(r["node"], []).append(r)
+    return out
+
+
+def test_forked_job_sees_what_an_execd_job_sees(tmp_path: Path) -> None:
+    dag = make_dag(tmp_path, {"show.py": SHOW}, {"show": "show.py --flag 'two words' x"})
+    seen = {}
+    for mode in ((), ("--exec",)):
+        result = run(dag, "--fresh", *mode)
+        assert result.returncode == 0, result.stderr
+        assert forked(dag) == {"show": not mode}
+        out = (tmp_path / "work/out/show.0.out").read_text().splitlines()
+        err = (tmp_path / "work/err/show.0.err").read_text()
+        assert out[0] == "to stdout" and err == "to stderr\n"
+        seen[bool(mode)] = json.loads(out[1])
+    assert seen[False] == seen[True]
+    job = seen[False]
+    script = str(tmp_path / "scripts/show.py")
+    assert job["argv"] == [script, "--flag", "two words", "x"]
+    assert job["cwd"] == str(tmp_path / "work") and job["name"] == "__main__"
+    assert job["path0"] == str(tmp_path / "scripts") and job["file"] == script
+    assert job["env"] == {"MY_VAR": "a b", "OMP_NUM_THREADS": "1"}  # no PATH: the ad's only
+    assert job["pgid"] is True and job["stdin"] == "" and job["buffering"] is True
+
+
+def test_exit_codes_tracebacks_atexit_and_signals_as_the_interpreter_gives_them(
+    tmp_path: Path,
+) -> None:
+    nodes = {name.removesuffix(".py"): name for name in EXITS}
+    dag = make_dag(tmp_path, EXITS, nodes)
+    result = run(dag)
+    assert result.returncode == 1  # nodes failed
+    assert all(forked(dag).values())
+    last = {name: recs[-1] for name, recs in attempts(dag).items()}
+    assert last["exit3"]["exit_code"] == 3
+    assert last["exitmsg"]["exit_code"] == 1
+    assert last["boom"]["exit_code"] == 1
+    assert last["ok_atexit"]["exit_code"] == 0
+    assert last["kill_self"]["signal"] == signal.SIGKILL
+    err = tmp_path / "work/err"
+    assert (err / "exitmsg.0.err").read_text() == "bad input here\n"
+    boom = (err / "boom.0.err").read_text()
+    assert boom.startswith("Traceback") and "ValueError: boom here" in boom
+    assert (tmp_path / "work/out/ok_atexit.0.out").read_text() == "atexit ran\n"
+
+
+def test_retries_fresh_state_per_job_and_peak_memory(tmp_path: Path) -> None:
+    scripts = {"flaky.py": FLAKY, "write.py": LEAK_WRITE, "read.py": LEAK_READ, "big.py": BIG}
+    nodes = {"flaky": "flaky.py", "write": "write.py", "read": "read.py", "big": "big.py"}
+    dag = make_dag(tmp_path, scripts, nodes, "RETRY flaky 1\nPARENT write CHILD read\n")
+    result = run(dag)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert all(forked(dag).values())
+    runs = attempts(dag)
+    assert [r["exit_code"] for r in runs["flaky"]] == [1, 0]
+    assert runs["read"][-1]["exit_code"] == 0
+    assert runs["big"][-1]["peak_rss_mib"] > 300
+    assert runs["read"][-1]["peak_rss_mib"] < 300
+
+
+def test_interrupt_kills_forked_jobs_and_stops_the_warm_interpreter(tmp_path: Path) -> None:
+    sleeper = "import os, time\nprint(os.getpid(), flush=True)\ntime.sleep(300)\n"
+    dag = make_dag(tmp_path, {"sleep.py": sleeper}, {"a": "sleep.py", "b": "sleep.py"})
+    proc = subprocess.Popen(
+        [sys.executable, str(RUNNER), "--dag", str(dag)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "CONDOR_CONFIG": "/dev/null"},
+    )
+    out = tmp_path / "work/out"
+    deadline = time.time() + SAFETY_TIMEOUT
+    while time.time() < deadline and not all(
+        (out / f"{n}.0.out").is_file() and (out / f"{n}.0.out").read_text() for n in "ab"
+    ):
+        time.sleep(0.1)
+    pids = [int((out / f"{n}.0.out").read_text()) for n in "ab"]
+    servers = [  # this runner's warm interpreters (other tests may run their own meanwhile)
+        int(p)
+        for p in os.listdir("/proc")
+        if p.isdigit() and f"{LAUNCHER}" in cmdline(int(p)) and parent(int(p)) == proc.pid
+    ]
+    assert servers
+    proc.send_signal(signal.SIGINT)
+    stdout, _ = proc.communicate(timeout=SAFETY_TIMEOUT)
+    assert proc.returncode == 128 + signal.SIGINT, stdout
+    for pid in pids + servers:
+        assert not alive(pid), pid
+    assert {r["status"] for r in attempts(dag).values() for r in r} == {"interrupted"}
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def parent(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def alive(pid: int) -> bool:
+    """True while the process exists and is not a zombie."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_only_plain_python_scripts_are_forked(tmp_path: Path) -> None:
+    script = tmp_path / "s.py"
+    script.write_text("")
+    py = sys.executable
+    assert launcher.script_job([py, str(script), "--x"])
+    assert not launcher.script_job([py, "-c", "print(1)"])  # interpreter options
+    assert not launcher.script_job([py, "-m", "json.tool"])
+    assert not launcher.script_job([py, str(tmp_path / "missing.py")])
+    assert not launcher.script_job(["/bin/sh", str(script)])  # not a Python interpreter
+    assert not launcher.script_job(["python3", str(script)])  # relative: resolved by exec only
+
+
+def test_exit_code_follows_the_interpreter() -> None:
+    assert launcher.exit_code(SystemExit()) == 0
+    assert launcher.exit_code(SystemExit(None)) == 0
+    assert launcher.exit_code(SystemExit(2)) == 2
+    assert launcher.exit_code(SystemExit(258)) == 2
+    assert launcher.exit_code(SystemExit(True)) == 1
+    assert launcher.exit_code(SystemExit("message")) == 1
+
+
+def test_worker_replies_and_reports_a_crash() -> None:
+    echo = (
+        "import json, sys\n"
+        "for line in sys.stdin:\n"
+        "    print(json.dumps({'got': json.loads(line)}), flush=True)\n"
+    )
+    worker = launcher.Worker([sys.executable, "-c", echo], dict(os.environ))
+    assert worker.request({"a": 1}) == {"got": {"a": 1}}
+    assert worker.request({"b": 2}) == {"got": {"b": 2}}  # the same process, reused
+    worker.close()
+    crash = "import sys\nprint('it broke', file=sys.stderr)\nsys.exit(3)\n"
+    worker = launcher.Worker([sys.executable, "-c", crash], dict(os.environ))
+    assert worker.request({"a": 1}) is None and worker.broken
+    assert worker.stderr_tail() == "it broke"
+
+
+def test_a_server_with_threads_does_not_fork() -> None:
+    import threading
+
+    before = launcher.threads()
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        assert launcher.threads() == before + 1
+        devnull = {"stdin": "/dev/null", "stdout": "/dev/null", "stderr": "/dev/null"}
+        reply = launcher.fork_job(devnull)  # refused before anything is forked
+        assert reply["ok"] is False and "threads" in reply["error"]
+    finally:
+        stop.set()
+        thread.join()
