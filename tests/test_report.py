@@ -23,6 +23,7 @@ sys.path.insert(0, str(REPO / "bin"))
 os.environ.setdefault("CONDOR_CONFIG", os.devnull)
 
 import report  # noqa: E402
+import report_runs  # noqa: E402
 from conftest import DAGMAN_FIXTURE, needs_fixture  # noqa: E402
 
 FIXTURE = DAGMAN_FIXTURE
@@ -370,7 +371,7 @@ def test_local_run(tmp_path: Path) -> None:
     m1 = nodes["modeling_v1"]
     assert (m1["status"], m1["exit_code"]) == ("failed", 2)
     assert m1["stderr_tail"][-1] == "train: X_train.csv: column 'age' is empty"
-    assert len(m1["stderr_tail"]) == report.STDERR_TAIL_LINES
+    assert len(m1["stderr_tail"]) == report_runs.STDERR_TAIL_LINES
     m2 = nodes["modeling_v2"]
     assert (m2["status"], m2["signal"], m2["stderr_tail"]) == ("failed", 9, ["Killed"])
     # Results and deployment from the manifest, compared with the newest archived deployment.
