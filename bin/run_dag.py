@@ -46,19 +46,35 @@ from typing import IO, Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 
-import loanlib  # noqa: E402  (atomic writes)
 from dagfile import (  # noqa: E402
     Dag,
     DagError,
     Node,
     Script,
     apply_rescue,
-    node_job_ads,
     parse_dag,
     rescue_files,
 )
-from launcher import Launcher, Worker  # noqa: E402  (warm interpreter that forks script jobs)
+from jobspec import (  # noqa: E402  (a node's job: its submit file expanded, then started)
+    JobSpec,
+    RunnerError,
+    check_job_files,
+    close_expander,
+    expand_in_helper,
+    expand_node_main,
+    popen_job,
+)
+from launcher import Launcher  # noqa: E402  (warm interpreter that forks script jobs)
 from multijob import Cluster  # noqa: E402  (DAGMan's rules for a node with many jobs)
+from run_records import (  # noqa: E402  (recovery, rescue DAG, metrics, summaries)
+    kill_orphan,
+    print_deployment,
+    print_failures,
+    print_table,
+    recover,
+    write_metrics,
+    write_rescue,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DAG = REPO / "data" / "dags" / "dagfile.dag"  # rendered by make paths
@@ -82,72 +98,8 @@ THREAD_VARS = (
     "TF_NUM_THREADS",
 )
 
-EXPANDER: Worker | None = None  # the --expand-node helper (see expand_in_helper)
-
 # DagStatus values (dag.h / the manual's "Workflow Metrics").
 DAG_STATUS_OK, DAG_STATUS_ERROR, DAG_STATUS_NODE_FAILED, DAG_STATUS_ABORT, DAG_STATUS_RM = range(5)
-
-
-class RunnerError(Exception):
-    """A problem that stops the run before any node starts (printed as one ``error:`` line)."""
-
-
-# --------------------------------------------------------------------------- small helpers
-
-
-def split_args_v2(raw: str) -> list[str]:
-    """Split a V2 (new-syntax) ``Arguments``/``Environment`` attribute value.
-
-    Whitespace separates words; single quotes group (whitespace included); inside single
-    quotes ``''`` is a literal single quote.  Double quotes are ordinary characters.
-    """
-    words: list[str] = []
-    cur: list[str] = []
-    have = False
-    i, n = 0, len(raw)
-    while i < n:
-        c = raw[i]
-        if c == "'":
-            have = True
-            i += 1
-            while i < n:
-                if raw[i] == "'":
-                    if i + 1 < n and raw[i + 1] == "'":
-                        cur.append("'")
-                        i += 2
-                        continue
-                    break
-                cur.append(raw[i])
-                i += 1
-            i += 1  # closing quote
-        elif c.isspace():
-            if have:
-                words.append("".join(cur))
-                cur, have = [], False
-            i += 1
-        else:
-            cur.append(c)
-            have = True
-            i += 1
-    if have:
-        words.append("".join(cur))
-    return words
-
-
-def parse_environment(ad: Any) -> dict[str, str]:
-    """The job environment from ``Environment`` (V2, quoted) or ``Env`` (V1, ``;``-separated)."""
-    env: dict[str, str] = {}
-    raw = ad.get("Environment")
-    if isinstance(raw, str) and raw:
-        items = split_args_v2(raw)
-    else:
-        v1 = ad.get("Env")
-        items = [x for x in v1.split(";") if x] if isinstance(v1, str) else []
-    for item in items:
-        key, sep, value = item.partition("=")
-        if sep and key:
-            env[key] = value
-    return env
 
 
 class PidLock:
@@ -225,188 +177,6 @@ class PidLock:
         with contextlib.suppress(OSError):
             os.close(self.fd)
         self.fd = None
-
-
-# --------------------------------------------------------------------------- job description
-
-
-@dataclass
-class JobSpec:
-    """What the official bindings say one node attempt runs."""
-
-    argv: list[str]
-    env: dict[str, str]
-    iwd: Path
-    stdin: Path
-    stdout: Path
-    stderr: Path
-    log: Path | None
-    request_memory_mib: int | None
-    request_cpus: int | None
-
-
-def _eval_int(ad: Any, attr: str) -> int | None:
-    try:
-        value = ad.eval(attr)
-    except Exception:  # noqa: BLE001 - an undefined/odd expression is simply "unknown"
-        return None
-    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
-def expand_submit(node: Node, retry: int) -> list[JobSpec]:
-    """Expand the node's submit file for attempt ``retry`` (0-based) with the htcondor bindings.
-
-    One JobSpec per job the submit file queues (``queue ... from`` a table gives many).
-    """
-    try:
-        ads = node_job_ads(node, retry)
-    except OSError as exc:
-        raise RunnerError(f"cannot read submit file {node.submit_path}: {exc.strerror}") from None
-    except ValueError as exc:
-        raise RunnerError(str(exc)) from None
-    except Exception as exc:  # noqa: BLE001 - bindings raise several internal error types
-        msg = " ".join(str(exc).split())
-        raise RunnerError(f"{node.submit_path}: condor_submit would fail: {msg}") from None
-    return [job_spec(ad) for ad in ads]
-
-
-def job_spec(ad: Any) -> JobSpec:
-    """What one job ClassAd runs."""
-    iwd = Path(ad["Iwd"])
-    cmd = str(ad["Cmd"])
-    if not os.path.isabs(cmd):
-        cmd = str(iwd / cmd)
-    if isinstance(ad.get("Arguments"), str):
-        args = split_args_v2(ad["Arguments"])
-    elif isinstance(ad.get("Args"), str):
-        args = ad["Args"].split()
-    else:
-        args = []
-
-    def path_of(attr: str, default: str) -> Path:
-        value = ad.get(attr)
-        p = Path(value if isinstance(value, str) and value else default)
-        return p if p.is_absolute() else iwd / p
-
-    log = ad.get("UserLog")
-    return JobSpec(
-        argv=[cmd, *args],
-        env=parse_environment(ad),
-        iwd=iwd,
-        stdin=path_of("In", "/dev/null"),
-        stdout=path_of("Out", "/dev/null"),
-        stderr=path_of("Err", "/dev/null"),
-        log=path_of("UserLog", "") if isinstance(log, str) and log else None,
-        request_memory_mib=_eval_int(ad, "RequestMemory"),
-        request_cpus=_eval_int(ad, "RequestCpus"),
-    )
-
-
-def expand_in_helper(node: Node, retry: int) -> list[JobSpec]:
-    """Run :func:`expand_submit` in a child process (one per runner, reused: it imports the
-    bindings once).
-
-    The htcondor bindings add ~30 MiB to the runner.  Jobs are started with fork+exec, and
-    Linux carries the parent's RSS high-water mark at exec time into the child's ``ru_maxrss``;
-    keeping the bindings out of the runner keeps that floor at the bare interpreter's size.
-    """
-    global EXPANDER  # noqa: PLW0603 - one helper process per runner, reused by every node
-    request = {
-        "name": node.name,
-        "submit_path": str(node.submit_path),
-        "node_dir": str(node.node_dir),
-        "vars": node.vars,
-        "retry": retry,
-    }
-    if EXPANDER is None or EXPANDER.broken:
-        EXPANDER = Worker(
-            [sys.executable, str(Path(__file__).resolve()), "--expand-node"],
-            {**os.environ, "CONDOR_CONFIG": os.environ.get("CONDOR_CONFIG", "/dev/null")},
-        )
-    reply = EXPANDER.request(request)
-    if reply is None:
-        tail = EXPANDER.stderr_tail() or "no output"
-        raise RunnerError(f"expanding {node.submit_path} failed: {tail}")
-    if not reply.get("ok"):
-        raise RunnerError(reply.get("error", "unknown error"))
-    return [
-        JobSpec(
-            argv=d["argv"],
-            env=d["env"],
-            iwd=Path(d["iwd"]),
-            stdin=Path(d["stdin"]),
-            stdout=Path(d["stdout"]),
-            stderr=Path(d["stderr"]),
-            log=Path(d["log"]) if d["log"] else None,
-            request_memory_mib=d["request_memory_mib"],
-            request_cpus=d["request_cpus"],
-        )
-        for d in reply["specs"]
-    ]
-
-
-def expand_node_main() -> int:
-    """``--expand-node``: for each node description (a JSON line) on stdin, print its JobSpec
-    (a JSON line), until end of input."""
-    for line in sys.stdin:
-        print(json.dumps(expand_node(json.loads(line))), flush=True)
-    return 0
-
-
-def expand_node(req: dict[str, Any]) -> dict[str, Any]:
-    """The reply to one ``--expand-node`` request."""
-    node = Node(
-        name=req["name"],
-        submit=req["submit_path"],
-        vars=req["vars"],
-        submit_path=Path(req["submit_path"]),
-        node_dir=Path(req["node_dir"]),
-    )
-    try:
-        specs = expand_submit(node, int(req["retry"]))
-    except RunnerError as exc:
-        return {"ok": False, "error": str(exc)}
-    out = [{k: (str(v) if isinstance(v, Path) else v) for k, v in vars(s).items()} for s in specs]
-    return {"ok": True, "specs": out}
-
-
-def check_job_files(spec: JobSpec) -> None:
-    """HTCondor would not run a job whose Iwd or output/error/log directory is missing."""
-    if not spec.iwd.is_dir():
-        raise RunnerError(f"initial directory {spec.iwd} does not exist")
-    for what, p in (("output", spec.stdout), ("error", spec.stderr), ("log", spec.log)):
-        if p is None or str(p) == "/dev/null":
-            continue
-        if not p.parent.is_dir():
-            raise RunnerError(
-                f"{what} directory {p.parent} does not exist (HTCondor would put the job on "
-                "hold; the stages do not create it: create it before running the DAG)"
-            )
-    if not os.access(spec.argv[0], os.X_OK):
-        why = "does not exist" if not os.path.exists(spec.argv[0]) else "is not executable"
-        raise RunnerError(
-            f"executable {spec.argv[0]} {why} (HTCondor would put the job on hold, code 6)"
-        )
-
-
-def popen_job(spec: JobSpec, env: dict[str, str], files: list[IO[Any]]) -> subprocess.Popen[bytes]:
-    """Exec the job with its In/Out/Err files (appended to ``files``, closed when reaped)."""
-    fin = open(spec.stdin, "rb")  # noqa: SIM115 - closed when the job is reaped
-    files.append(fin)
-    fout = open(spec.stdout, "wb")  # noqa: SIM115
-    files.append(fout)
-    ferr = fout if spec.stderr == spec.stdout else open(spec.stderr, "wb")  # noqa: SIM115
-    if ferr is not fout:
-        files.append(ferr)
-    return subprocess.Popen(  # noqa: S603 - the submit file names the program on purpose
-        spec.argv,
-        cwd=spec.iwd,
-        env=env,
-        stdin=fin,
-        stdout=fout,
-        stderr=ferr,
-        start_new_session=True,
-    )
 
 
 # --------------------------------------------------------------------------- run state
@@ -973,229 +743,6 @@ class Runner:
         self.say(st.node.name, f"killed ({why})")
 
 
-# --------------------------------------------------------------------------- run files
-
-
-def recover(jsonl: Path) -> tuple[list[str], list[tuple[int, list[str]]]] | None:
-    """What an earlier run that died without writing a rescue file had finished.
-
-    Like DAGMan's recovery mode (which rereads the node job logs when it finds its lock file
-    left behind), this rereads the records of the last run: if it has no run_end record, it
-    died. Returns (nodes done in it, including those it had itself premarked done; the
-    (pid, argv) of jobs it started and never reaped), or None when the last run ended normally.
-    """
-    try:
-        lines = jsonl.read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return None
-    records = []
-    for line in lines:
-        with contextlib.suppress(json.JSONDecodeError):
-            record = json.loads(line)
-            if isinstance(record, dict):
-                records.append(record)
-    starts = [i for i, r in enumerate(records) if r.get("event") == "run_start"]
-    if not starts or any(r.get("event") == "run_end" for r in records[starts[-1] :]):
-        return None
-    last = records[starts[-1] :]
-    done = set(last[0].get("premarked_done") or [])
-    # (node, attempt, proc) -> (pid, argv) of every job started and not known to have ended
-    started: dict[tuple[Any, Any, Any], tuple[int, list[str]]] = {}
-    for record in last[1:]:
-        key = (record.get("node"), record.get("attempt"), record.get("proc", 0))
-        if record.get("event") == "job_start":
-            started[key] = (int(record["pid"]), list(record.get("cmd") or []))
-        elif record.get("event") == "proc_end":
-            started.pop(key, None)
-        elif record.get("event") is None and "node" in record:
-            for ended in [k for k in started if k[:2] == key[:2]]:
-                del started[ended]
-            if record.get("status") in ("done", "pre_skipped"):
-                done.add(record["node"])
-    return sorted(done), list(started.values())
-
-
-def kill_orphan(pid: int, argv: list[str]) -> bool:
-    """Kill the process group of a job a dead runner left running, if it is still that job."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1]
-    except OSError:
-        return False
-    if [part.decode(errors="replace") for part in cmdline] != argv:
-        return False  # the pid now belongs to another program
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
-        return True
-    return False
-
-
-def write_rescue(dag: Dag, runner: Runner, number: int) -> Path:
-    """DAGMan's partial rescue DAG (Dag::WriteRescue, version 2.0.1)."""
-    path = Path(f"{dag.path}.rescue{number:03d}")
-    now = time.gmtime()
-    failed = [n for n, s in runner.states.items() if s.status == "failed"]
-    done = [n for n, s in runner.states.items() if s.status == "done"]
-    lines = [
-        "# Rescue DAG file, created after running",
-        f"#   the {dag.path.name} DAG file",
-        f"# Created {now.tm_mon}/{now.tm_mday}/{now.tm_year} "
-        f"{now.tm_hour:02d}:{now.tm_min:02d}:{now.tm_sec:02d} UTC",
-        "# Rescue DAG version: 2.0.1 (partial)",
-        "# (written by bin/run_dag.py, the project's local runner)",
-        "#",
-        f"# Total number of Nodes: {len(dag.nodes)}",
-        f"# Nodes premarked DONE: {len(done)}",
-        f"# Nodes that failed: {len(failed)}",
-        "#   " + "".join(f"{n}," for n in failed) + "<ENDLIST>",
-        "",
-    ]
-    for name, node in dag.nodes.items():
-        st = runner.states[name]
-        if st.status == "done":
-            lines.append(f"DONE {name}")
-        if node.retry > 0:
-            if (
-                st.status == "failed"
-                and st.retry < node.retry
-                and node.unless_exit is not None
-                and st.retval == node.unless_exit
-            ):
-                lines.append(
-                    f"# {st.retry} of {node.retry} retries performed; remaining attempts "
-                    f"aborted after node returned {st.retval}"
-                )
-            unless = f" UNLESS-EXIT {node.unless_exit}" if node.unless_exit is not None else ""
-            lines.append(f"RETRY {name} {node.retry}{unless}")
-    loanlib.write_text("\n".join(lines) + "\n", path)
-    return path
-
-
-def write_metrics(
-    dag: Dag, runner: Runner, start: float, exitcode: int, status: int, rescue_num: int
-) -> None:
-    """``<dag>.metrics`` in the version-2 layout (``DagStatus`` spelled as condor_dagman does)."""
-    end = time.time()
-    ran = [s for s in runner.states.values() if not s.premarked]
-    metrics = {
-        "client": "condor_dagman",
-        "version": "local",
-        "type": "metrics",
-        "metrics_version": 2,
-        "local_runner": "bin/run_dag.py",
-        "start_time": round(start, 3),
-        "end_time": round(end, 3),
-        "duration": round(end - start, 3),
-        "exitcode": exitcode,
-        "dagman_id": f"local.{os.getpid()}",
-        "parent_dagman_id": "",
-        "rescue_dag_number": rescue_num,
-        "nodes": len(dag.nodes),
-        "nodes_premarked_done": sum(1 for s in runner.states.values() if s.premarked),
-        "nodes_failed": sum(1 for s in ran if s.status == "failed"),
-        "nodes_succeeded": sum(1 for s in ran if s.status == "done"),
-        "nodes_futile": sum(1 for s in ran if s.status == "futile"),
-        "total_nodes_run": sum(1 for s in ran if s.status in ("done", "failed")),
-        "jobs_submitted": runner.jobs_submitted,
-        "jobs_succeeded": runner.jobs_succeeded,
-        "jobs_failed": runner.jobs_failed,
-        "DagStatus": status,
-    }
-    path = Path(f"{dag.path}.metrics")
-    loanlib.write_text(json.dumps(metrics, indent=4) + "\n", path)
-
-
-def print_failures(runner: Runner, out: IO[str], lines: int = 3) -> None:
-    """For each failed node: why, and the last lines of its job's stderr."""
-    for name, st in runner.states.items():
-        if (st.final or st.status) != "failed":
-            continue
-        print(f"\n{name} failed" + (f": {st.error}" if st.error else ""), file=out)
-        if st.spec is None:
-            continue
-        try:
-            text = Path(st.spec.stderr).read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            continue
-        for line in [t for t in text.splitlines() if t.strip()][-lines:]:
-            print(f"  | {line}", file=out)
-        print(f"  (stderr: {st.spec.stderr})", file=out)
-
-
-def print_table(runner: Runner, out: IO[str]) -> None:
-    rows = [("node", "status", "attempts", "wall s", "exit", "peak MiB")]
-    for name, st in runner.states.items():
-        status = "done (earlier run)" if st.premarked else (st.final or st.status)
-        rows.append(
-            (
-                name,
-                status,
-                str(st.attempts),
-                f"{st.wall:.1f}" if st.attempts else "-",
-                "-" if st.retval is None else str(st.retval),
-                "-" if st.peak_rss_mib is None else f"{st.peak_rss_mib:.0f}",
-            )
-        )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    print(file=out)
-    for r in rows:
-        print(
-            "  ".join(
-                c.ljust(w) if i < 2 else c.rjust(w)
-                for i, (c, w) in enumerate(zip(r, widths, strict=True))
-            ),
-            file=out,
-        )
-
-
-METRIC_KEYS = ("Accuracy", "Precision", "Recall", "F1 Score")
-RULE_TEXT = {
-    "precision": "higher precision",
-    "f1": "equal precision, higher F1 score",
-    "tie": "equal precision and F1 score: v1 wins a full tie",
-}
-
-
-def print_deployment(base_dirs: list[Path], start: float, out: IO[str]) -> None:
-    """Which model the run deployed and why, from the deployment manifest and the candidates."""
-    for base in base_dirs:
-        manifest = base / "model" / "deployed_model.json"
-        if not manifest.is_file():
-            continue
-        try:
-            info = json.loads(manifest.read_text(encoding="utf-8"))
-            candidates = info.get("candidates") or {}
-            winner = str(info["candidate"])
-        except (OSError, ValueError, KeyError, AttributeError) as exc:
-            print(f"\ndeployed model: cannot read {manifest}: {exc}", file=out)
-            continue
-        when = "" if manifest.stat().st_mtime >= start else " (from an earlier run)"
-        margin = info.get("margin") or {}
-        why = RULE_TEXT.get(str(info.get("rule")), str(info.get("rule")))
-        if margin.get("value"):
-            why += f", by {margin['value']:.4f} {margin.get('metric', '')}".rstrip()
-        print(f"\ndeployed{when}: {info.get('model_name')} ({winner}): {why}", file=out)
-        names = sorted(candidates) or [winner]
-        labels = {
-            v: f"{v} {(candidates.get(v) or info.get('metrics') or {}).get('Model name', '')}"
-            + (" *" if v == winner else "")
-            for v in names
-        }
-        width = max(24, *(len(label) + 1 for label in labels.values()))
-        print(f"  {'model':<{width}}" + "".join(f"{k:>11}" for k in METRIC_KEYS), file=out)
-        for version in names:
-            metrics = candidates.get(version) or info.get("metrics") or {}
-            label = labels[version]
-            values = "".join(
-                f"{metrics[k]:>11.4f}" if isinstance(metrics.get(k), int | float) else f"{'-':>11}"
-                for k in METRIC_KEYS
-            )
-            print(f"  {label:<{width}}{values}", file=out)
-        print(
-            f"  model: {base / 'model' / str(info.get('model_file', 'deployed_model.pkl'))}",
-            file=out,
-        )
-
-
 # --------------------------------------------------------------------------- main
 
 
@@ -1411,8 +958,7 @@ def main(argv: list[str] | None = None) -> int:
             runner.kill_all()
         finally:
             runner.launcher.close()
-            if EXPANDER is not None:
-                EXPANDER.close()
+            close_expander()
             for sig, old in handlers.items():
                 signal.signal(sig, old)
             for lock in reversed(locks):

@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parent.parent
 RUNNER = REPO / "bin" / "run_dag.py"
 sys.path.insert(0, str(REPO / "bin"))
 
-import run_dag  # noqa: E402
+import jobspec  # noqa: E402
 
 SUBMIT = """\
 executable = /bin/sh
@@ -471,17 +471,17 @@ def test_sigint_kills_nodes_writes_rescue_and_releases_locks(tmp_path: Path) -> 
 
 
 def test_environment_and_arguments_parsing() -> None:
-    assert run_dag.split_args_v2("-c echo' 'a' '1") == ["-c", "echo a 1"]
-    assert run_dag.split_args_v2("a b' '' 'c ''") == ["a", "b ' c", ""]
+    assert jobspec.split_args_v2("-c echo' 'a' '1") == ["-c", "echo a 1"]
+    assert jobspec.split_args_v2("a b' '' 'c ''") == ["a", "b ' c", ""]
     ad = {"Environment": "A=1 B=two' 'words C=\"q\" D=it''''s E="}
-    assert run_dag.parse_environment(ad) == {
+    assert jobspec.parse_environment(ad) == {
         "A": "1",
         "B": "two words",
         "C": '"q"',
         "D": "it's",
         "E": "",
     }
-    assert run_dag.parse_environment({"Env": "X=1;Y=2 3"}) == {"X": "1", "Y": "2 3"}
+    assert jobspec.parse_environment({"Env": "X=1;Y=2 3"}) == {"X": "1", "Y": "2 3"}
 
 
 def test_submit_expansion_with_the_bindings(tmp_path: Path, monkeypatch: Any) -> None:
@@ -509,13 +509,13 @@ def test_submit_expansion_with_the_bindings(tmp_path: Path, monkeypatch: Any) ->
         submit_path=tmp_path / "s.sub",
         node_dir=tmp_path,
     )
-    (spec,) = run_dag.expand_submit(node, 2)
+    (spec,) = jobspec.expand_submit(node, 2)
     assert spec.argv == ["/bin/echo", "n", "2", "vx", "set in the submit file"]
     assert spec.iwd == tmp_path / "w"
     assert spec.stdout == tmp_path / "w" / "n.out"  # relative Out resolves against Iwd
     assert spec.env == {"A": "1", "B": "two words", "SOME_VAR": "from-submitter"}
     assert spec.request_memory_mib == 1024
-    assert run_dag.expand_in_helper(node, 2) == [spec]
+    assert jobspec.expand_in_helper(node, 2) == [spec]
 
 
 def test_live_status_line_on_a_terminal_only(tmp_path: Path) -> None:
