@@ -273,18 +273,10 @@ class Training:
 
 
 def read_training(base: Path) -> Training:
-    """``staging/split_data/X_train.csv`` and ``y_train.csv``, checked like train.py does."""
+    """The training split (loanlib.read_training, as train.py reads it) and its hash."""
     import loanlib
 
     layout = loanlib.Layout(base)
     x_path, y_path = layout.split_csv("X_train"), layout.split_csv("y_train")
-    x_train = loanlib.read_csv(x_path, "training features")
-    y_train = loanlib.read_csv(y_path, "training labels")
-    if len(x_train) != len(y_train):
-        raise PipelineError(y_path, f"has {len(y_train)} rows but {x_path.name} has {len(x_train)}")
-    if len(y_train.columns) != 1:
-        raise PipelineError(y_path, f"expected one label column, found {len(y_train.columns)}")
-    numeric, categorical = loanlib.split_columns(x_train)
-    features = loanlib.prepare_features(x_train, numeric, categorical)
-    labels = y_train.iloc[:, 0].to_numpy()
+    features, labels, numeric, categorical = loanlib.read_training(layout)
     return Training(features, labels, numeric, categorical, training_sha256(x_path, y_path))

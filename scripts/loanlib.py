@@ -678,6 +678,23 @@ def build_preprocess(numeric: list[str], categorical: list[str]) -> Any:
     )
 
 
+def read_training(layout: Layout) -> tuple[Any, Any, list[str], list[str]]:
+    """The training split, checked and ready for a pipeline: ``(features, labels, numeric,
+    categorical)`` from ``X_train.csv`` and ``y_train.csv`` (never the test rows)."""
+    x_path, y_path = layout.split_csv("X_train"), layout.split_csv("y_train")
+    x_train = read_csv(x_path, "training features")
+    y_train = read_csv(y_path, "training labels")
+    if len(x_train) != len(y_train):
+        raise PipelineError(y_path, f"has {len(y_train)} rows but {x_path.name} has {len(x_train)}")
+    if len(y_train.columns) != 1:
+        raise PipelineError(y_path, f"expected one label column, found {len(y_train.columns)}")
+    numeric, categorical = split_columns(x_train)
+    features = prepare_features(x_train, numeric, categorical)
+    del x_train  # the model needs only the features: at 10M rows this is 2 GiB less at the peak
+    release_memory()
+    return features, y_train.iloc[:, 0].to_numpy(), numeric, categorical
+
+
 def build_model(version: str, numeric: list[str], categorical: list[str], seed: int) -> Any:
     """Preprocessing fitted together with the classifier, so the model scores raw rows.
 

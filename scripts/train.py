@@ -13,7 +13,7 @@ Single-threaded: HTCondor gives the job one CPU.
 from __future__ import annotations
 
 import loanlib
-from loanlib import Layout, PipelineError, log
+from loanlib import Layout, log
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,23 +25,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     layout = Layout(args.base_dir)
-    x_path, y_path = layout.split_csv("X_train"), layout.split_csv("y_train")
-    x_train = loanlib.read_csv(x_path, "training features")
-    y_train = loanlib.read_csv(y_path, "training labels")
-    if len(x_train) != len(y_train):
-        raise PipelineError(y_path, f"has {len(y_train)} rows but {x_path.name} has {len(x_train)}")
-    if len(y_train.columns) != 1:
-        raise PipelineError(y_path, f"expected one label column, found {len(y_train.columns)}")
-    numeric, categorical = loanlib.split_columns(x_train)
-    features = loanlib.prepare_features(x_train, numeric, categorical)
-    del x_train  # the model needs only the features: at 10M rows this is 2 GiB less at the peak
-    loanlib.release_memory()
+    features, labels, numeric, categorical = loanlib.read_training(layout)
     model = loanlib.build_model(args.model, numeric, categorical, args.seed)
     log(
         f"fitting {loanlib.MODELS[args.model]} on {len(features)} rows "
         f"({len(numeric)} numeric, {len(categorical)} categorical columns)"
     )
-    model.fit(features, y_train.iloc[:, 0].to_numpy())
+    model.fit(features, labels)
     loanlib.save_model(model, layout.trained_model(args.model))
     log(f"wrote {layout.trained_model(args.model)}")
     return loanlib.EXIT_OK
