@@ -149,10 +149,14 @@ def test_a_failed_job_fails_the_node_once_and_the_local_runner_agrees(failing_ru
     base, dags = failing_run["base"], failing_run["base"] / "dags"
     metrics = json.loads((dags / "tune.dag.metrics").read_text())
     dagman_out = (dags / "tune.dag.dagman.out").read_text().splitlines()
-    # Seen twice in about ten runs under a loaded full suite: DAGMan 24.0.23 "Aborting DAG..."
-    # with DagStatus 1 after the failed job; the lines below say why when it happens again.
+    # A DAGMan 24.0.23 race (about one run in five under load): siblings of the failed job that
+    # finish while DAGMan removes the cluster are logged "completed successfully, but status is
+    # STATUS_ERROR", and DAGMan ends with "DAG finished but not all nodes are complete ...
+    # unknown error condition", DagStatus 1 instead of 2. It still writes the rescue DAG and
+    # everything below holds; status 1 is accepted only with that line in dagman.out.
     why = [line for line in dagman_out if "ERROR" in line or "rror" in line or "Abort" in line]
-    assert metrics["DagStatus"] == 2, "\n".join(why[:40])
+    race = any("DAG finished but not all nodes are complete" in line for line in dagman_out)
+    assert metrics["DagStatus"] == (1 if race else 2), "\n".join(why[:40])
     log = events(base / "log" / "model_search.log")
     submits = [e for e in log if e["type"] == "SUBMIT"]
     assert len({e["cluster"] for e in submits}) == 1, "no retry of a node whose job exited 2"
