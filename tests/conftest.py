@@ -86,3 +86,31 @@ def finished_base(tmp_path_factory, sample_csv) -> Path:
     shutil.copy(sample_csv, base / "loan_data.csv")
     run_pipeline(base)
     return base
+
+
+# ---- the real HTCondor pool (tests/pool_harness.py), shared by test_pool and test_tune_pool
+
+
+@pytest.fixture(scope="session")
+def pool():
+    """One throwaway personal pool per test session: started once, stopped at the end if this
+    session started it. The pool modules run in one xdist group, so in one worker."""
+    import pool_harness as ph
+
+    mode, where = ph.locate()
+    if mode == "skip":
+        pytest.skip(where)
+    started = ph.start_pool(mode, where)
+    yield started
+    ph.stop_pool(started)
+
+
+@pytest.fixture(scope="session")
+def pool_session(pool) -> Path:
+    """This session's folder for checkouts, owned by the pool's user, outside /tmp."""
+    import pool_harness as ph
+
+    path = ph.session_dir(pool)
+    yield path
+    if os.environ.get("POOL_KEEP") != "1":
+        shutil.rmtree(path, ignore_errors=True)

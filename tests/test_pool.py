@@ -42,29 +42,14 @@ NODES = [
 
 
 @pytest.fixture(scope="module")
-def pool():
-    started = ph.start_pool(MODE, WHERE)
-    yield started
-    ph.stop_pool(started)
-
-
-@pytest.fixture(scope="module")
 def venv(pool) -> Path:
     return ph.venv_for(pool)
 
 
 @pytest.fixture(scope="module")
-def session(pool):
-    path = ph.session_dir(pool)
-    yield path
-    if os.environ.get("POOL_KEEP") != "1":
-        shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def checkout(pool, session, venv):
+def checkout(pool, pool_session, venv):
     def make(name: str) -> ph.Checkout:
-        return ph.new_checkout(pool, session, name, venv)
+        return ph.new_checkout(pool, pool_session, name, venv)
 
     return make
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 
 import pool_harness as ph
@@ -39,24 +38,9 @@ hgb-b  hist_gradient_boosting  learning_rate=0.2 max_iter=50
 UNFITTABLE = "hgb-x  hist_gradient_boosting  early_stopping=True validation_fraction=0.0001\n"
 
 
-@pytest.fixture(scope="module")
-def pool():
-    started = ph.start_pool(MODE, WHERE)
-    yield started
-    ph.stop_pool(started)
-
-
-@pytest.fixture(scope="module")
-def session(pool):
-    path = ph.session_dir(pool)
-    yield path
-    if os.environ.get("POOL_KEEP") != "1":
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def scenario(pool: ph.Pool, session: Path, name: str, table: str) -> dict:
+def scenario(pool: ph.Pool, pool_session: Path, name: str, table: str) -> dict:
     """A copy of the checkout with ``table`` as its candidate table, submitted and watched."""
-    co = ph.new_checkout(pool, session, name, ph.venv_for(pool))
+    co = ph.new_checkout(pool, pool_session, name, ph.venv_for(pool))
     (co.root / "search" / "candidates.txt").write_text(table)
     pool.chown(co.root)
     data = co.make("data", f"ROWS={ph.SAMPLE_ROWS}", "DAG=tune")
@@ -70,13 +54,13 @@ def scenario(pool: ph.Pool, session: Path, name: str, table: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def tune_run(pool, session) -> dict:
-    return scenario(pool, session, "tune-clean", TABLE)
+def tune_run(pool, pool_session) -> dict:
+    return scenario(pool, pool_session, "tune-clean", TABLE)
 
 
 @pytest.fixture(scope="module")
-def failing_run(pool, session) -> dict:
-    return scenario(pool, session, "tune-unfittable", TABLE + UNFITTABLE)
+def failing_run(pool, pool_session) -> dict:
+    return scenario(pool, pool_session, "tune-unfittable", TABLE + UNFITTABLE)
 
 
 def events(path: Path) -> list[dict]:
