@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -89,20 +91,45 @@ def finished_base(tmp_path_factory, sample_csv) -> Path:
 
 
 # ---- the real HTCondor pool (tests/pool_harness.py), shared by test_pool and test_tune_pool
+#
+# Started by the first test that asks for it (in whichever xdist worker), stopped once, by the
+# controlling process after every worker has finished, and only if this test run started it:
+# a worker that stopped the pool at its own end could pull it from under another worker.
+POOL_MARK = "LOAN_POOL_STARTED_MARK"
+
+
+def pytest_configure(config) -> None:
+    if not hasattr(config, "workerinput"):  # the controller (or a run without xdist)
+        fd, path = tempfile.mkstemp(prefix="loan-pool-started-")
+        os.close(fd)
+        os.unlink(path)
+        os.environ[POOL_MARK] = path  # inherited by the xdist workers
+
+
+def pytest_sessionfinish(session) -> None:
+    mark = os.environ.get(POOL_MARK)
+    if hasattr(session.config, "workerinput") or not mark or not os.path.exists(mark):
+        return
+    import pool_harness as ph
+
+    os.unlink(mark)
+    mode, where = ph.locate()
+    user = os.environ.get("POOL_USER", "condoruser")
+    ph.stop_pool(ph.Pool(mode, where, user, Path(pwd.getpwnam(user).pw_dir), started=True))
 
 
 @pytest.fixture(scope="session")
 def pool():
-    """One throwaway personal pool per test session: started once, stopped at the end if this
-    session started it. The pool modules run in one xdist group, so in one worker."""
+    """The personal pool (started if needed; see pytest_sessionfinish for its end)."""
     import pool_harness as ph
 
     mode, where = ph.locate()
     if mode == "skip":
         pytest.skip(where)
     started = ph.start_pool(mode, where)
-    yield started
-    ph.stop_pool(started)
+    if started.started and os.environ.get(POOL_MARK):
+        Path(os.environ[POOL_MARK]).touch()
+    return started
 
 
 @pytest.fixture(scope="session")
