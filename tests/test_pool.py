@@ -335,9 +335,11 @@ def held(pool, checkout, sample) -> dict:
     ok(co.make("submit"))
     # Once the job's own event log says it executes (JobStatus 2 comes earlier, while the slot
     # is still being activated), hold it: the stage is then importing or training.
-    log = co.base / "log" / "modeling_v1.log"
+    # The starter creates the job's stderr file as the process starts: waiting for it too keeps
+    # a hold on a fresh pool from landing before the EXECUTE event (seen twice in ten runs).
+    log, err = co.base / "log" / "modeling_v1.log", co.base / "error" / "modeling_v1.0.err"
     hold = pool.sh(
-        f"for i in $(seq 1500); do grep -q '^001 ' {log} 2>/dev/null && "
+        f"for i in $(seq 1500); do grep -q '^001 ' {log} 2>/dev/null && test -e {err} && "
         "exec condor_hold -constraint 'DAGNodeName == \"modeling_v1\"'; sleep 0.1; done; exit 1",
         timeout=300,
     )
