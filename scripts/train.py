@@ -4,9 +4,10 @@
 Reads   BASE_DIR/staging/split_data/X_train.csv, y_train.csv
 Writes  BASE_DIR/staging/model/trained_model_<v1|v2>.pkl (joblib)
 
-v1 is StandardScaler + LogisticRegression, v2 StandardScaler + DecisionTreeClassifier (seeded). Mean
-imputation of numeric columns and one-hot encoding of categorical ones (first level dropped) are
-part of the saved pipeline, fitted on the training rows only, so the model takes raw rows.
+v1 is StandardScaler + LogisticRegression (Newton-Cholesky solver), v2 StandardScaler +
+DecisionTreeClassifier (seeded). Mean imputation of numeric columns and one-hot encoding of
+categorical ones (first level dropped) are part of the saved pipeline, fitted on the training rows
+only, so the model takes raw rows.
 Single-threaded: HTCondor gives the job one CPU.
 """
 
