@@ -47,7 +47,8 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(PROJECT_DIR / "bin"), str(PROJECT_DIR / "scripts")]
 
 import leaderboard  # noqa: E402  (the model search's leaderboard, dag/tune.dag)
-import loanlib  # noqa: E402  (the stages' shared module: atomic writes, the deploy rule)
+import loanlib  # noqa: E402  (the stages' shared module: atomic writes)
+import loanmodel  # noqa: E402  (the deployment rule)
 from report_render import METRIC_KEYS, make_charts, render_console, render_markdown  # noqa: E402
 from report_runs import (  # noqa: E402  (reading a DAG run's records)
     DAG_NAME,
@@ -102,10 +103,10 @@ def load_models(base: Path) -> list[dict[str, Any]]:
 
 
 def decide(models: list[dict[str, Any]]) -> tuple[str, str, dict[str, Any]]:
-    """SEED.md's rule (loanlib.choose_deployment, the one the deploy stage applies)."""
+    """SEED.md's rule (loanmodel.choose_deployment, the one the deploy stage applies)."""
     if len(models) == 1:
         return models[0]["version"], "only model", {"metric": "Precision", "value": None}
-    return loanlib.choose_deployment({m["version"]: m for m in models})
+    return loanmodel.choose_deployment({m["version"]: m for m in models})
 
 
 def metric_values(data: Any) -> dict[str, float]:

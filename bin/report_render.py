@@ -10,9 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import leaderboard
+from loanmodel import METRIC_KEYS  # one source: the stages' metric keys
 from report_runs import HIGH_USE, OVER_REQUEST, is_failed, utc
-
-METRIC_KEYS = ("Accuracy", "Precision", "Recall", "F1 Score")
 
 
 def fmt(value: Any, digits: int = 4) -> str:

@@ -230,13 +230,13 @@ def read_settings(path: Path = SETTINGS) -> dict[str, Any]:
 def build_pipeline(
     candidate: Candidate, numeric: list[str], categorical: list[str], seed: int
 ) -> Any:
-    """The same preprocessing as v1/v2 (loanlib.build_preprocess) before the candidate's model."""
-    import loanlib
+    """The same preprocessing as v1/v2 (loanmodel.build_preprocess) before the candidate's model."""
+    import loanmodel
     from sklearn.pipeline import Pipeline
 
     return Pipeline(
         [
-            ("preprocess", loanlib.build_preprocess(numeric, categorical)),
+            ("preprocess", loanmodel.build_preprocess(numeric, categorical)),
             ("classifier", estimator(candidate, seed)),
         ]
     )
@@ -273,10 +273,11 @@ class Training:
 
 
 def read_training(base: Path) -> Training:
-    """The training split (loanlib.read_training, as train.py reads it) and its hash."""
+    """The training split (loanmodel.read_training, as train.py reads it) and its hash."""
     import loanlib
+    import loanmodel
 
     layout = loanlib.Layout(base)
     x_path, y_path = layout.split_csv("X_train"), layout.split_csv("y_train")
-    features, labels, numeric, categorical = loanlib.read_training(layout)
+    features, labels, numeric, categorical = loanmodel.read_training(layout)
     return Training(features, labels, numeric, categorical, training_sha256(x_path, y_path))

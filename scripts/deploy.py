@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import loanlib
+import loanmodel
 from loanlib import Layout, PipelineError, log
 
 VERSIONS = ("v1", "v2", "v3")  # v3: the model search's winner (dag/tune.dag)
@@ -98,8 +99,8 @@ def deploy(layout: Layout, versions: list[str]) -> int:
     candidates = {}
     for version in versions:
         path = layout.metrics(version)
-        candidates[version] = loanlib.check_metrics(loanlib.read_json(path, "metrics file"), path)
-    winner, rule, margin = loanlib.choose_deployment(candidates)
+        candidates[version] = loanmodel.check_metrics(loanlib.read_json(path, "metrics file"), path)
+    winner, rule, margin = loanmodel.choose_deployment(candidates)
     source = layout.trained_model(winner)
     loanlib.check_readable(source, "trained model")
     digest = loanlib.sha256_file(source)
@@ -148,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         "--models",
         nargs="+",
         choices=VERSIONS,
-        default=sorted(loanlib.MODELS),
+        default=sorted(loanmodel.MODELS),
         help="the model versions to choose among (default: %(default)s)",
     )
     args = parser.parse_args(argv)

@@ -19,9 +19,10 @@ from pathlib import Path
 
 import candidates
 import loanlib
+import loanmodel
 from loanlib import Layout, PipelineError, log
 
-VERSIONS = sorted([*loanlib.MODELS, candidates.VERSION])
+VERSIONS = sorted([*loanmodel.MODELS, candidates.VERSION])
 
 
 def search_winner(layout: Layout, model_path: Path) -> tuple[str, dict]:
@@ -61,22 +62,22 @@ def main(argv: list[str] | None = None) -> int:
             y_path, "does not match X_test.csv (row count or a single label column)"
         )
     try:
-        features = loanlib.prepare_features(x_test, *loanlib.model_columns(model))
+        features = loanmodel.prepare_features(x_test, *loanmodel.model_columns(model))
     except KeyError as exc:
         raise PipelineError(
             layout.split_csv("X_test"), f"lacks the model's column(s) {exc}"
         ) from None
     del x_test
     loanlib.release_memory()
-    with loanlib.quiet_unknown_categories():
+    with loanmodel.quiet_unknown_categories():
         predicted = model.predict(features)
 
     candidate = None
     if args.model == candidates.VERSION:
         name, candidate = search_winner(layout, model_path)
     else:
-        name = loanlib.MODELS[args.model]
-    metrics = loanlib.compute_metrics(y_test.iloc[:, 0].to_numpy(), predicted, name)
+        name = loanmodel.MODELS[args.model]
+    metrics = loanmodel.compute_metrics(y_test.iloc[:, 0].to_numpy(), predicted, name)
     train_rows = loanlib.read_table(layout.split_csv("y_train"), "training labels").num_rows
     classifier = model.named_steps["classifier"]
     parameters = {
@@ -101,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         }
     )
     loanlib.write_json(metrics, layout.metrics(args.model))
-    summary = ", ".join(f"{key} {metrics[key]:.4f}" for key in loanlib.METRIC_KEYS)
+    summary = ", ".join(f"{key} {metrics[key]:.4f}" for key in loanmodel.METRIC_KEYS)
     log(f"{name}: {summary} -> {layout.metrics(args.model)}")
     return loanlib.EXIT_OK
 

@@ -1,9 +1,9 @@
 """Shared pieces of the loan-approval pipeline's stage scripts.
 
-Every stage imports this module and nothing else of the project: the base-directory layout, reading
-and validating CSV files, atomic writes (other jobs read these files over NFS), model and JSON I/O,
-column inference, the two model pipelines, metrics, the deployment rule, provenance, errors and
-exit codes, logging.
+Every stage imports this module: the base-directory layout, reading and validating CSV files,
+atomic writes (other jobs read these files over NFS), model and JSON I/O, provenance, errors and
+exit codes, logging. The models themselves (features, preprocessing, classifiers, metrics, the
+deployment rule) are in loanmodel.py.
 
 Exit codes: 0 success; 65 (EX_DATAERR of sysexits.h) bad input: a retry cannot help, so the DAG
 says ``RETRY ... UNLESS-EXIT 65``; 1 anything else, retried: an OS or filesystem error (EACCES,
@@ -28,7 +28,6 @@ import socket
 import sys
 import tempfile
 import time
-import warnings
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -64,9 +63,6 @@ MIN_ROWS = 10
 # Seconds to wait between writing a temporary output and renaming it into place: lets the
 # crash-safety tests kill a stage while its output is half-way, deterministically.
 PAUSE_BEFORE_RENAME = "LOANLIB_PAUSE_BEFORE_RENAME"
-
-MODELS: dict[str, str] = {"v1": "Logistic Regression", "v2": "Decision Tree"}
-METRIC_KEYS = ("Accuracy", "Precision", "Recall", "F1 Score")
 
 
 class PipelineError(Exception):
@@ -520,20 +516,6 @@ def id_like_columns(columns: list[str]) -> list[str]:
     return found
 
 
-def split_columns(frame: Any) -> tuple[list[str], list[str]]:
-    """(numeric, categorical) column names, inferred from the DataFrame's types."""
-    import pandas as pd
-
-    numeric, categorical = [], []
-    for name in frame.columns:
-        dtype = frame[name].dtype
-        if pd.api.types.is_bool_dtype(dtype) or not pd.api.types.is_numeric_dtype(dtype):
-            categorical.append(name)
-        else:
-            numeric.append(name)
-    return numeric, categorical
-
-
 # A number as a CSV field may hold it (pyarrow's float parser takes all of these), spaces aside.
 NUMBER = r"^\s*[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?\s*$|^\s*[+-]?inf(inity)?\s*$"
 
@@ -620,173 +602,6 @@ def split_rows(rows: int, test_size: float, seed: int) -> tuple[Any, Any]:
     test = math.ceil(test_size * rows)
     permutation = np.random.RandomState(seed).permutation(rows)
     return permutation[test:], permutation[:test]
-
-
-def prepare_features(frame: Any, numeric: list[str], categorical: list[str]) -> Any:
-    """The model's feature columns in a fixed order and type: numbers as floats, categories as text.
-
-    Missing values stay missing (the pipeline imputes them); a non-numeric value in a numeric
-    column becomes missing. Raises KeyError naming absent columns.
-    """
-    import numpy as np
-    import pandas as pd
-
-    missing = [name for name in numeric + categorical if name not in frame.columns]
-    if missing:
-        raise KeyError(", ".join(missing))
-    out = pd.DataFrame(index=frame.index)
-    for name in numeric:
-        out[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
-    for name in categorical:
-        # One Python string per distinct value, shared by its rows (as pandas' own CSV parser
-        # does): converting row by row costs a string object per cell, 200 MiB at 1M rows.
-        codes, levels = pd.factorize(frame[name], use_na_sentinel=True)
-        text = np.array(
-            [np.nan] + [v if isinstance(v, float) else str(v) for v in levels], dtype=object
-        )
-        out[name] = pd.Series(text[codes + 1], index=frame.index, dtype=object)
-    return out
-
-
-# ---------------------------------------------------------------------------- models
-
-
-def build_preprocess(numeric: list[str], categorical: list[str]) -> Any:
-    """Imputation, scaling and one-hot encoding, fitted with the classifier on training rows only.
-
-    Numeric gaps get the training mean; categorical gaps the most frequent training level; a
-    category unseen in training encodes as all zeros. Shared by the two models and the search.
-    """
-    import numpy as np
-    from sklearn.compose import ColumnTransformer
-    from sklearn.impute import SimpleImputer
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
-
-    numeric_steps = Pipeline(
-        [("impute", SimpleImputer(strategy="mean")), ("scale", StandardScaler())]
-    )
-    categorical_steps = Pipeline(
-        [
-            ("impute", SimpleImputer(strategy="most_frequent", missing_values=np.nan)),
-            ("encode", OneHotEncoder(drop="first", handle_unknown="ignore")),
-        ]
-    )
-    return ColumnTransformer(
-        [("numeric", numeric_steps, numeric), ("categorical", categorical_steps, categorical)],
-        sparse_threshold=0.0,
-    )
-
-
-def read_training(layout: Layout) -> tuple[Any, Any, list[str], list[str]]:
-    """The training split, checked and ready for a pipeline: ``(features, labels, numeric,
-    categorical)`` from ``X_train.csv`` and ``y_train.csv`` (never the test rows)."""
-    x_path, y_path = layout.split_csv("X_train"), layout.split_csv("y_train")
-    x_train = read_csv(x_path, "training features")
-    y_train = read_csv(y_path, "training labels")
-    if len(x_train) != len(y_train):
-        raise PipelineError(y_path, f"has {len(y_train)} rows but {x_path.name} has {len(x_train)}")
-    if len(y_train.columns) != 1:
-        raise PipelineError(y_path, f"expected one label column, found {len(y_train.columns)}")
-    numeric, categorical = split_columns(x_train)
-    features = prepare_features(x_train, numeric, categorical)
-    del x_train  # the model needs only the features: at 10M rows this is 2 GiB less at the peak
-    release_memory()
-    return features, y_train.iloc[:, 0].to_numpy(), numeric, categorical
-
-
-def build_model(version: str, numeric: list[str], categorical: list[str], seed: int) -> Any:
-    """Preprocessing fitted together with the classifier, so the model scores raw rows.
-
-    v1: StandardScaler + LogisticRegression (Newton-Cholesky solver); v2: StandardScaler +
-    DecisionTreeClassifier (seeded); each after build_preprocess.
-    """
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import Pipeline
-    from sklearn.tree import DecisionTreeClassifier
-
-    if version == "v1":
-        # Newton-Cholesky: scikit-learn's choice when rows far outnumber columns (here about 20
-        # after one-hot encoding). It reaches the optimum in about 8 iterations; lbfgs at its
-        # default tolerance stopped short of it after 27 (45k rows) to 45 (1M rows), twice the time.
-        classifier = LogisticRegression(solver="newton-cholesky", max_iter=1000, random_state=seed)
-    elif version == "v2":
-        classifier = DecisionTreeClassifier(random_state=seed)
-    else:
-        raise ValueError(f"unknown model version {version!r}")
-    return Pipeline(
-        [("preprocess", build_preprocess(numeric, categorical)), ("classifier", classifier)]
-    )
-
-
-def model_columns(model: Any) -> tuple[list[str], list[str]]:
-    """The (numeric, categorical) raw columns a fitted pipeline from build_model expects."""
-    transformers = dict(
-        (name, cols) for name, _, cols in model.named_steps["preprocess"].transformers_
-    )
-    return list(transformers.get("numeric", [])), list(transformers.get("categorical", []))
-
-
-@contextlib.contextmanager
-def quiet_unknown_categories() -> Iterator[None]:
-    """Silence scikit-learn's warning that a category unseen in training was encoded as zeros."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*unknown categories.*")
-        yield
-
-
-def compute_metrics(y_true: Any, y_pred: Any, model_name: str) -> dict[str, Any]:
-    """SEED.md's metric keys (binary scores, positive class 1) plus the confusion matrix."""
-    from sklearn.metrics import (
-        accuracy_score,
-        confusion_matrix,
-        f1_score,
-        precision_score,
-        recall_score,
-    )
-
-    return {
-        "Model name": model_name,
-        "Accuracy": float(accuracy_score(y_true, y_pred)),
-        "Precision": float(precision_score(y_true, y_pred, zero_division=0)),
-        "Recall": float(recall_score(y_true, y_pred, zero_division=0)),
-        "F1 Score": float(f1_score(y_true, y_pred, zero_division=0)),
-        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=[0, 1]).tolist(),
-    }
-
-
-def check_metrics(data: Any, path: Path) -> dict[str, Any]:
-    """Validate a metrics file's content: SEED.md's keys, each a finite number in [0, 1]."""
-    if not isinstance(data, dict):
-        raise PipelineError(path, "metrics file does not hold a JSON object")
-    for key in METRIC_KEYS:
-        value = data.get(key)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise PipelineError(path, f"metric '{key}' is missing or not a number")
-        if not math.isfinite(value) or not 0 <= value <= 1:
-            raise PipelineError(path, f"metric '{key}' is {value}, expected a number in [0, 1]")
-    return data
-
-
-def choose_deployment(metrics: dict[str, dict[str, Any]]) -> tuple[str, str, dict[str, Any]]:
-    """SEED.md's rule: higher precision; on a tie higher F1; on a full tie v1 (the lowest version).
-
-    ``metrics`` maps version to metrics. Returns (version, rule, margin) where rule is
-    "precision", "f1" or "tie" and margin says by how much the winner led on that metric.
-    """
-    ranked = sorted(
-        metrics.items(), key=lambda item: (-item[1]["Precision"], -item[1]["F1 Score"], item[0])
-    )
-    (best, first), (_, second) = ranked[0], ranked[1]
-    if first["Precision"] != second["Precision"]:
-        return (
-            best,
-            "precision",
-            {"metric": "Precision", "value": first["Precision"] - second["Precision"]},
-        )
-    if first["F1 Score"] != second["F1 Score"]:
-        return best, "f1", {"metric": "F1 Score", "value": first["F1 Score"] - second["F1 Score"]}
-    return best, "tie", {"metric": "F1 Score", "value": 0.0}
 
 
 # ---------------------------------------------------------------------------- provenance

@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import loanlib
+import loanmodel
 from loanlib import Layout, PipelineError, log
 
 
@@ -51,13 +52,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.id_column and args.id_column not in rows.columns:
         raise PipelineError(source, f"--id-column '{args.id_column}' not found")
     try:
-        features = loanlib.prepare_features(rows, *loanlib.model_columns(model))
+        features = loanmodel.prepare_features(rows, *loanmodel.model_columns(model))
     except KeyError as exc:
         raise PipelineError(source, f"lacks the model's column(s) {exc}") from None
     row_id = rows[args.id_column] if args.id_column else range(len(rows))
     del rows
     loanlib.release_memory()
-    with loanlib.quiet_unknown_categories():
+    with loanmodel.quiet_unknown_categories():
         predicted = model.predict(features)
         probability = model.predict_proba(features)[:, list(model.classes_).index(1)]
     result = pd.DataFrame(

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import candidates
 import loanlib
+import loanmodel
 from candidates import Candidate
 from loanlib import PipelineError, log
 
@@ -54,7 +55,7 @@ def cross_validate(
                 ) from None
         fit_s = time.perf_counter() - start
         x_val, y_val = x.iloc[val_idx], y[val_idx]
-        with loanlib.quiet_unknown_categories():
+        with loanmodel.quiet_unknown_categories():
             predicted = model.predict(x_val)
             score = float(scorer(model, x_val, y_val))
         per_fold.append(

@@ -14,22 +14,23 @@ Single-threaded: HTCondor gives the job one CPU.
 from __future__ import annotations
 
 import loanlib
+import loanmodel
 from loanlib import Layout, log
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = loanlib.stage_parser(__doc__)
-    parser.add_argument("--model", choices=sorted(loanlib.MODELS), required=True)
+    parser.add_argument("--model", choices=sorted(loanmodel.MODELS), required=True)
     parser.add_argument(
         "--seed", type=int, default=loanlib.DEFAULT_SEED, help="default: %(default)s"
     )
     args = parser.parse_args(argv)
 
     layout = Layout(args.base_dir)
-    features, labels, numeric, categorical = loanlib.read_training(layout)
-    model = loanlib.build_model(args.model, numeric, categorical, args.seed)
+    features, labels, numeric, categorical = loanmodel.read_training(layout)
+    model = loanmodel.build_model(args.model, numeric, categorical, args.seed)
     log(
-        f"fitting {loanlib.MODELS[args.model]} on {len(features)} rows "
+        f"fitting {loanmodel.MODELS[args.model]} on {len(features)} rows "
         f"({len(numeric)} numeric, {len(categorical)} categorical columns)"
     )
     model.fit(features, labels)

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import loanlib
+import loanmodel
 import pandas as pd
 import pytest
 from conftest import SCRIPTS, run_stage
@@ -183,7 +184,7 @@ def test_missing_markers_codes_and_padded_numbers_are_valid(base_dir):
     edit(base_dir, change)
     run_stage("process.py", base_dir)
     processed = loanlib.read_csv(base_dir / "staging/split_data/processed_data.csv")
-    numeric, categorical = loanlib.split_columns(processed.drop(columns=["loan_status"]))
+    numeric, categorical = loanmodel.split_columns(processed.drop(columns=["loan_status"]))
     assert {"person_income", "loan_amnt", "score_text"} <= set(numeric)
     assert "dependents" in categorical
     assert processed["person_income"].isna()[processed.index % 5 == 0].all()

@@ -10,6 +10,7 @@ import sys
 
 import joblib
 import loanlib
+import loanmodel
 import numpy as np
 import pandas as pd
 import pytest
@@ -44,12 +45,12 @@ def header(path):
 def test_pipeline_writes_every_seed_file(finished_base):
     for name in SEED_FILES:
         assert (finished_base / name).is_file(), name
-    for version, model_name in loanlib.MODELS.items():
+    for version, model_name in loanmodel.MODELS.items():
         metrics = json.loads(
             (finished_base / f"staging/metrics/model_metrics_{version}.json").read_text()
         )
         assert metrics["Model name"] == model_name
-        for key in loanlib.METRIC_KEYS:
+        for key in loanmodel.METRIC_KEYS:
             assert 0.5 < metrics[key] <= 1.0, (version, key, metrics[key])
     predictions = pd.read_csv(finished_base / "predictions/predictions.csv")
     x_test = pd.read_csv(finished_base / "staging/split_data/X_test.csv")
@@ -80,7 +81,7 @@ def test_id_columns_never_reach_the_features(base_dir):
     x_train = header(base_dir / "staging/split_data/X_train.csv")
     assert "id" not in x_train and "Unnamed: 0" not in x_train
     model = joblib.load(base_dir / "model/deployed_model.pkl")
-    numeric, categorical = loanlib.model_columns(model)
+    numeric, categorical = loanmodel.model_columns(model)
     assert "id" not in numeric + categorical
     assert len(numeric) == 8 and len(categorical) == 5
 
@@ -96,7 +97,7 @@ def test_drop_columns_option_and_other_target(base_dir):
     run_stage("split.py", base_dir, "--target", "approved")
     run_stage("train.py", base_dir, "--model", "v1")
     model = joblib.load(base_dir / "staging/model/trained_model_v1.pkl")
-    numeric, categorical = loanlib.model_columns(model)
+    numeric, categorical = loanmodel.model_columns(model)
     assert "fico" in numeric and "branch" in categorical and "loan_intent" not in categorical
     run_stage("evaluate.py", base_dir, "--model", "v1")
     metrics = json.loads((base_dir / "staging/metrics/model_metrics_v1.json").read_text())
@@ -108,14 +109,13 @@ def test_preprocessing_is_fitted_on_training_rows_only(finished_base):
     x_train = pd.read_csv(layout.split_csv("X_train"))
     x_all = pd.read_csv(layout.processed_csv)
     model = joblib.load(layout.trained_model("v1"))
-    numeric, _ = loanlib.model_columns(model)
-    numeric_steps = model.named_steps["preprocess"].named_transformers_["numeric"]
-    means = numeric_steps.named_steps["impute"].statistics_
-    np.testing.assert_allclose(means, x_train[numeric].mean().to_numpy())
+    numeric, categorical = loanmodel.model_columns(model)
+    preprocess = model.named_steps["preprocess"]
+    np.testing.assert_allclose(preprocess.fill_, x_train[numeric].mean().to_numpy())
     # The generated data has gaps, so the mean over all rows differs: the check can fail.
-    assert not np.allclose(means, x_all[numeric].mean().to_numpy())
-    scaler = numeric_steps.named_steps["scale"]
-    assert scaler.n_samples_seen_.max() == len(x_train)
+    assert not np.allclose(preprocess.fill_, x_all[numeric].mean().to_numpy())
+    modes = [x_train[name].mode().min() for name in categorical]
+    assert preprocess.modes_ == modes
 
 
 def test_deployed_model_scores_raw_rows_with_unseen_categories_and_gaps(finished_base, tmp_path):
@@ -190,10 +190,10 @@ def test_deploy_rule(v1, v2, expected):
     def metrics(precision, f1):
         return {"Precision": precision, "F1 Score": f1, "Accuracy": 0.9, "Recall": 0.7}
 
-    winner, rule, margin = loanlib.choose_deployment({"v1": metrics(*v1), "v2": metrics(*v2)})
+    winner, rule, margin = loanmodel.choose_deployment({"v1": metrics(*v1), "v2": metrics(*v2)})
     assert (winner, rule) == expected
     # The order the candidates come in does not matter, not even for a full tie.
-    assert loanlib.choose_deployment({"v2": metrics(*v2), "v1": metrics(*v1)})[:2] == expected
+    assert loanmodel.choose_deployment({"v2": metrics(*v2), "v1": metrics(*v1)})[:2] == expected
     deciding = {"precision": 0, "f1": 1, "tie": 1}[rule]
     assert margin["value"] == pytest.approx(abs(v1[deciding] - v2[deciding]))
 
