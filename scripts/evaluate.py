@@ -53,10 +53,12 @@ def main(argv: list[str] | None = None) -> int:
 
     layout = Layout(args.base_dir)
     model_path = layout.trained_model(args.model)
-    model = loanlib.load_model(model_path)
-    x_test = loanlib.read_csv(layout.split_csv("X_test"), "test features")
     y_path = layout.split_csv("y_test")
-    y_test = loanlib.read_csv(y_path, "test labels")
+    x_table = loanlib.read_in_background(layout.split_csv("X_test"), "test features")
+    y_table = loanlib.read_in_background(y_path, "test labels")
+    train_table = loanlib.read_in_background(layout.split_csv("y_train"), "training labels")
+    model = loanlib.load_model(model_path)  # imports scikit-learn while the CSV files are parsed
+    x_test, y_test = loanlib.as_frame(x_table()), loanlib.as_frame(y_table())
     if len(x_test) != len(y_test) or len(y_test.columns) != 1:
         raise PipelineError(
             y_path, "does not match X_test.csv (row count or a single label column)"
@@ -78,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         name = loanmodel.MODELS[args.model]
     metrics = loanmodel.compute_metrics(y_test.iloc[:, 0].to_numpy(), predicted, name)
-    train_rows = loanlib.read_table(layout.split_csv("y_train"), "training labels").num_rows
+    train_rows = train_table().num_rows
     classifier = model.named_steps["classifier"]
     parameters = {
         "model": args.model,

@@ -10,8 +10,8 @@ That is what scikit-learn's ColumnTransformer of SimpleImputer(mean) + StandardS
 SimpleImputer(most_frequent) + OneHotEncoder(drop="first", handle_unknown="ignore") computes, and
 tests/test_features.py holds the two to the same numbers. It exists for speed: that
 ColumnTransformer maps every categorical cell through a Python dict and stacks its blocks into a
-new array, 1.2 s for 800,000 training rows, where pandas' hash tables (Index.get_indexer) and one preallocated array
-take 0.4 s; in each of the two trainers, and again in every search fold.
+new array, 1.2 s for 800,000 training rows, where pandas' hash tables (Index.get_indexer) and one
+preallocated array take 0.4 s; in each of the two trainers, and again in every search fold.
 
 Pickled models name this module and class (``loanfeatures.Preprocessor``): unpickling needs
 ``scripts/`` on sys.path (the stages have it). Keep both names.

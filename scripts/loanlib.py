@@ -408,7 +408,30 @@ def release_memory() -> None:
 
 def read_csv(path: Path, what: str = "CSV file") -> Any:
     """read_table's table as a pandas DataFrame (text columns as pandas' string dtype)."""
-    return read_table(path, what).to_pandas(split_blocks=True)
+    return as_frame(read_table(path, what))
+
+
+def as_frame(table: Any) -> Any:
+    """A pyarrow Table from read_table as a pandas DataFrame, as read_csv gives it."""
+    return table.to_pandas(split_blocks=True)
+
+
+def read_in_background(path: Path, what: str = "CSV file") -> Callable[[], Any]:
+    """Start ``read_table(path, what)`` on a thread; return a function that waits for the table
+    (raising whatever read_table raised). pyarrow parses without holding the GIL, so the stage
+    reads its input while its main thread imports scikit-learn or unpickles a model.
+
+    pyarrow is imported here, on the calling thread, first: the reading thread then imports
+    nothing the main thread may be importing at the same time.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    import pyarrow.csv  # noqa: F401
+
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"read {path.name}")
+    future = executor.submit(read_table, path, what)
+    executor.shutdown(wait=False)
+    return future.result
 
 
 def read_table(path: Path, what: str = "CSV file") -> Any:

@@ -79,8 +79,14 @@ def read_training(layout: Layout) -> tuple[Any, Any, list[str], list[str]]:
     """The training split, checked and ready for a pipeline: ``(features, labels, numeric,
     categorical)`` from ``X_train.csv`` and ``y_train.csv`` (never the test rows)."""
     x_path, y_path = layout.split_csv("X_train"), layout.split_csv("y_train")
-    x_train = loanlib.read_csv(x_path, "training features")
-    y_train = loanlib.read_csv(y_path, "training labels")
+    x_table = loanlib.read_in_background(x_path, "training features")
+    y_table = loanlib.read_in_background(y_path, "training labels")
+    # Whoever reads the training rows fits a model: scikit-learn's import (most of a second)
+    # runs while the CSV files are parsed.
+    import loanfeatures  # noqa: F401
+    import sklearn.pipeline  # noqa: F401
+
+    x_train, y_train = loanlib.as_frame(x_table()), loanlib.as_frame(y_table())
     if len(x_train) != len(y_train):
         raise PipelineError(y_path, f"has {len(y_train)} rows but {x_path.name} has {len(x_train)}")
     if len(y_train.columns) != 1:

@@ -46,9 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     layout = Layout(args.base_dir)
-    manifest, model = verified_model(layout)
     source = args.input or layout.split_csv("X_test")
-    rows = loanlib.read_csv(source, "applications to score")
+    table = loanlib.read_in_background(source, "applications to score")
+    manifest, model = verified_model(layout)  # imports scikit-learn while the CSV is parsed
+    rows = loanlib.as_frame(table())
     if args.id_column and args.id_column not in rows.columns:
         raise PipelineError(source, f"--id-column '{args.id_column}' not found")
     try:

@@ -154,6 +154,26 @@ def test_missing_input_is_retried_not_refused(processed_once):
     assert (base / PROCESSED).read_bytes() == before
 
 
+def test_inputs_read_in_background_fail_as_they_would_in_the_foreground(finished_base, tmp_path):
+    """Training, evaluation and prediction parse their CSV files on a thread while scikit-learn
+    is imported: the table and every refusal reach the stage as a plain read_table gives them."""
+    base = shutil.copytree(finished_base, tmp_path / "base")
+    layout = Layout(base)
+    x_test = layout.split_csv("X_test")
+    assert loanlib.read_in_background(x_test)().equals(loanlib.read_table(x_test))
+    x_test.write_text(x_test.read_text() + "1,2\n")  # a short last line
+    with pytest.raises(loanlib.PipelineError, match=r"line \d+ has 2 field\(s\)"):
+        loanlib.read_in_background(x_test, "test features")()
+    for version in ("v1", "v2"):
+        result = run_stage("evaluate.py", base, "--model", version, check=False)
+        assert_refused(result, "X_test.csv", "has 2 field(s) but the header has")
+    result = run_stage("predict.py", base, check=False)
+    assert_refused(result, "X_test.csv", "has 2 field(s) but the header has")
+    layout.split_csv("X_train").unlink()
+    result = run_stage("train.py", base, "--model", "v1", check=False)
+    assert_refused(result, "X_train.csv", "not found", loanlib.EXIT_FAILURE)
+
+
 def test_too_few_rows_to_split_is_caught_by_split_too(base_dir):
     # data_processing refuses this for loan_data.csv (tests/test_data_safety.py); split.py keeps
     # its own check for a processed file written by something else.
