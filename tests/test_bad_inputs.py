@@ -203,6 +203,26 @@ def test_bom_crlf_and_gzip_simply_work(base_dir):
         assert (base_dir / PROCESSED).read_bytes() == expected, name
 
 
+def test_input_with_nothing_to_clean_is_copied_and_a_changing_one_is_not(base_dir, monkeypatch):
+    raw = (base_dir / "loan_data.csv").read_bytes()
+    result = run_stage("process.py", base_dir)
+    assert "the input as it is: nothing to clean" in result.stderr
+    assert (base_dir / PROCESSED).read_bytes() == raw
+    # loan_data.csv changes while it is copied: the rows that were checked are written instead.
+    import process
+
+    def change_then_copy(source, dest):  # a row lands just before the copy reads the file
+        with open(source, "ab") as handle:
+            handle.write(raw.splitlines(keepends=True)[1])
+        shutil.copy(source, dest)
+
+    monkeypatch.setattr(loanlib, "copy_file", change_then_copy)
+    assert process.main(["--base-dir", str(base_dir)]) == loanlib.EXIT_OK
+    rows = pd.read_csv(base_dir / PROCESSED)
+    assert len(rows) == raw.count(b"\n") - 1  # the appended row is not there
+    assert (base_dir / PROCESSED).read_bytes() != (base_dir / "loan_data.csv").read_bytes()
+
+
 # ---------------------------------------------------------------------------- deployment safety
 
 
