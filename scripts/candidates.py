@@ -234,9 +234,10 @@ def build_pipeline(
     import loanmodel
     from sklearn.pipeline import Pipeline
 
+    order = "F" if candidate.family == "decision_tree" else "C"  # as build_model's v2
     return Pipeline(
         [
-            ("preprocess", loanmodel.build_preprocess(numeric, categorical)),
+            ("preprocess", loanmodel.build_preprocess(numeric, categorical, order)),
             ("classifier", estimator(candidate, seed)),
         ]
     )

@@ -67,12 +67,13 @@ def prepare_features(frame: Any, numeric: list[str], categorical: list[str]) -> 
 # ---------------------------------------------------------------------------- models
 
 
-def build_preprocess(numeric: list[str], categorical: list[str]) -> Any:
+def build_preprocess(numeric: list[str], categorical: list[str], order: str = "C") -> Any:
     """Imputation, scaling and one-hot encoding, fitted with the classifier on training rows only
-    (loanfeatures.Preprocessor). Shared by the two models and the search's candidates."""
+    (loanfeatures.Preprocessor; ``order`` of its output array). Shared by the two models and the
+    search's candidates."""
     from loanfeatures import Preprocessor
 
-    return Preprocessor(numeric=list(numeric), categorical=list(categorical))
+    return Preprocessor(numeric=list(numeric), categorical=list(categorical), order=order)
 
 
 def read_training(layout: Layout) -> tuple[Any, Any, list[str], list[str]]:
@@ -117,8 +118,9 @@ def build_model(version: str, numeric: list[str], categorical: list[str], seed: 
         classifier = DecisionTreeClassifier(random_state=seed)
     else:
         raise ValueError(f"unknown model version {version!r}")
+    order = "F" if version == "v2" else "C"  # see loanfeatures.Preprocessor
     return Pipeline(
-        [("preprocess", build_preprocess(numeric, categorical)), ("classifier", classifier)]
+        [("preprocess", build_preprocess(numeric, categorical, order)), ("classifier", classifier)]
     )
 
 

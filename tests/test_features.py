@@ -94,6 +94,15 @@ def test_same_numbers_as_scikit_learns_column_transformer():
     ]  # fmt: skip
 
 
+def test_column_major_output_for_trees_holds_the_same_numbers():
+    training, unseen = frames(1000, seed=4)
+    rows = Preprocessor(NUMERIC, CATEGORICAL).fit(training).transform(unseen)
+    columns = Preprocessor(NUMERIC, CATEGORICAL, order="F").fit(training).transform(unseen)
+    assert rows.flags.c_contiguous and columns.flags.f_contiguous
+    np.testing.assert_array_equal(rows, columns)
+    assert loanmodel.build_model("v2", NUMERIC, CATEGORICAL, seed=1)[0].order == "F"
+
+
 def test_most_frequent_level_ties_go_to_the_smallest_like_simple_imputer():
     training = pd.DataFrame({"tie": np.array(["b", "a", "b", "a", np.nan], dtype=object)})
     ours = Preprocessor([], ["tie"]).fit(training)
