@@ -66,6 +66,7 @@ class Preprocessor(TransformerMixin, BaseEstimator):
         self.categories_, self.modes_ = [], []
         for name in categorical:
             counts = X[name].value_counts(dropna=True, sort=False)
+            counts = counts[counts > 0]  # a categorical column counts its unused categories too
             if len(counts):
                 top = counts.max()
                 mode = min(level for level, count in counts.items() if count == top)

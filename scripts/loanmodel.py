@@ -39,7 +39,8 @@ def split_columns(frame: Any) -> tuple[list[str], list[str]]:
 
 
 def prepare_features(frame: Any, numeric: list[str], categorical: list[str]) -> Any:
-    """The model's feature columns in a fixed order and type: numbers as floats, categories as text.
+    """The model's feature columns in a fixed order and type: numbers as floats, categories as text
+    (a pandas categorical of strings, as loanlib.as_frame gives text columns, is kept as it is).
 
     Missing values stay missing (the pipeline imputes them); a non-numeric value in a numeric
     column becomes missing. Raises KeyError naming absent columns.
@@ -54,9 +55,15 @@ def prepare_features(frame: Any, numeric: list[str], categorical: list[str]) -> 
     for name in numeric:
         out[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
     for name in categorical:
+        column = frame[name]
+        if isinstance(column.dtype, pd.CategoricalDtype) and pd.api.types.is_string_dtype(
+            column.cat.categories
+        ):
+            out[name] = column
+            continue
         # One Python string per distinct value, shared by its rows (as pandas' own CSV parser
         # does): converting row by row costs a string object per cell, 200 MiB at 1M rows.
-        codes, levels = pd.factorize(frame[name], use_na_sentinel=True)
+        codes, levels = pd.factorize(column, use_na_sentinel=True)
         text = np.array(
             [np.nan] + [v if isinstance(v, float) else str(v) for v in levels], dtype=object
         )

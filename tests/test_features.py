@@ -103,6 +103,21 @@ def test_column_major_output_for_trees_holds_the_same_numbers():
     assert loanmodel.build_model("v2", NUMERIC, CATEGORICAL, seed=1)[0].order == "F"
 
 
+def test_text_read_as_categoricals_gives_the_same_numbers_as_text_objects():
+    """loanlib.as_frame hands text columns over as pandas categoricals; unused categories (a
+    level only the test rows have) must not become levels of the model."""
+    training, unseen = frames(1500, seed=6)
+    levels = ["BOAT", "CASTLE", "MORTGAGE", "OTHER", "OWN", "RENT"]
+    as_categories = {"home": pd.CategoricalDtype(levels), "tie": "category"}
+    categorical_training = training.astype(as_categories)
+    ours = Preprocessor(NUMERIC, CATEGORICAL).fit(categorical_training)
+    assert list(ours.categories_[0]) == ["MORTGAGE", "OTHER", "OWN", "RENT"]
+    expected = Preprocessor(NUMERIC, CATEGORICAL).fit(training).transform(unseen)
+    np.testing.assert_array_equal(ours.transform(unseen.astype(as_categories)), expected)
+    prepared = loanmodel.prepare_features(unseen.astype(as_categories), NUMERIC, CATEGORICAL)
+    assert prepared["home"].dtype == as_categories["home"]  # kept, not converted cell by cell
+
+
 def test_most_frequent_level_ties_go_to_the_smallest_like_simple_imputer():
     training = pd.DataFrame({"tie": np.array(["b", "a", "b", "a", np.nan], dtype=object)})
     ours = Preprocessor([], ["tie"]).fit(training)
@@ -163,4 +178,6 @@ def test_models_saved_before_the_preprocessor_still_name_their_columns(tmp_path)
         loaded = joblib.load(tmp_path / "model.pkl")
         assert loanmodel.model_columns(loaded) == (NUMERIC, CATEGORICAL)
         with loanmodel.quiet_unknown_categories():
-            assert len(loaded.predict(unseen)) == len(unseen)
+            # text as objects or as categoricals (as the stages now read it): same predictions
+            categorical = unseen.astype({name: "category" for name in CATEGORICAL})
+            np.testing.assert_array_equal(loaded.predict(categorical), loaded.predict(unseen))
