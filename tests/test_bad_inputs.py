@@ -122,6 +122,39 @@ CASES = {
 }
 
 
+@pytest.mark.parametrize("case", sorted(set(CASES) - {"directory"}))
+def test_streaming_reader_for_large_files_refuses_as_the_whole_file_reader(
+    processed_once, case, monkeypatch, tmp_path
+):
+    """Files above loanlib.WHOLE_FILE_BYTES are read block by block: the same tables and the
+    same refusals as the whole-file reader gives the small files the other tests use."""
+    base = shutil.copytree(processed_once[0], tmp_path / "copy")
+    damage, problem = CASES[case]
+    damage(base)
+    path = base / "loan_data.csv"
+
+    def outcome():
+        try:
+            return loanlib.read_table(path).to_pylist()
+        except loanlib.PipelineError as exc:
+            return str(exc)
+
+    whole = outcome()
+    monkeypatch.setattr(loanlib, "WHOLE_FILE_BYTES", 0)
+    monkeypatch.setattr(loanlib, "CSV_BLOCK_BYTES", 4096)  # many blocks even for a short file
+    assert outcome() == whole
+
+
+def test_a_type_settled_late_in_a_large_file_reads_as_in_a_small_one(tmp_path, monkeypatch):
+    path = tmp_path / "loan_data.csv"
+    path.write_text("a,b,loan_status\n" + "1,x,0\n" * 2000 + "2.5,y,1\n")  # 12 kB
+    small = loanlib.read_table(path)
+    monkeypatch.setattr(loanlib, "WHOLE_FILE_BYTES", 0)
+    monkeypatch.setattr(loanlib, "CSV_BLOCK_BYTES", 4096)
+    large = loanlib.read_table(path)
+    assert large.equals(small) and str(large.schema.field("a").type) == "double"
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_raw_csv_catalogue(processed_once, case):
     base, before = processed_once
