@@ -60,8 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     del rows
     loanlib.release_memory()
     with loanmodel.quiet_unknown_categories():
-        predicted = model.predict(features)
-        probability = model.predict_proba(features)[:, list(model.classes_).index(1)]
+        probabilities = model.predict_proba(features)
+    # The class predict() would give (the most probable; ties to the first class, as both
+    # LogisticRegression and the trees break them), without preprocessing the rows twice.
+    predicted = model.classes_[probabilities.argmax(axis=1)]
+    probability = probabilities[:, list(model.classes_).index(1)]
     result = pd.DataFrame(
         {
             "row_id": row_id,

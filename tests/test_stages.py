@@ -143,6 +143,22 @@ def test_deployed_model_scores_raw_rows_with_unseen_categories_and_gaps(finished
     assert scored.predicted_class.isin([0, 1]).all()
 
 
+def test_predicted_classes_are_what_the_models_predict(finished_base):
+    """predict.py derives each class from the probabilities it writes: the same classes as the
+    deployed model's own predict(), and as either trained model's."""
+    layout = Layout(finished_base)
+    x_test = loanlib.read_csv(layout.split_csv("X_test"))
+    written = pd.read_csv(layout.predictions)["predicted_class"].to_numpy()
+    deployed = joblib.load(layout.deployed_model)
+    features = loanmodel.prepare_features(x_test, *loanmodel.model_columns(deployed))
+    np.testing.assert_array_equal(written, deployed.predict(features))
+    for version in ("v1", "v2"):
+        model = joblib.load(layout.trained_model(version))
+        probabilities = model.predict_proba(features)
+        derived = model.classes_[probabilities.argmax(axis=1)]
+        np.testing.assert_array_equal(derived, model.predict(features))
+
+
 def test_predict_reports_missing_columns(finished_base, tmp_path):
     base = tmp_path / "base"
     shutil.copytree(finished_base, base)
