@@ -57,3 +57,17 @@ def test_bench_prints_stages_against_requests_and_the_dag_time(tmp_path: Path) -
     assert "OVER REQUEST" not in out
     assert "jobs forked from a warm interpreter): " in out and out.rstrip().endswith(", ok")
     assert list(work.iterdir()) == []  # the base directory is removed afterwards
+
+
+def test_peaks_are_the_stages_own_not_the_benchmarks() -> None:
+    """Linux carries a parent's memory high-water mark into its forked child's ru_maxrss: a
+    small stage measured from a big benchmark process must still show its own small peak."""
+    ballast = bytearray(400 * 2**20)  # 400 MiB resident in this process
+    ballast[::4096] = b"x" * len(ballast[::4096])
+    seconds, peak = benchmark.measure([sys.executable, "-c", "pass"])
+    assert seconds > 0 and 1 < peak < 100, peak
+    seconds, peak = benchmark.measure(
+        [sys.executable, "-c", "block = bytearray(200 * 2**20); block[::4096] = b'x' * 51200"]
+    )
+    assert 200 < peak < 300, peak
+    del ballast
