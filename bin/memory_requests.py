@@ -14,15 +14,16 @@ the first line through the peaks measured at 45,000 rows (3.4 MiB) and 1M rows (
 second through 1M and 10M rows (765 MiB), each raised to lie on or above its points; between and
 beyond the points it interpolates and extrapolates along them. The peaks are those bin/benchmark.py
 measured for each stage, exec'd as on a pool, on the real rows and on 1M and 10M rows resampled
-from them, 2026-11-28, with the stages that read and write CSV with pyarrow:
+from them, 2026-11-28 (10M with GNU time), after the stages got faster (whole-file CSV reading
+up to 256 MiB, categoricals, Newton-Cholesky, the frame freed before the classifier's fit):
 
     stage              45k    1M    10M   (MiB)
-    data_processing    115    297   1793
-    train_test_split   121    376   2021
-    modeling           236    705   4100
-    evaluate_model     213    341   1216
-    deploy_best_model   34    124    128
-    loan_prediction    210    335   1225
+    data_processing    122    404   1800
+    train_test_split   130    409   2216
+    modeling           234    569   3654
+    evaluate_model     217    337   1319
+    deploy_best_model   19     20     20
+    loan_prediction    201    319   1198
 
 The growth flattens a little above 1M rows (the libraries' fixed ~200 MiB matter less), so the
 lines bend there. HEADROOM covers the noise between runs and what interpolation misses.
@@ -46,12 +47,12 @@ from pathlib import Path
 
 # stage -> two (base MiB, MiB per MiB of input) lines, from the measurements in the docstring.
 MODEL: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {
-    "data_processing": ((107.0, 2.491), (131.0, 2.173)),
-    "train_test_split": ((110.0, 3.490), (194.0, 2.389)),
-    "modeling": ((214.0, 6.419), (328.0, 4.930)),
-    "evaluate_model": ((207.0, 1.752), (244.0, 1.271)),
-    "deploy_best_model": ((30.0, 1.232), (124.0, 0.006)),
-    "loan_prediction": ((205.0, 1.711), (237.0, 1.293)),
+    "data_processing": ((109.0, 3.860), (249.0, 2.028)),
+    "train_test_split": ((117.0, 3.819), (209.0, 2.624)),
+    "modeling": ((219.0, 4.586), (227.0, 4.480)),
+    "evaluate_model": ((212.0, 1.643), (228.0, 1.426)),
+    "deploy_best_model": ((19.0, 0.014), (20.0, 0.000)),
+    "loan_prediction": ((196.0, 1.616), (222.0, 1.277)),
 }
 HEADROOM = 1.25  # request / predicted peak: allocator and library-version noise
 ROUND_MIB = 128  # HTCondor rounds request_memory up to this by default (partitionable slots)
