@@ -20,12 +20,12 @@ MIB = 2**20
 # Peak RSS (MiB) measured with bin/benchmark.py per stage at 3.4, 76.5 and 765.2 MiB of input
 # (45,000 real rows; 1M and 10M resampled), the points the model was fitted to.
 MEASURED = {
-    3.44: {"data_processing": 115, "train_test_split": 121, "modeling": 236,
-           "evaluate_model": 213, "deploy_best_model": 34, "loan_prediction": 210},
-    76.5: {"data_processing": 297, "train_test_split": 376, "modeling": 705,
-           "evaluate_model": 341, "deploy_best_model": 124, "loan_prediction": 335},
-    765.2: {"data_processing": 1793, "train_test_split": 2021, "modeling": 4100,
-            "evaluate_model": 1216, "deploy_best_model": 128, "loan_prediction": 1225},
+    3.44: {"data_processing": 122, "train_test_split": 130, "modeling": 234,
+           "evaluate_model": 217, "deploy_best_model": 19, "loan_prediction": 201},
+    76.5: {"data_processing": 404, "train_test_split": 409, "modeling": 569,
+           "evaluate_model": 337, "deploy_best_model": 20, "loan_prediction": 319},
+    765.2: {"data_processing": 1800, "train_test_split": 2216, "modeling": 3654,
+            "evaluate_model": 1319, "deploy_best_model": 20, "loan_prediction": 1198},
 }  # fmt: skip
 
 
