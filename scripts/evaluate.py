@@ -100,7 +100,12 @@ def main(argv: list[str] | None = None) -> int:
         {
             "model_version": args.model,
             "test_rows": len(y_test),
-            "provenance": loanlib.provenance(layout.raw_csv, train_rows + len(y_test), parameters),
+            "provenance": loanlib.provenance(
+                layout.raw_csv,
+                train_rows + len(y_test),
+                parameters,
+                loanlib.recorded_input_sha256(layout),
+            ),
         }
     )
     loanlib.write_json(metrics, layout.metrics(args.model))

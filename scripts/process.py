@@ -4,6 +4,7 @@
 Reads   BASE_DIR/loan_data.csv (or --input; plain or gzip-compressed CSV)
 Writes  BASE_DIR/staging/split_data/processed_data.csv (no index column; the input copied byte for
         byte when nothing needed cleaning: rows, columns, types, encoding and line endings kept)
+        and processed_data.source.json beside it (the input's name, sha256 and size)
 
 Everything that can be checked against the user's file is checked here, and a refusal names
 loan_data.csv (and a line where there is one): readable, comma-separated, a header and rows, unique
@@ -151,13 +152,24 @@ def main(argv: list[str] | None = None) -> int:
     # If the file changed while it was read or copied, the table that was checked is written.
     cleaned = records is not None or not table.schema.equals(read_schema)
     if not cleaned and state is not None and file_state(source) == state and is_plain(source):
-        loanlib.copy_file(source, layout.processed_csv)
+        digest = loanlib.copy_file(source, layout.processed_csv)
         if file_state(source) == state:
+            record_source(layout, source, digest)
             log(f"wrote {layout.processed_csv} (the input as it is: nothing to clean)")
             return loanlib.EXIT_OK
     loanlib.write_csv(table, layout.processed_csv)
+    record_source(layout, source, loanlib.sha256_file(source))
     log(f"wrote {layout.processed_csv}")
     return loanlib.EXIT_OK
+
+
+def record_source(layout: Layout, source: Path, digest: str) -> None:
+    """Layout.processed_source: the input's name, sha256 and size, for the provenance of every
+    later result (hashed once here instead of again by each stage that reports it)."""
+    loanlib.write_json(
+        {"input_file": source.name, "input_sha256": digest, "input_bytes": source.stat().st_size},
+        layout.processed_source,
+    )
 
 
 def is_plain(path: Path) -> bool:

@@ -254,6 +254,30 @@ def test_metrics_record_provenance(finished_base):
     assert sum(tn_fp) + sum(fn_tp) == metrics["test_rows"]
 
 
+def test_provenance_names_the_input_as_data_processing_read_it(finished_base, tmp_path):
+    """The input is hashed once, by data_processing; evaluation reports that hash even when
+    loan_data.csv has changed since (its metrics come from the rows that were processed), and
+    hashes the file itself only when no record is there."""
+    base = shutil.copytree(finished_base, tmp_path / "base")
+    layout = Layout(base)
+    processed = loanlib.sha256_file(layout.raw_csv)
+    record = json.loads(layout.processed_source.read_text())
+    assert record == {
+        "input_file": "loan_data.csv",
+        "input_sha256": processed,
+        "input_bytes": layout.raw_csv.stat().st_size,
+    }
+    with layout.raw_csv.open("a") as handle:
+        handle.write(layout.raw_csv.read_text().splitlines()[1] + "\n")
+    run_stage("evaluate.py", base, "--model", "v1")
+    metrics = json.loads(layout.metrics("v1").read_text())
+    assert metrics["provenance"]["input_sha256"] == processed
+    layout.processed_source.unlink()
+    run_stage("evaluate.py", base, "--model", "v1")
+    metrics = json.loads(layout.metrics("v1").read_text())
+    assert metrics["provenance"]["input_sha256"] == loanlib.sha256_file(layout.raw_csv) != processed
+
+
 @pytest.mark.skipif(not REAL_DATA.is_file(), reason=f"real data set not found at {REAL_DATA}")
 def test_real_data_matches_seed_reference_figures(tmp_path):
     shutil.copy(REAL_DATA, tmp_path / "loan_data.csv")
