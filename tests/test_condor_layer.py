@@ -61,12 +61,12 @@ NODES = {
 }
 # Peak RSS measured at 45,000 rows (MiB), as quoted in the submit files.
 MEASURED_PEAK_MIB = {
-    "process.sub": 105,
-    "split.sub": 181,
-    "train.sub": 185,
-    "evaluate.sub": 165,
+    "process.sub": 122,
+    "split.sub": 130,
+    "train.sub": 234,
+    "evaluate.sub": 217,
     "deploy.sub": 19,
-    "predict.sub": 163,
+    "predict.sub": 201,
     "search.sub": 263,  # the model search (dag/tune.dag): one job per candidate
     "select.sub": 255,
 }
