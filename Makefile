@@ -99,7 +99,7 @@ clean: ## Remove staging outputs, predictions, job logs and rescue DAGs (never l
 
 chmod: ## Make the stage scripts executable (0755, not group-writable)
 	chmod 0755 scripts/*.py bin/*.py
-	chmod 0644 scripts/loanlib.py scripts/loanmodel.py scripts/loanfeatures.py bin/dagfile.py
+	chmod 0644 scripts/loanlib.py scripts/loancsv.py scripts/loanmodel.py scripts/loanfeatures.py bin/dagfile.py
 
 # ROWS given on the command line picks the sizes: make bench ROWS="10000000" (or ROWS="45000 1000000 10000000").
 bench: $(VENV)/.installed ## Per stage time and peak memory against its request, and the DAG's wall time, at 45k and 1M rows

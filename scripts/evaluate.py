@@ -18,6 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import candidates
+import loancsv
 import loanlib
 import loanmodel
 from loanlib import Layout, PipelineError, log
@@ -54,11 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     layout = Layout(args.base_dir)
     model_path = layout.trained_model(args.model)
     y_path = layout.split_csv("y_test")
-    x_table = loanlib.read_in_background(layout.split_csv("X_test"), "test features")
-    y_table = loanlib.read_in_background(y_path, "test labels")
-    train_table = loanlib.read_in_background(layout.split_csv("y_train"), "training labels")
+    x_table = loancsv.read_in_background(layout.split_csv("X_test"), "test features")
+    y_table = loancsv.read_in_background(y_path, "test labels")
+    train_table = loancsv.read_in_background(layout.split_csv("y_train"), "training labels")
     model = loanlib.load_model(model_path)  # imports scikit-learn while the CSV files are parsed
-    x_test, y_test = loanlib.as_frame(x_table()), loanlib.as_frame(y_table())
+    x_test, y_test = loancsv.as_frame(x_table()), loancsv.as_frame(y_table())
     if len(x_test) != len(y_test) or len(y_test.columns) != 1:
         raise PipelineError(
             y_path, "does not match X_test.csv (row count or a single label column)"

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import loancsv
 import loanlib
 from loanlib import log
 
@@ -179,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         ):
             handle.write(frame.to_csv(index=False, lineterminator="\n").encode())
     else:
-        loanlib.write_csv(frame, output)
+        loancsv.write_csv(frame, output)
     log(
         f"wrote {len(frame)} rows ({frame['loan_status'].mean():.1%} positive, seed {args.seed}) "
         f"to {output}"

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import loancsv
 import loanlib
 from loanlib import Layout, PipelineError
 
@@ -40,7 +41,7 @@ def split_columns(frame: Any) -> tuple[list[str], list[str]]:
 
 def prepare_features(frame: Any, numeric: list[str], categorical: list[str]) -> Any:
     """The model's feature columns in a fixed order and type: numbers as floats, categories as text
-    (a pandas categorical of strings, as loanlib.as_frame gives text columns, is kept as it is).
+    (a pandas categorical of strings, as loancsv.as_frame gives text columns, is kept as it is).
 
     Missing values stay missing (the pipeline imputes them); a non-numeric value in a numeric
     column becomes missing. Raises KeyError naming absent columns.
@@ -87,14 +88,14 @@ def read_training(layout: Layout) -> tuple[Any, Any, list[str], list[str]]:
     """The training split, checked and ready for a pipeline: ``(features, labels, numeric,
     categorical)`` from ``X_train.csv`` and ``y_train.csv`` (never the test rows)."""
     x_path, y_path = layout.split_csv("X_train"), layout.split_csv("y_train")
-    x_table = loanlib.read_in_background(x_path, "training features")
-    y_table = loanlib.read_in_background(y_path, "training labels")
+    x_table = loancsv.read_in_background(x_path, "training features")
+    y_table = loancsv.read_in_background(y_path, "training labels")
     # Whoever reads the training rows fits a model: scikit-learn's import (most of a second)
     # runs while the CSV files are parsed.
     import loanfeatures  # noqa: F401
     import sklearn.pipeline  # noqa: F401
 
-    x_train, y_train = loanlib.as_frame(x_table()), loanlib.as_frame(y_table())
+    x_train, y_train = loancsv.as_frame(x_table()), loancsv.as_frame(y_table())
     if len(x_train) != len(y_train):
         raise PipelineError(y_path, f"has {len(y_train)} rows but {x_path.name} has {len(x_train)}")
     if len(y_train.columns) != 1:

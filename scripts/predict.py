@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import loancsv
 import loanlib
 import loanmodel
 from loanlib import Layout, PipelineError, log
@@ -47,9 +48,9 @@ def main(argv: list[str] | None = None) -> int:
 
     layout = Layout(args.base_dir)
     source = args.input or layout.split_csv("X_test")
-    table = loanlib.read_in_background(source, "applications to score")
+    table = loancsv.read_in_background(source, "applications to score")
     manifest, model = verified_model(layout)  # imports scikit-learn while the CSV is parsed
-    rows = loanlib.as_frame(table())
+    rows = loancsv.as_frame(table())
     if args.id_column and args.id_column not in rows.columns:
         raise PipelineError(source, f"--id-column '{args.id_column}' not found")
     try:
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         }
     )
     output = args.output or layout.predictions
-    loanlib.write_csv(result, output)
+    loancsv.write_csv(result, output)
     log(
         f"scored {len(result)} rows with {manifest.get('model_name')} "
         f"({manifest.get('candidate')}): "

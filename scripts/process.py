@@ -9,7 +9,7 @@ Writes  BASE_DIR/staging/split_data/processed_data.csv (no index column; the inp
 Everything that can be checked against the user's file is checked here, and a refusal names
 loan_data.csv (and a line where there is one): readable, comma-separated, a header and rows, unique
 column names, every row with as many fields as the header; the target must hold the two labels 0
-and 1; a numeric column must not hold text nor inf/-inf (loanlib.check_numbers draws the line);
+and 1; a numeric column must not hold text nor inf/-inf (loancsv.check_numbers draws the line);
 no column may be empty in every row; enough labelled rows that the default 80/20 split (seed 42)
 leaves both classes in the training and in the test set. ID-like columns (id, *_id, Unnamed: 0...)
 are dropped so they never become features; rows without a target are dropped. Imputation and
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import loancsv
 import loanlib
 from loanlib import Layout, PipelineError, log
 
@@ -93,7 +94,7 @@ def check_splittable(labels, path: Path) -> None:
     counts = {c["values"]: c["counts"] for c in pc.value_counts(labels).to_pylist()}
     parts = loanlib.split_rows(rows, loanlib.DEFAULT_TEST_SIZE, loanlib.DEFAULT_SEED)
     for name, part in zip(("training", "test"), parts, strict=True):
-        present = pc.unique(labels.take(loanlib.arrow_indices(part))).to_pylist()
+        present = pc.unique(labels.take(loancsv.arrow_indices(part))).to_pylist()
         lacking = sorted({0, 1} - set(present))
         if lacking:
             raise PipelineError(
@@ -111,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     layout = Layout(args.base_dir)
     source = args.input or layout.raw_csv
     state = file_state(source)
-    table = loanlib.read_table(source, "raw loan data")
+    table = loancsv.read_table(source, "raw loan data")
     log(f"read {table.num_rows} rows, {table.num_columns} columns from {source}")
 
     read_schema = table.schema
@@ -137,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         raise PipelineError(source, f"column(s) empty in every row: {', '.join(empty)}")
     if table.num_columns < 2:
         raise PipelineError(source, "no feature columns besides the target")
-    table = loanlib.check_numbers(table, source, skip=(args.target,), records=records)
+    table = loancsv.check_numbers(table, source, skip=(args.target,), records=records)
     check_splittable(table.column(args.target), source)
 
     features = [f for f in table.schema if f.name != args.target]
@@ -157,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
             record_source(layout, source, digest)
             log(f"wrote {layout.processed_csv} (the input as it is: nothing to clean)")
             return loanlib.EXIT_OK
-    loanlib.write_csv(table, layout.processed_csv)
+    loancsv.write_csv(table, layout.processed_csv)
     record_source(layout, source, loanlib.sha256_file(source))
     log(f"wrote {layout.processed_csv}")
     return loanlib.EXIT_OK

@@ -10,6 +10,7 @@ columns, so the test rows double as raw loan applications for the prediction sta
 
 from __future__ import annotations
 
+import loancsv
 import loanlib
 from loanlib import Layout, PipelineError, log
 
@@ -29,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
 
     layout = Layout(args.base_dir)
     source = layout.processed_csv
-    table = loanlib.read_table(source, "processed data")
+    table = loancsv.read_table(source, "processed data")
     if args.target not in table.column_names:
         raise PipelineError(source, f"target column '{args.target}' not found")
     rows = table.num_rows
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     train, test = loanlib.split_rows(rows, args.test_size, args.seed)
     import pyarrow.compute as pc
 
-    train, test = loanlib.arrow_indices(train), loanlib.arrow_indices(test)
+    train, test = loancsv.arrow_indices(train), loancsv.arrow_indices(test)
     labels = table.column(args.target)
     for name, part in (("training", train), ("test", test)):
         if len(pc.unique(labels.take(part))) < 2:
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with ThreadPoolExecutor(max_workers=2) as writers:
         written = [
-            writers.submit(loanlib.write_csv, part, layout.split_csv(name), rows=indices)
+            writers.submit(loancsv.write_csv, part, layout.split_csv(name), rows=indices)
             for name, part, indices in parts
         ]
     for future in written:

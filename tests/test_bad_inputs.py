@@ -17,6 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import loancsv
 import loanlib
 import pandas as pd
 import pytest
@@ -126,7 +127,7 @@ CASES = {
 def test_streaming_reader_for_large_files_refuses_as_the_whole_file_reader(
     processed_once, case, monkeypatch, tmp_path
 ):
-    """Files above loanlib.WHOLE_FILE_BYTES are read block by block: the same tables and the
+    """Files above loancsv.WHOLE_FILE_BYTES are read block by block: the same tables and the
     same refusals as the whole-file reader gives the small files the other tests use."""
     base = shutil.copytree(processed_once[0], tmp_path / "copy")
     damage, problem = CASES[case]
@@ -135,23 +136,23 @@ def test_streaming_reader_for_large_files_refuses_as_the_whole_file_reader(
 
     def outcome():
         try:
-            return loanlib.read_table(path).to_pylist()
+            return loancsv.read_table(path).to_pylist()
         except loanlib.PipelineError as exc:
             return str(exc)
 
     whole = outcome()
-    monkeypatch.setattr(loanlib, "WHOLE_FILE_BYTES", 0)
-    monkeypatch.setattr(loanlib, "CSV_BLOCK_BYTES", 4096)  # many blocks even for a short file
+    monkeypatch.setattr(loancsv, "WHOLE_FILE_BYTES", 0)
+    monkeypatch.setattr(loancsv, "CSV_BLOCK_BYTES", 4096)  # many blocks even for a short file
     assert outcome() == whole
 
 
 def test_a_type_settled_late_in_a_large_file_reads_as_in_a_small_one(tmp_path, monkeypatch):
     path = tmp_path / "loan_data.csv"
     path.write_text("a,b,loan_status\n" + "1,x,0\n" * 2000 + "2.5,y,1\n")  # 12 kB
-    small = loanlib.read_table(path)
-    monkeypatch.setattr(loanlib, "WHOLE_FILE_BYTES", 0)
-    monkeypatch.setattr(loanlib, "CSV_BLOCK_BYTES", 4096)
-    large = loanlib.read_table(path)
+    small = loancsv.read_table(path)
+    monkeypatch.setattr(loancsv, "WHOLE_FILE_BYTES", 0)
+    monkeypatch.setattr(loancsv, "CSV_BLOCK_BYTES", 4096)
+    large = loancsv.read_table(path)
     assert large.equals(small) and str(large.schema.field("a").type) == "double"
 
 
@@ -193,10 +194,10 @@ def test_inputs_read_in_background_fail_as_they_would_in_the_foreground(finished
     base = shutil.copytree(finished_base, tmp_path / "base")
     layout = Layout(base)
     x_test = layout.split_csv("X_test")
-    assert loanlib.read_in_background(x_test)().equals(loanlib.read_table(x_test))
+    assert loancsv.read_in_background(x_test)().equals(loancsv.read_table(x_test))
     x_test.write_text(x_test.read_text() + "1,2\n")  # a short last line
     with pytest.raises(loanlib.PipelineError, match=r"line \d+ has 2 field\(s\)"):
-        loanlib.read_in_background(x_test, "test features")()
+        loancsv.read_in_background(x_test, "test features")()
     for version in ("v1", "v2"):
         result = run_stage("evaluate.py", base, "--model", version, check=False)
         assert_refused(result, "X_test.csv", "has 2 field(s) but the header has")

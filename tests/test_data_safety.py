@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import loancsv
 import loanlib
 import loanmodel
 import pandas as pd
@@ -183,7 +184,7 @@ def test_missing_markers_codes_and_padded_numbers_are_valid(base_dir):
 
     edit(base_dir, change)
     run_stage("process.py", base_dir)
-    processed = loanlib.read_csv(base_dir / "staging/split_data/processed_data.csv")
+    processed = loancsv.read_csv(base_dir / "staging/split_data/processed_data.csv")
     numeric, categorical = loanmodel.split_columns(processed.drop(columns=["loan_status"]))
     assert {"person_income", "loan_amnt", "score_text"} <= set(numeric)
     assert "dependents" in categorical

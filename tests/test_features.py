@@ -104,7 +104,7 @@ def test_column_major_output_for_trees_holds_the_same_numbers():
 
 
 def test_text_read_as_categoricals_gives_the_same_numbers_as_text_objects():
-    """loanlib.as_frame hands text columns over as pandas categoricals; unused categories (a
+    """loancsv.as_frame hands text columns over as pandas categoricals; unused categories (a
     level only the test rows have) must not become levels of the model."""
     training, unseen = frames(1500, seed=6)
     levels = ["BOAT", "CASTLE", "MORTGAGE", "OTHER", "OWN", "RENT"]

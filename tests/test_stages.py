@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import joblib
+import loancsv
 import loanlib
 import loanmodel
 import numpy as np
@@ -147,7 +148,7 @@ def test_predicted_classes_are_what_the_models_predict(finished_base):
     """predict.py derives each class from the probabilities it writes: the same classes as the
     deployed model's own predict(), and as either trained model's."""
     layout = Layout(finished_base)
-    x_test = loanlib.read_csv(layout.split_csv("X_test"))
+    x_test = loancsv.read_csv(layout.split_csv("X_test"))
     written = pd.read_csv(layout.predictions)["predicted_class"].to_numpy()
     deployed = joblib.load(layout.deployed_model)
     features = loanmodel.prepare_features(x_test, *loanmodel.model_columns(deployed))
