@@ -33,10 +33,9 @@ import tempfile
 import time
 from pathlib import Path
 
-PROJECT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(PROJECT / "bin"))
+import memory_requests
 
-import memory_requests  # noqa: E402
+PROJECT = Path(__file__).resolve().parent.parent
 
 REAL_DATA = Path(
     os.environ.get("LOAN_DATA_CSV", PROJECT.parent / "shared" / "data" / "loan_data.csv")

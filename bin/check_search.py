@@ -13,14 +13,12 @@ must give exactly one job per row, with that row's candidate, family and paramet
 
 from __future__ import annotations
 
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import projectpath  # noqa: F401  (scripts/ on sys.path)
 from dagfile import Dag, Node
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 
 SEARCH_NODE = "model_search"
 STAGES: dict[str, tuple[str, str | None]] = {

@@ -39,10 +39,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import dagman_state as ds  # noqa: E402
-from dagfile import DagError, parse_dag, rescue_files  # noqa: E402
+import dagman_state as ds
+from dagfile import DagError, parse_dag, rescue_files
 
 PROJECT = Path(__file__).resolve().parent.parent
 EXIT_FAILED, EXIT_USAGE, EXIT_NO_CONDOR = 1, 2, 3

@@ -31,11 +31,13 @@ import re
 import sys
 from pathlib import Path
 
-PROJECT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(PROJECT / "scripts"))
+import projectpath  # noqa: F401  (scripts/ on sys.path)
 
-import loanlib  # noqa: E402  (atomic writes)
-from memory_requests import vars_text as memory_vars  # noqa: E402  (request_memory per input)
+# isort: split
+import loanlib  # atomic writes
+from memory_requests import vars_text as memory_vars  # request_memory per input
+
+PROJECT = Path(__file__).resolve().parent.parent
 
 RUN_DIR = "dags"
 LOG_DIRS = ("output", "error", "log")

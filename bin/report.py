@@ -39,18 +39,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
+import projectpath  # noqa: F401  (scripts/ on sys.path)
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(PROJECT_DIR / "bin"), str(PROJECT_DIR / "scripts")]
-
-import leaderboard  # noqa: E402  (the model search's leaderboard, dag/tune.dag)
-import loanlib  # noqa: E402  (the stages' shared module: atomic writes)
-import loanmodel  # noqa: E402  (the deployment rule)
-from report_render import METRIC_KEYS, make_charts, render_console, render_markdown  # noqa: E402
-from report_runs import (  # noqa: E402  (reading a DAG run's records)
+# isort: split
+import leaderboard  # the model search's leaderboard, dag/tune.dag
+import loanlib  # atomic writes
+import loanmodel  # the deployment rule
+from report_render import METRIC_KEYS, make_charts, render_console, render_markdown
+from report_runs import (  # reading a DAG run's records
     DAG_NAME,
     RUN_DIR,
     ReportError,
@@ -60,6 +56,10 @@ from report_runs import (  # noqa: E402  (reading a DAG run's records)
     utc,
 )
 
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
 REPORT_VERSION = 1
 
 

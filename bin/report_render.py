@@ -9,6 +9,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import projectpath  # noqa: F401  (scripts/ on sys.path)
+
+# isort: split
 import leaderboard
 from loanmodel import METRIC_KEYS  # one source: the stages' metric keys
 from report_runs import HIGH_USE, OVER_REQUEST, is_failed, utc

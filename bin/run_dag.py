@@ -43,10 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-
-from dagfile import (  # noqa: E402
+from dagfile import (
     Dag,
     DagError,
     Node,
@@ -55,7 +52,7 @@ from dagfile import (  # noqa: E402
     parse_dag,
     rescue_files,
 )
-from jobspec import (  # noqa: E402  (a node's job: its submit file expanded, then started)
+from jobspec import (  # a node's job: its submit file expanded, then started
     JobSpec,
     RunnerError,
     check_job_files,
@@ -64,9 +61,9 @@ from jobspec import (  # noqa: E402  (a node's job: its submit file expanded, th
     expand_node_main,
     popen_job,
 )
-from launcher import Launcher  # noqa: E402  (warm interpreter that forks script jobs)
-from multijob import Cluster  # noqa: E402  (DAGMan's rules for a node with many jobs)
-from run_records import (  # noqa: E402  (recovery, rescue DAG, metrics, summaries)
+from launcher import Launcher  # warm interpreter that forks script jobs
+from multijob import Cluster  # DAGMan's rules for a node with many jobs
+from run_records import (  # recovery, rescue DAG, metrics, summaries
     kill_orphan,
     print_deployment,
     print_failures,

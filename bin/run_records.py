@@ -12,6 +12,9 @@ import time
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+import projectpath  # noqa: F401  (scripts/ on sys.path)
+
+# isort: split
 import loanlib
 from dagfile import Dag
 

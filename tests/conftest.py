@@ -27,7 +27,6 @@ needs_fixture = pytest.mark.skipif(
 )
 SMALL_ROWS = 3000
 
-sys.path.insert(0, str(SCRIPTS))
 
 # Stage invocations in DAG order (the arguments the submit files pass).
 PIPELINE = [

@@ -7,11 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import benchmark
 from conftest import REPO, run_stage
-
-sys.path.insert(0, str(REPO / "bin"))
-
-import benchmark  # noqa: E402
 
 
 def sample(tmp_path: Path, rows: int) -> Path:

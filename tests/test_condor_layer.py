@@ -18,12 +18,11 @@ from pathlib import Path
 import pytest
 
 PROJECT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(PROJECT / "bin"))
 os.environ.setdefault("CONDOR_CONFIG", "/dev/null")
 
-import check  # noqa: E402
-import render_paths  # noqa: E402
-from dagfile import node_job_ad, parse_dag  # noqa: E402
+import check  # noqa: E402  (imported once CONDOR_CONFIG is set)
+import render_paths  # noqa: E402  (imported once CONDOR_CONFIG is set)
+from dagfile import node_job_ad, parse_dag  # noqa: E402  (imported once CONDOR_CONFIG is set)
 
 PYTHON = str(PROJECT / ".venv" / "bin" / "python")
 MAKE = shutil.which("make")

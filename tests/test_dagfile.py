@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import DAGMAN_FIXTURE, needs_fixture
+from dagfile import DagError, apply_rescue, parse_dag
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "bin"))
 
-from conftest import DAGMAN_FIXTURE, needs_fixture  # noqa: E402
-from dagfile import DagError, apply_rescue, parse_dag  # noqa: E402
 
 FIXTURE_DAG = DAGMAN_FIXTURE / "dags" / "dagfile.dag"
 

@@ -18,12 +18,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import launcher
+
 REPO = Path(__file__).resolve().parent.parent
 RUNNER = REPO / "bin" / "run_dag.py"
 LAUNCHER = REPO / "bin" / "launcher.py"
-sys.path.insert(0, str(REPO / "bin"))
 
-import launcher  # noqa: E402
 
 SUBMIT = """\
 executable = {python}

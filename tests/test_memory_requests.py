@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
 PROJECT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(PROJECT / "bin"))
 os.environ.setdefault("CONDOR_CONFIG", "/dev/null")
 
-import memory_requests  # noqa: E402
-import render_paths  # noqa: E402
-from dagfile import node_job_ad, parse_dag  # noqa: E402
+import memory_requests  # noqa: E402  (imported once CONDOR_CONFIG is set)
+import render_paths  # noqa: E402  (imported once CONDOR_CONFIG is set)
+from dagfile import node_job_ad, parse_dag  # noqa: E402  (imported once CONDOR_CONFIG is set)
 
 MIB = 2**20
 # Peak RSS (MiB) measured with bin/benchmark.py per stage at 3.4, 76.5 and 765.2 MiB of input

@@ -16,11 +16,11 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from multijob import Cluster
+
 REPO = Path(__file__).resolve().parent.parent
 RUNNER = REPO / "bin" / "run_dag.py"
-sys.path.insert(0, str(REPO / "bin"))
 
-from multijob import Cluster  # noqa: E402
 
 # One job per row of rows.txt: the row's name and the command the job runs.
 MULTI = """\

@@ -13,11 +13,10 @@ from pathlib import Path
 import pytest
 
 PROJECT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(PROJECT / "bin"))
 os.environ.setdefault("CONDOR_CONFIG", os.devnull)
 
-import dagman_state as ds  # noqa: E402
-import pool  # noqa: E402
+import dagman_state as ds  # noqa: E402  (imported once CONDOR_CONFIG is set)
+import pool  # noqa: E402  (imported once CONDOR_CONFIG is set)
 
 # A node status file as DAGMan 24.0.23 writes it mid-run (Dag::DumpNodeStatus), shortened.
 STATUS_RUNNING = """[

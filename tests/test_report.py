@@ -19,12 +19,11 @@ from PIL import Image
 REPO = Path(__file__).resolve().parent.parent
 REPORT = REPO / "bin" / "report.py"
 
-sys.path.insert(0, str(REPO / "bin"))
 os.environ.setdefault("CONDOR_CONFIG", os.devnull)
 
-import report  # noqa: E402
-import report_runs  # noqa: E402
-from conftest import DAGMAN_FIXTURE, needs_fixture  # noqa: E402
+import report  # noqa: E402  (imported once CONDOR_CONFIG is set)
+import report_runs  # noqa: E402  (imported once CONDOR_CONFIG is set)
+from conftest import DAGMAN_FIXTURE, needs_fixture  # noqa: E402  (imported once CONDOR_CONFIG is set)
 
 FIXTURE = DAGMAN_FIXTURE
 

@@ -19,13 +19,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import jobspec
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 RUNNER = REPO / "bin" / "run_dag.py"
-sys.path.insert(0, str(REPO / "bin"))
 
-import jobspec  # noqa: E402
 
 SUBMIT = """\
 executable = /bin/sh
