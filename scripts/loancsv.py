@@ -254,7 +254,13 @@ def read_table(path: Path, what: str = "CSV file") -> Any:
 NUMBER = r"^\s*[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?\s*$|^\s*[+-]?inf(inity)?\s*$"
 
 
-def check_numbers(table: Any, path: Path, skip: tuple[str, ...] = (), records: Any = None) -> Any:
+def check_numbers(
+    table: Any,
+    path: Path,
+    skip: tuple[str, ...] = (),
+    records: Any = None,
+    numeric: tuple[str, ...] = (),
+) -> Any:
     """Refuse values a numeric column cannot hold; return ``table`` with all-number text columns
     (e.g. numbers padded with spaces) as float columns.
 
@@ -265,6 +271,8 @@ def check_numbers(table: Any, path: Path, skip: tuple[str, ...] = (), records: A
       naming the first such value and its line;
     - a text column whose values are all numbers is a numeric column;
     - any other text column is categorical: mostly words, or a handful of number-like codes.
+    Columns in ``numeric`` are known to hold numbers (a model's numeric features, when scoring
+    new rows): any text in them is refused, however few numbers the column has.
     ``table`` is a pyarrow Table read by read_table; columns in ``skip`` are not looked at.
     ``records[i]`` is row i's record number in ``path`` when rows were dropped since reading.
     """
@@ -301,6 +309,11 @@ def check_numbers(table: Any, path: Path, skip: tuple[str, ...] = (), records: A
                 column = pc.cast(pc.utf8_trim_whitespace(column), pa.float64())
                 table = table.set_column(table.column_names.index(name), name, column)
                 kind = column.type
+            elif name in numeric:
+                text = pc.filter(values, pc.invert(is_number))
+                refuse(
+                    name, pc.is_in(column, value_set=text), "text where the model expects numbers"
+                )
             else:
                 numbers = pc.sum(pc.filter(tally, is_number)).as_py() or 0
                 distinct = pc.sum(is_number).as_py() or 0

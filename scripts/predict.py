@@ -7,8 +7,9 @@ Writes  BASE_DIR/predictions/predictions.csv (or --output): row_id, predicted_cl
         probability_positive (probability of class 1)
 
 Input rows are raw applications, the columns of loan_data.csv (a target column is ignored). A
-missing value is imputed and a category never seen in training is encoded as all zeros. The model
-is loaded only when its sha256 matches the deployment manifest.
+missing value is imputed and a category never seen in training is encoded as all zeros; text or
+inf in a column the model reads as numbers is refused (exit 65), naming the line. The model is
+loaded only when its sha256 matches the deployment manifest.
 """
 
 from __future__ import annotations
@@ -50,11 +51,14 @@ def main(argv: list[str] | None = None) -> int:
     source = args.input or layout.split_csv("X_test")
     table = loancsv.read_in_background(source, "applications to score")
     manifest, model = verified_model(layout)  # imports scikit-learn while the CSV is parsed
-    rows = loancsv.as_frame(table())
+    numeric, categorical = loanmodel.model_columns(model)
+    # Text (or inf) in a column the model reads as numbers is refused, naming its line: read as a
+    # missing value, it would be imputed and the row scored as if nothing were wrong.
+    rows = loancsv.as_frame(loancsv.check_numbers(table(), source, numeric=tuple(numeric)))
     if args.id_column and args.id_column not in rows.columns:
         raise PipelineError(source, f"--id-column '{args.id_column}' not found")
     try:
-        features = loanmodel.prepare_features(rows, *loanmodel.model_columns(model))
+        features = loanmodel.prepare_features(rows, numeric, categorical)
     except KeyError as exc:
         raise PipelineError(source, f"lacks the model's column(s) {exc}") from None
     row_id = rows[args.id_column] if args.id_column else range(len(rows))

@@ -126,8 +126,7 @@ def test_deployed_model_scores_raw_rows_with_unseen_categories_and_gaps(finished
     rows.loc[0, "loan_intent"] = "SPACESHIP"
     rows.loc[1, "person_home_ownership"] = None
     rows.loc[2, "loan_int_rate"] = None
-    rows["person_income"] = rows["person_income"].astype(object)
-    rows.loc[3, "person_income"] = "unknown"
+    rows.loc[3, "person_income"] = None
     rows["extra_column"] = "ignored"
     rows.to_csv(tmp_path / "new.csv", index=False)
     run_stage(
@@ -158,6 +157,29 @@ def test_predicted_classes_are_what_the_models_predict(finished_base):
         probabilities = model.predict_proba(features)
         derived = model.classes_[probabilities.argmax(axis=1)]
         np.testing.assert_array_equal(derived, model.predict(features))
+
+
+@pytest.mark.parametrize("value", ["unknown", "inf"])
+def test_predict_refuses_text_where_the_model_expects_numbers(finished_base, tmp_path, value):
+    """Read as a missing value, "unknown" would be imputed and the application scored as if
+    nothing were wrong: it is refused, naming the file, column, line and value."""
+    base = tmp_path / "base"
+    shutil.copytree(finished_base, base)
+    rows = pd.read_csv(base / "loan_data.csv").head(5).drop(columns=["loan_status"])
+    rows["person_income"] = rows["person_income"].astype(object)
+    rows.loc[3, "person_income"] = value  # record 4: line 5 of the file
+    rows.to_csv(tmp_path / "new.csv", index=False)
+    output = tmp_path / "p.csv"
+    result = run_stage(
+        "predict.py", base, "--input", str(tmp_path / "new.csv"), "--output", str(output),
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == loanlib.EXIT_BAD_INPUT, result.stderr
+    assert "Traceback" not in result.stderr
+    (error,) = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert "new.csv" in error and "'person_income'" in error and "line 5" in error, error
+    assert value in error
+    assert not output.exists()
 
 
 def test_predict_reports_missing_columns(finished_base, tmp_path):
