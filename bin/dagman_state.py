@@ -154,6 +154,18 @@ def dag_status(metrics: dict[str, Any]) -> int | None:
     return value if isinstance(value, int) else None
 
 
+def finished_after(metrics: Path, rescue: Path) -> bool:
+    """Whether a run of the DAG (DAGMan's or make local's) succeeded, DagStatus 0, after
+    ``rescue`` was written. DAGMan leaves the rescue DAG it resumed from in place when the DAG
+    then succeeds; resuming from it again would skip the nodes it marks DONE."""
+    data = read_metrics(metrics)
+    try:
+        newer = metrics.stat().st_mtime > rescue.stat().st_mtime
+    except OSError:
+        return False
+    return newer and data is not None and dag_status(data) == 0
+
+
 @dataclass
 class NodeState:
     name: str

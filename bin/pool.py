@@ -123,22 +123,12 @@ def check_inputs(run_dir: Path, base_dir: Path) -> None:
         raise PoolError(f"{data}: no such file: put the data there, or `make data` for a sample")
 
 
-def finished_after(metrics: Path, rescue: Path) -> bool:
-    """Whether a DAGMan run succeeded (DagStatus 0) after ``rescue`` was written."""
-    data = ds.read_metrics(metrics)
-    try:
-        newer = metrics.stat().st_mtime > rescue.stat().st_mtime
-    except OSError:
-        return False
-    return newer and data is not None and ds.dag_status(data) == 0
-
-
 def submit_command(run_: Run, fresh: bool, batch: str) -> tuple[list[str], str]:
     """condor_submit_dag's arguments and a note on what it will do."""
     cmd = ["condor_submit_dag", "-batch-name", batch]
     rescues = [p for _, p in rescue_files(run_.dag)]
     leftovers = [p for p in (run_.file(s) for s in SUBMIT_LEFTOVERS) if p.exists()]
-    if rescues and finished_after(run_.file(".metrics"), rescues[-1]):
+    if rescues and ds.finished_after(run_.file(".metrics"), rescues[-1]):
         # DAGMan leaves the rescue DAG it resumed from in place after the DAG succeeded; a
         # plain condor_submit_dag would resume from it again and skip the nodes it marks DONE.
         cmd.append("-f")

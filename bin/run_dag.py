@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+import dagman_state as ds  # DAGMan's records, read as make submit reads them
 from dagfile import (
     Dag,
     DagError,
@@ -852,6 +853,16 @@ def main(argv: list[str] | None = None) -> int:
                 p.unlink()
             if rescues:
                 print(f"--fresh: removed {len(rescues)} rescue file(s); every node runs again")
+            rescues = []
+        elif rescues and ds.finished_after(Path(f"{dag_path}.metrics"), rescues[-1][1]):
+            # As make submit does (bin/pool.py): the run that resumed from it succeeded, so there
+            # is nothing left to resume; resuming again would skip the nodes it marks DONE.
+            for _, p in rescues:
+                p.unlink()
+            print(
+                f"the DAG succeeded after {rescues[-1][1].name} was written: nothing to resume, "
+                f"every node runs again (removed {len(rescues)} rescue file(s))"
+            )
             rescues = []
         elif rescues:
             rescue_num, resumed_from = rescues[-1]

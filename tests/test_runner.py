@@ -205,6 +205,15 @@ def test_failure_stops_descendants_only_and_resume_runs_the_rest(tmp_path: Path)
     assert start["resumed_from"] == str(rescue)
     assert metrics(dag)["rescue_dag_number"] == 1
 
+    # That run succeeded: the rescue DAG has nothing left to resume (make submit's rule too).
+    res3 = run(dag)
+    assert res3.returncode == 0, res3.stdout + res3.stderr
+    assert (
+        "the DAG succeeded after test.dag.rescue001 was written: nothing to resume" in res3.stdout
+    )
+    assert sorted(r["node"] for r in last_run(dag)) == list("ABCDE")
+    assert not rescue.exists()
+
 
 def test_second_failure_writes_next_rescue_number(tmp_path: Path) -> None:
     dag = make_dag(tmp_path, FAILING)
