@@ -24,6 +24,13 @@ up to 256 MiB, categoricals, Newton-Cholesky, the frame freed before the classif
     evaluate_model     217    337   1319
     deploy_best_model   19     20     20
     loan_prediction    201    319   1198
+    model_search       249    804   5955  (the largest of the candidates measured: hgb-09,
+                                          hgb-02, lr-04, dt-01, dt-04; lr-04 at 10M)
+    select_model       246    745   5359  (refitting hgb-09)
+
+The model search's nodes (dag/tune.dag) are in the table but ask only in the DAG that has them:
+make paths gives every node of a DAG the largest predicted peak among the stages that DAG runs
+(memory_mb's ``stages``), so the default DAG's request does not grow for the search.
 
 The growth flattens a little above 1M rows (the libraries' fixed ~200 MiB matter less), so the
 lines bend there. HEADROOM covers the noise between runs and what interpolation misses.
@@ -53,7 +60,11 @@ MODEL: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {
     "evaluate_model": ((212.0, 1.643), (228.0, 1.426)),
     "deploy_best_model": ((19.0, 0.014), (20.0, 0.000)),
     "loan_prediction": ((196.0, 1.616), (222.0, 1.277)),
+    "model_search": ((223.0, 7.597), (232.0, 7.480)),
+    "select_model": ((223.0, 6.830), (233.0, 6.700)),
 }
+# The stages of the default DAG (dag/dagfile.dag); dag/tune.dag adds the last two of MODEL.
+DEFAULT_STAGES = tuple(MODEL)[:6]
 HEADROOM = 1.25  # request / predicted peak: allocator and library-version noise
 ROUND_MIB = 128  # HTCondor rounds request_memory up to this by default (partitionable slots)
 INPUT_NAME = "loan_data.csv"
@@ -67,25 +78,35 @@ def input_mib(base_dir: Path) -> float:
         return 0.0
 
 
-def stage_peaks_mib(size_mib: float) -> dict[str, float]:
-    """Predicted peak RSS of each stage for an input of ``size_mib`` MiB."""
+def stage_peaks_mib(size_mib: float, stages: tuple[str, ...] | None = None) -> dict[str, float]:
+    """Predicted peak RSS of each stage (default: every stage in MODEL) for ``size_mib`` MiB."""
     return {
-        stage: min(base + slope * size_mib for base, slope in lines)
-        for stage, lines in MODEL.items()
+        stage: min(base + slope * size_mib for base, slope in MODEL[stage])
+        for stage in (stages or tuple(MODEL))
     }
 
 
-def memory_mb(size_mib: float) -> int:
-    """The request every node makes (MiB): largest predicted peak plus headroom, rounded up."""
-    peak = max(stage_peaks_mib(size_mib).values())
+def stages_of(nodes: list[str]) -> tuple[str, ...]:
+    """The MODEL stages that a DAG's nodes run: a node named after its stage, or the stage's
+    name plus a suffix (modeling_v1, evaluate_model_v3). Nodes of no known stage add nothing."""
+    found = [s for s in MODEL if any(n == s or n.startswith(f"{s}_") for n in nodes)]
+    return tuple(found) or DEFAULT_STAGES
+
+
+def memory_mb(size_mib: float, stages: tuple[str, ...] = DEFAULT_STAGES) -> int:
+    """The request every node of a DAG running ``stages`` makes (MiB): the largest predicted
+    peak among them plus headroom, rounded up."""
+    peak = max(stage_peaks_mib(size_mib, stages).values())
     return int(math.ceil(peak * HEADROOM / ROUND_MIB) * ROUND_MIB)
 
 
-def vars_text(base_dir: Path) -> str:
-    """The lines make paths writes into the rendered DAG: a comment and the VARS line."""
+def vars_text(base_dir: Path, nodes: list[str] | None = None) -> str:
+    """The lines make paths writes into the rendered DAG (whose nodes are ``nodes``): a comment
+    and the VARS line."""
     size = input_mib(base_dir)
-    request = memory_mb(size)
-    peaks = "".join(f"\n#   {k:<18} {v:6.0f}" for k, v in stage_peaks_mib(size).items())
+    stages = stages_of(nodes) if nodes else DEFAULT_STAGES
+    request = memory_mb(size, stages)
+    peaks = "".join(f"\n#   {k:<18} {v:6.0f}" for k, v in stage_peaks_mib(size, stages).items())
     what = f"{size:.1f} MiB" if size else "not there yet"
     return (
         f"# request_memory (bin/memory_requests.py): {INPUT_NAME} {what}; predicted peak RSS "
@@ -106,7 +127,10 @@ def main(argv: list[str] | None = None) -> int:
         size = args.input_mib
     else:
         size = input_mib(args.base_dir or Path(os.environ.get("BASE_DIR", "data")))
-    print(f"input {size:.1f} MiB: request_memory {memory_mb(size)} MiB for every node")
+    print(
+        f"input {size:.1f} MiB: request_memory {memory_mb(size)} MiB for every node "
+        f"({memory_mb(size, tuple(MODEL))} MiB in DAG=tune, with the model search)"
+    )
     for stage, peak in stage_peaks_mib(size).items():
         print(f"  {stage:<18} predicted peak {peak:8.0f} MiB")
     return 0

@@ -135,15 +135,17 @@ def render_lines(static: Path, depth: int = 0) -> list[str]:
 
 def render(static: Path, base_dir: str, project_dir: str, python: str) -> str:
     """The text of BASE_DIR/dags/<name>.dag."""
+    lines = render_lines(static)
+    nodes = [w[1] for w in (line.split() for line in lines) if len(w) > 1 and w[0].upper() == "JOB"]
     return "\n".join(
         [
             f"# Rendered from {static} by bin/render_paths.py (make paths): do not edit;",
             "# change the source and run make paths again. Run records of this base directory",
             "# (metrics, node logs, rescue DAGs) are written beside this file.",
             "",
-            *render_lines(static),
+            *lines,
             "",
-            *memory_vars(Path(base_dir)).splitlines(),
+            *memory_vars(Path(base_dir), nodes).splitlines(),
             "",
             "# ---- paths for every node (absolute, identical on the submit and execute nodes)",
             f'VARS ALL_NODES BASE_DIR="{base_dir}" PROJECT_DIR="{project_dir}" PYTHON="{python}"',

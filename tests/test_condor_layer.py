@@ -66,8 +66,8 @@ MEASURED_PEAK_MIB = {
     "evaluate.sub": 217,
     "deploy.sub": 19,
     "predict.sub": 201,
-    "search.sub": 263,  # the model search (dag/tune.dag): one job per candidate
-    "select.sub": 255,
+    "search.sub": 249,  # the model search (dag/tune.dag): one job per candidate
+    "select.sub": 246,
 }
 
 

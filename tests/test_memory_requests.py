@@ -19,25 +19,60 @@ MIB = 2**20
 # (45,000 real rows; 1M and 10M resampled), the points the model was fitted to.
 MEASURED = {
     3.44: {"data_processing": 122, "train_test_split": 130, "modeling": 234,
-           "evaluate_model": 217, "deploy_best_model": 19, "loan_prediction": 201},
+           "evaluate_model": 217, "deploy_best_model": 19, "loan_prediction": 201,
+           "model_search": 249, "select_model": 246},
     76.5: {"data_processing": 404, "train_test_split": 409, "modeling": 569,
-           "evaluate_model": 337, "deploy_best_model": 20, "loan_prediction": 319},
+           "evaluate_model": 337, "deploy_best_model": 20, "loan_prediction": 319,
+           "model_search": 804, "select_model": 745},
     765.2: {"data_processing": 1800, "train_test_split": 2216, "modeling": 3654,
-            "evaluate_model": 1319, "deploy_best_model": 20, "loan_prediction": 1198},
+            "evaluate_model": 1319, "deploy_best_model": 20, "loan_prediction": 1198,
+            "model_search": 5955, "select_model": 5359},
 }  # fmt: skip
 
 
+SEARCH = ("model_search", "select_model")
+
+
 @pytest.mark.parametrize("size", sorted(MEASURED))
-def test_model_covers_every_measured_peak_with_headroom(size: float) -> None:
-    predicted = memory_requests.stage_peaks_mib(size)
-    request = memory_requests.memory_mb(size)
-    for stage, peak in MEASURED[size].items():
+@pytest.mark.parametrize("dag", ["dagfile", "tune"])
+def test_model_covers_every_measured_peak_with_headroom(size: float, dag: str) -> None:
+    stages = memory_requests.DEFAULT_STAGES + (SEARCH if dag == "tune" else ())
+    measured = {stage: MEASURED[size][stage] for stage in stages}
+    predicted = memory_requests.stage_peaks_mib(size, stages)
+    request = memory_requests.memory_mb(size, stages)
+    for stage, peak in measured.items():
         assert predicted[stage] >= peak, stage
         assert request >= memory_requests.HEADROOM * peak, stage
     assert request % memory_requests.ROUND_MIB == 0
     # Not wastefully large either: within one rounding step of the largest peak plus headroom.
-    largest = max(MEASURED[size].values()) * memory_requests.HEADROOM
+    largest = max(measured.values()) * memory_requests.HEADROOM
     assert request < largest * 1.05 + memory_requests.ROUND_MIB
+
+
+def test_only_a_dag_with_the_model_search_asks_for_its_memory(tmp_path: Path) -> None:
+    """At 1M rows a search job peaks above the default DAG's request (804 MiB against 768):
+    tune.dag's nodes ask for more, dagfile.dag's do not."""
+    base = tmp_path / "base"
+    base.mkdir()
+    with open(base / "loan_data.csv", "wb") as fh:
+        fh.truncate(int(76.5 * MIB))
+    requests = {}
+    for name in ("dagfile", "tune"):
+        argv = ["--base-dir", str(base), "--project-dir", str(PROJECT)]
+        assert render_paths.main([*argv, "--dag", str(PROJECT / "dag" / f"{name}.dag")]) == 0
+        dag = parse_dag(base / "dags" / f"{name}.dag")
+        rendered = (base / "dags" / f"{name}.dag").read_text()
+        requests[name] = {
+            node_job_ad(node, 0).eval("RequestMemory")
+            for node in dag.nodes.values()
+            if node.name != "model_search"  # one job per candidate: its submit file is shared
+        } | {int(rendered.split('VARS ALL_NODES MEMORY_MB="')[1].split('"')[0])}
+    assert requests["dagfile"] == {memory_requests.memory_mb(76.5)}
+    assert requests["tune"] == {
+        memory_requests.memory_mb(76.5, memory_requests.DEFAULT_STAGES + SEARCH)
+    }
+    assert max(requests["tune"]) >= memory_requests.HEADROOM * MEASURED[76.5]["model_search"]
+    assert max(requests["tune"]) > max(requests["dagfile"])
 
 
 def test_requests_grow_with_the_input() -> None:
