@@ -13,6 +13,7 @@ import math
 import os
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -452,22 +453,18 @@ def load_pool_run(
             notes.append("event logs hold earlier runs too: only jobs since DAGMan's start shown")
             clusters = {(e["cluster"], e["proc"]) for e in recent if e["type"] == "SUBMIT"}
             events = [e for e in events if (e["cluster"], e["proc"]) in clusters]
-    grouped = pool_attempts(events)
-    order = list(dag) + [n for n in grouped if n not in dag]
-    nodes = []
-    for name in order:
-        if name not in grouped:
-            nodes.append(not_run(name))
-            continue
-        for retry, attempt in enumerate(grouped[name]):
+
+    def pool_node(name: str, attempts: list[dict[str, Any]]) -> dict[str, Any]:
+        for retry, attempt in enumerate(attempts):
             if attempt["memory_request_mib"] is None:  # no terminate event: the submit file's
                 request = node_paths(base, name, dag.get(name), retry)["request_memory_mib"]
                 attempt["memory_request_mib"] = request
-        node = node_from_pool(name, grouped[name])
+        node = node_from_pool(name, attempts)
         paths = node_paths(base, name, dag.get(name), node["attempts"] - 1)
         node["stderr_file"] = str(paths["error"]) if paths["error"] else None
-        nodes.append(node)
-    return nodes
+        return node
+
+    return in_dag_order(dag, pool_attempts(events), pool_node)
 
 
 def mark_done_earlier(
@@ -487,6 +484,18 @@ def mark_done_earlier(
         if node["status"] == "not run" and node["name"] in done:
             node["status"] = "done (earlier run)"
     notes.append(f"the run resumed from {rescue.name}: nodes it marked DONE ran in an earlier run")
+
+
+def in_dag_order(
+    dag: dict[str, Any],
+    grouped: dict[str, list[dict[str, Any]]],
+    build: Callable[[str, list[dict[str, Any]]], dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """One node per DAG node, in the DAG's order, then any node the records name that the DAG
+    does not: ``build(name, its records)`` for a node that ran, not_run(name) for one that did
+    not. Shared by the pool's and the local runner's records."""
+    order = list(dag) + [name for name in grouped if name not in dag]
+    return [build(name, grouped[name]) if name in grouped else not_run(name) for name in order]
 
 
 def not_run(name: str) -> dict[str, Any]:
@@ -560,13 +569,8 @@ def load_local_run(
     grouped: dict[str, list[dict[str, Any]]] = {}
     for record in attempts:
         grouped.setdefault(str(record["node"]), []).append(record)
-    order = list(dag) + [n for n in grouped if n not in dag]
-    nodes = []
-    for name in order:
-        if name not in grouped:
-            nodes.append(not_run(name))
-            continue
-        recs = grouped[name]
+
+    def local_node(name: str, recs: list[dict[str, Any]]) -> dict[str, Any]:
         last = recs[-1]
         exit_code = last.get("exit_code")
         signal = last.get("signal")
@@ -600,26 +604,25 @@ def load_local_run(
             if not candidate.is_absolute():
                 options += [Path(str(last.get("iwd") or base)) / candidate, base / candidate]
             stderr_file = next((p for p in options if p.is_file()), None)
-        nodes.append(
-            {
-                "name": name,
-                "status": status,
-                "attempts": len(recs),
-                "exit_code": exit_code,
-                "signal": signal,
-                "wall_s": sum(r["run_s"] for r in runs),
-                "queued_s": None,
-                "start": runs[0]["started"],
-                "end": runs[-1]["ended"],
-                "memory_used_mib": max(peak_values) if peak_values else None,
-                "memory_request_mib": number(last.get("request_memory_mib")),
-                "holds": [],
-                "host": None,
-                "attempt_list": runs,
-                "stderr_file": str(stderr_file) if stderr_file else None,
-            }
-        )
-    return nodes, info
+        return {
+            "name": name,
+            "status": status,
+            "attempts": len(recs),
+            "exit_code": exit_code,
+            "signal": signal,
+            "wall_s": sum(r["run_s"] for r in runs),
+            "queued_s": None,
+            "start": runs[0]["started"],
+            "end": runs[-1]["ended"],
+            "memory_used_mib": max(peak_values) if peak_values else None,
+            "memory_request_mib": number(last.get("request_memory_mib")),
+            "holds": [],
+            "host": None,
+            "attempt_list": runs,
+            "stderr_file": str(stderr_file) if stderr_file else None,
+        }
+
+    return in_dag_order(dag, grouped, local_node), info
 
 
 # ---------------------------------------------------------------------------- the run
