@@ -28,6 +28,24 @@ needs_fixture = pytest.mark.skipif(
 SMALL_ROWS = 3000
 
 
+# The local runner (make local), as the runner tests start it.
+RUNNER = REPO / "bin" / "run_dag.py"
+SAFETY_TIMEOUT = 120  # a hung runner fails the test instead of hanging it; never asserted on
+
+
+def run_runner(dag: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """bin/run_dag.py --dag DAG ARGS, without a pool's configuration, captured."""
+    return subprocess.run(
+        [sys.executable, str(RUNNER), "--dag", str(dag), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CONDOR_CONFIG": "/dev/null"},
+        timeout=SAFETY_TIMEOUT,
+        check=False,
+        cwd=cwd,
+    )
+
+
 # Stage invocations in DAG order (the arguments the submit files pass).
 PIPELINE = [
     ("process.py",),

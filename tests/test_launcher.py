@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import launcher
+from conftest import RUNNER, SAFETY_TIMEOUT
+from conftest import run_runner as run
 
 REPO = Path(__file__).resolve().parent.parent
-RUNNER = REPO / "bin" / "run_dag.py"
 LAUNCHER = REPO / "bin" / "launcher.py"
 
 
@@ -70,7 +71,6 @@ counter.write_text(str(n + 1))
 sys.exit(0 if n >= 1 else 1)
 """
 BIG = "data = bytearray(300 * 2**20)\nfor i in range(0, len(data), 4096):\n    data[i] = 1\n"
-SAFETY_TIMEOUT = 120  # a hung runner fails the test instead of hanging it; never asserted on
 
 
 def make_dag(
@@ -90,17 +90,6 @@ def make_dag(
     dag = tmp_path / "test.dag"
     dag.write_text("\n".join(lines) + "\n" + textwrap.dedent(extra))
     return dag
-
-
-def run(dag: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(RUNNER), "--dag", str(dag), *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "CONDOR_CONFIG": "/dev/null"},
-        timeout=SAFETY_TIMEOUT,
-        check=False,
-    )
 
 
 def records(dag: Path) -> list[dict[str, Any]]:

@@ -16,10 +16,10 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from conftest import RUNNER, SAFETY_TIMEOUT, run_runner
 from multijob import Cluster
 
 REPO = Path(__file__).resolve().parent.parent
-RUNNER = REPO / "bin" / "run_dag.py"
 
 
 # One job per row of rows.txt: the row's name and the command the job runs.
@@ -35,7 +35,6 @@ getenv = PATH
 queue NAME, cmd from rows.txt
 """
 SINGLE = MULTI.replace("$(NAME).", "").replace("queue NAME, cmd from rows.txt", "queue")
-SAFETY_TIMEOUT = 120  # never asserted on
 
 
 def make_dag(tmp_path: Path, rows: list[str], body: str) -> Path:
@@ -50,15 +49,7 @@ def make_dag(tmp_path: Path, rows: list[str], body: str) -> Path:
 
 
 def run(dag: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(RUNNER), "--dag", str(dag), *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "CONDOR_CONFIG": "/dev/null"},
-        timeout=SAFETY_TIMEOUT,
-        check=False,
-        cwd=dag.parent,
-    )
+    return run_runner(dag, *args, cwd=dag.parent)
 
 
 def records(dag: Path) -> list[dict[str, Any]]:

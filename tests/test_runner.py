@@ -21,9 +21,10 @@ from typing import Any
 
 import jobspec
 import pytest
+from conftest import RUNNER, SAFETY_TIMEOUT
+from conftest import run_runner as run
 
 REPO = Path(__file__).resolve().parent.parent
-RUNNER = REPO / "bin" / "run_dag.py"
 
 
 SUBMIT = """\
@@ -37,7 +38,6 @@ request_cpus = 1
 getenv = PATH
 queue
 """
-SAFETY_TIMEOUT = 120  # a hung runner fails the test instead of hanging it; never asserted on
 
 
 def make_dag(tmp_path: Path, body: str, dirs: bool = True) -> Path:
@@ -48,18 +48,6 @@ def make_dag(tmp_path: Path, body: str, dirs: bool = True) -> Path:
     dag = tmp_path / "test.dag"
     dag.write_text(textwrap.dedent(body).lstrip("\n"))
     return dag
-
-
-def run(dag: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "CONDOR_CONFIG": "/dev/null"}
-    return subprocess.run(
-        [sys.executable, str(RUNNER), "--dag", str(dag), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=SAFETY_TIMEOUT,
-        check=False,
-    )
 
 
 def all_records(dag: Path) -> list[dict[str, Any]]:
