@@ -46,6 +46,18 @@ def run_runner(dag: Path, *args: str, cwd: Path | None = None) -> subprocess.Com
     )
 
 
+# The default DAG's nodes (SEED.md), in the order they run.
+SEED_NODES = [
+    "data_processing",
+    "train_test_split",
+    "modeling_v1",
+    "modeling_v2",
+    "evaluate_model_v1",
+    "evaluate_model_v2",
+    "deploy_best_model",
+    "loan_prediction",
+]
+
 # Stage invocations in DAG order (the arguments the submit files pass).
 PIPELINE = [
     ("process.py",),

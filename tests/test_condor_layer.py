@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import SEED_NODES
 
 PROJECT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("CONDOR_CONFIG", "/dev/null")
@@ -27,16 +28,6 @@ from dagfile import node_job_ad, parse_dag  # noqa: E402  (imported once CONDOR_
 PYTHON = str(PROJECT / ".venv" / "bin" / "python")
 MAKE = shutil.which("make")
 
-RUN_ORDER = [
-    "data_processing",
-    "train_test_split",
-    "modeling_v1",
-    "modeling_v2",
-    "evaluate_model_v1",
-    "evaluate_model_v2",
-    "deploy_best_model",
-    "loan_prediction",
-]
 SEED_EDGES = {
     ("data_processing", "train_test_split"),
     ("train_test_split", "modeling_v1"),
@@ -99,7 +90,7 @@ def node_ads(work: dict[str, Path]):
 # --------------------------------------------------------------------------- submit files
 
 
-@pytest.mark.parametrize("name", RUN_ORDER)
+@pytest.mark.parametrize("name", SEED_NODES)
 def test_submit_file_expands_for_node(work: dict[str, Path], name: str) -> None:
     base = str(work["base"])
     sub, script, model = NODES[name]
@@ -269,7 +260,7 @@ def test_rendering_a_missing_dag_is_one_line(tmp_path: Path, capsys) -> None:
 
 def test_dag_graph_is_seeds(work: dict[str, Path]) -> None:
     dag = parse_dag(work["dag"] / "dagfile.dag")
-    assert list(dag.nodes) == RUN_ORDER
+    assert list(dag.nodes) == SEED_NODES
     assert set(dag.edges()) == SEED_EDGES
     assert dag.topological_order()[0] == "data_processing"
     for name, node in dag.nodes.items():
@@ -474,4 +465,4 @@ class TestMakeTargets:
 
 def test_check_module_knows_seed_graph() -> None:
     assert set(check.EDGES) == SEED_EDGES
-    assert set(check.STAGES) == set(RUN_ORDER)
+    assert set(check.STAGES) == set(SEED_NODES)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pool_harness as ph
 import pytest
+from conftest import SEED_NODES
 
 os.environ.setdefault("CONDOR_CONFIG", os.devnull)  # the bindings read logs offline here
 
@@ -28,16 +29,6 @@ MODE, WHERE = ph.locate()
 pytestmark = [
     pytest.mark.xdist_group("pool"),
     pytest.mark.skipif(MODE == "skip", reason=WHERE),
-]
-NODES = [
-    "data_processing",
-    "train_test_split",
-    "modeling_v1",
-    "modeling_v2",
-    "evaluate_model_v1",
-    "evaluate_model_v2",
-    "deploy_best_model",
-    "loan_prediction",
 ]
 
 
@@ -152,7 +143,7 @@ def test_status_mid_run_labels_node_states(clean_run) -> None:
     table = text.split("NODE_STATUS_FILE)\n", 1)[1].splitlines()
     assert table[0].startswith("DAG: running;"), table[0]
     states = {line.split()[0]: line.split()[1] for line in table[2:10]}
-    assert set(states) == set(NODES)
+    assert set(states) == set(SEED_NODES)
     assert set(states.values()) <= {"done", "running", "idle", "ready", "not"}
     assert "aborted" not in text and "error" not in states.values()
     assert "condor_q -dag -nobatch" in text
@@ -220,7 +211,7 @@ def test_bad_input_fixed_resumes_from_the_rescue_dag(bad_input) -> None:
     assert "-f" not in bad_input["submit"].stdout.split()
     assert "every node succeeded" in ok(bad_input["resume"])
     # only the nodes the rescue DAG did not mark DONE ran (here: all of them, once each)
-    assert sorted(bad_input["ran"]) == sorted(set(NODES) - bad_input["failed"]["rescue_done"])
+    assert sorted(bad_input["ran"]) == sorted(set(SEED_NODES) - bad_input["failed"]["rescue_done"])
     assert bad_input["resumed"]["metrics"]["DagStatus"] == 0
 
 
@@ -300,7 +291,7 @@ def test_failing_node_is_retried_then_only_it_runs_on_resume(blocked) -> None:
     assert "File exists" in fail.stdout  # the stage's last stderr line, not a traceback dump
     assert blocked["attempts"] == 3
     failed = blocked["failed"]
-    assert failed["rescue_done"] == set(NODES) - {"loan_prediction"}
+    assert failed["rescue_done"] == set(SEED_NODES) - {"loan_prediction"}
     assert failed["metrics"] == {"DagStatus": 2, "nodes": 8, "succeeded": 7, "failed": 1}
     assert "resuming from dagfile.dag.rescue001" in ok(blocked["submit"])
     assert "every node succeeded" in ok(blocked["resume"])
