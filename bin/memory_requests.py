@@ -104,7 +104,7 @@ def vars_text(base_dir: Path, nodes: list[str] | None = None) -> str:
     """The lines make paths writes into the rendered DAG (whose nodes are ``nodes``): a comment
     and the VARS line."""
     size = input_mib(base_dir)
-    stages = stages_of(nodes) if nodes else DEFAULT_STAGES
+    stages = stages_of(nodes or [])
     request = memory_mb(size, stages)
     peaks = "".join(f"\n#   {k:<18} {v:6.0f}" for k, v in stage_peaks_mib(size, stages).items())
     what = f"{size:.1f} MiB" if size else "not there yet"

@@ -67,12 +67,13 @@ def write_csv(frame: Any, path: Path, rows: Any = None) -> None:
 
 def _open_text(path: Path) -> io.TextIOBase:
     """Open a plain or gzip-compressed CSV as text, dropping a UTF-8 byte-order mark."""
-    if _is_gzip(path):
+    if is_gzip(path):
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
     return path.open("r", encoding="utf-8-sig", newline="")
 
 
-def _is_gzip(path: Path) -> bool:
+def is_gzip(path: Path) -> bool:
+    """Whether the file starts with gzip's magic bytes (read_table decompresses such files)."""
     with path.open("rb") as probe:
         return probe.read(2) == b"\x1f\x8b"
 
@@ -196,7 +197,7 @@ def read_table(path: Path, what: str = "CSV file") -> Any:
         return "error"
 
     def source() -> Any:
-        if _is_gzip(path):
+        if is_gzip(path):
             with gzip.open(path, "rb") as handle:
                 return pa.BufferReader(handle.read())
         return str(path)

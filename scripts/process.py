@@ -176,9 +176,11 @@ def record_source(layout: Layout, source: Path, digest: str) -> None:
 def is_plain(path: Path) -> bool:
     """True for a file without gzip compression, byte-order mark or carriage returns: what
     write_csv would write, as far as line endings and encoding go."""
+    if loancsv.is_gzip(path):
+        return False
     with path.open("rb") as handle:
         start = handle.read(3)
-        if start[:2] == b"\x1f\x8b" or start == b"\xef\xbb\xbf" or b"\r" in start:
+        if start == b"\xef\xbb\xbf" or b"\r" in start:
             return False
         while chunk := handle.read(1 << 22):
             if b"\r" in chunk:
