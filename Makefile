@@ -23,7 +23,7 @@ override BASE_DIR := $(if $(filter /%,$(BASE_DIR)),$(BASE_DIR),$(CURDIR)/$(BASE_
 RUN_DIR  := $(BASE_DIR)/dags
 DAG_FILE := $(RUN_DIR)/$(notdir $(DAG_SRC))
 VPY  := $(VENV)/bin/python
-POOL := $(VPY) bin/pool.py --dag "$(DAG_FILE)"
+POOL := $(VPY) -m loanpipe.pool --dag "$(DAG_FILE)"
 export BASE_DIR
 
 .DEFAULT_GOAL := help
@@ -37,9 +37,12 @@ help: ## Show this help
 
 setup: $(VENV)/.installed ## Create .venv from the pinned requirements (idempotent)
 
-$(VENV)/.installed: requirements.txt
+# The pinned packages first, then this checkout's package (src/loanpipe) editable, without
+# dependencies: pip would otherwise resolve pyproject's ranges instead of the pins.
+$(VENV)/.installed: requirements.txt pyproject.toml
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(VPY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $@
 
 data: $(BASE_DIR)/loan_data.csv ## Write sample data into BASE_DIR unless it has a loan_data.csv
@@ -49,20 +52,20 @@ $(BASE_DIR)/loan_data.csv: | $(VENV)/.installed
 	$(VPY) scripts/generate_data.py --output $@ --rows $(ROWS) --seed $(SEED) --only-new-base-dir
 
 paths: | $(VENV)/.installed ## Render the DAG (dag/DAG.dag) for BASE_DIR into BASE_DIR/dags/, where its runs live
-	$(VPY) bin/render_paths.py --dag "$(DAG_SRC)" --base-dir "$(BASE_DIR)" \
+	$(VPY) -m loanpipe.dagman.render --dag "$(DAG_SRC)" --base-dir "$(BASE_DIR)" \
 		--project-dir "$(CURDIR)" --python "$(JOB_PYTHON)" --output "$(DAG_FILE)"
 
 check: paths ## Offline checks: DAG graph, RETRY, every submit file expanded by the htcondor bindings
-	CONDOR_CONFIG=/dev/null $(VPY) bin/check.py --dag "$(DAG_FILE)"
+	CONDOR_CONFIG=/dev/null $(VPY) -m loanpipe.check --dag "$(DAG_FILE)"
 
 # ---- run: on this machine, or on a pool
 
 local: $(VENV)/.installed $(BASE_DIR)/loan_data.csv paths ## Run the whole DAG on this machine (sample data when BASE_DIR has none)
-	CONDOR_CONFIG=/dev/null $(VPY) bin/run_dag.py --dag "$(DAG_FILE)" \
+	CONDOR_CONFIG=/dev/null $(VPY) -m loanpipe.local --dag "$(DAG_FILE)" \
 		$(if $(FRESH),--fresh) -j $(JOBS)
 
 graph: paths ## Draw the DAG into BASE_DIR/dags/DAG.png (Graphviz dot if installed, else matplotlib)
-	$(VPY) bin/graph.py --dag "$(DAG_FILE)" --output "$(DAG_FILE:.dag=.png)"
+	$(VPY) -m loanpipe.graph --dag "$(DAG_FILE)" --output "$(DAG_FILE:.dag=.png)"
 
 submit: | $(VENV)/.installed ## Submit the DAG to the pool (resumes a rescue DAG; FRESH=1 reruns all)
 	@$(POOL) require condor_submit_dag
@@ -84,7 +87,7 @@ preflight: | $(VENV)/.installed ## One tiny pool job: the jobs' Python, pinned i
 # ---- results
 
 report: $(VENV)/.installed ## Report results, deployment and the latest run (BASE_DIR/report/report.md)
-	$(VPY) bin/report.py --base-dir "$(BASE_DIR)" --dag "$(DAG_FILE)" $(REPORT_ARGS)
+	$(VPY) -m loanpipe.report --base-dir "$(BASE_DIR)" --dag "$(DAG_FILE)" $(REPORT_ARGS)
 
 rollback: $(VENV)/.installed ## Restore the previous deployment from BASE_DIR/model/archive
 	$(VPY) scripts/deploy.py --base-dir "$(BASE_DIR)" --rollback
@@ -98,12 +101,11 @@ clean: ## Remove staging outputs, predictions, job logs and rescue DAGs (never l
 # ---- development
 
 chmod: ## Make the stage scripts executable (0755, not group-writable)
-	chmod 0755 scripts/*.py bin/*.py
-	chmod 0644 scripts/loanlib.py scripts/loancsv.py scripts/loanmodel.py scripts/loanfeatures.py bin/dagfile.py
+	chmod 0755 scripts/*.py
 
 # ROWS given on the command line picks the sizes: make bench ROWS="10000000" (or ROWS="45000 1000000 10000000").
 bench: $(VENV)/.installed ## Per stage time and peak memory against its request, and the DAG's wall time, at 45k and 1M rows
-	$(VPY) bin/benchmark.py --exec-too --rows \
+	$(VPY) -m loanpipe.bench --exec-too --rows \
 		$(if $(filter command line environment,$(origin ROWS)),$(ROWS),45000 1000000)
 
 test: $(VENV)/.installed ## Run the linter and the test suite (in parallel, one worker per core)

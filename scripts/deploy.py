@@ -22,9 +22,11 @@ import shutil
 import time
 from pathlib import Path
 
-import loanlib
-import loanmodel
-from loanlib import Layout, PipelineError, log
+from loanpipe import errors
+from loanpipe.config import Layout
+from loanpipe.errors import PipelineError
+from loanpipe.stages import common, modeling
+from loanpipe.stages.common import log
 
 VERSIONS = ("v1", "v2", "v3")  # v3: the model search's winner (dag/tune.dag)
 
@@ -37,7 +39,7 @@ def intact(model: Path, manifest: Path) -> bool:
     """
     try:
         data = json.loads(manifest.read_text(encoding="utf-8"))
-        return isinstance(data, dict) and data.get("sha256") == loanlib.sha256_file(model)
+        return isinstance(data, dict) and data.get("sha256") == common.sha256_file(model)
     except (OSError, ValueError):
         return False
 
@@ -56,7 +58,7 @@ def archive_current(layout: Layout, suffix: str = "") -> None:
         folder = layout.archive_dir / f"{stamp}-{number}"
     for source in (layout.deployed_model, layout.manifest):
         if source.exists():
-            loanlib.copy_file(source, folder / source.name)
+            common.copy_file(source, folder / source.name)
     log(f"archived the current deployment in {folder}")
 
 
@@ -84,31 +86,31 @@ def rollback(layout: Layout) -> int:
     archive_current(layout, "-rolled-back")
     # Model first, then manifest, then the archive entry: a rollback killed half-way is redone
     # by running it again (the entry is still the newest intact one).
-    loanlib.copy_file(newest / "deployed_model.pkl", layout.deployed_model)
-    loanlib.copy_file(newest / "deployed_model.json", layout.manifest)
+    common.copy_file(newest / "deployed_model.pkl", layout.deployed_model)
+    common.copy_file(newest / "deployed_model.json", layout.manifest)
     shutil.rmtree(newest)
-    manifest = loanlib.read_json(layout.manifest, "deployment manifest")
+    manifest = common.read_json(layout.manifest, "deployment manifest")
     log(
         f"rolled back to {manifest.get('model_name')} ({manifest.get('candidate')}) deployed at "
         f"{manifest.get('deployed_at')}"
     )
-    return loanlib.EXIT_OK
+    return errors.EXIT_OK
 
 
 def deploy(layout: Layout, versions: list[str]) -> int:
     candidates = {}
     for version in versions:
         path = layout.metrics(version)
-        candidates[version] = loanmodel.check_metrics(loanlib.read_json(path, "metrics file"), path)
-    winner, rule, margin = loanmodel.choose_deployment(candidates)
+        candidates[version] = modeling.check_metrics(common.read_json(path, "metrics file"), path)
+    winner, rule, margin = modeling.choose_deployment(candidates)
     source = layout.trained_model(winner)
-    loanlib.check_readable(source, "trained model")
-    digest = loanlib.sha256_file(source)
+    common.check_readable(source, "trained model")
+    digest = common.sha256_file(source)
 
     deployed = layout.deployed_model
     if (
         deployed.is_file()
-        and loanlib.sha256_file(deployed) == digest
+        and common.sha256_file(deployed) == digest
         and intact(deployed, layout.manifest)
     ):
         log(
@@ -116,7 +118,7 @@ def deploy(layout: Layout, versions: list[str]) -> int:
         )
     else:
         archive_current(layout)
-        loanlib.copy_file(source, deployed)
+        common.copy_file(source, deployed)
     manifest = {
         "model_file": layout.deployed_model.name,
         "sha256": digest,
@@ -127,21 +129,21 @@ def deploy(layout: Layout, versions: list[str]) -> int:
         "metrics": candidates[winner],
         "candidates": candidates,
         "considered": versions,
-        "deployed_at": loanlib.utc_now(),
+        "deployed_at": common.utc_now(),
         "source": str(source.relative_to(layout.base)),
     }
-    loanlib.write_json(manifest, layout.manifest)
+    common.write_json(manifest, layout.manifest)
     why = {
         "precision": f"higher precision (by {margin['value']:.4f})",
         "f1": f"equal precision, higher F1 (by {margin['value']:.4f})",
         "tie": f"equal precision and F1: the earlier version ({winner}) wins a full tie",
     }[rule]
     log(f"deployed {manifest['model_name']} ({winner}): {why} -> {layout.deployed_model}")
-    return loanlib.EXIT_OK
+    return errors.EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = loanlib.stage_parser(__doc__)
+    parser = common.stage_parser(__doc__)
     parser.add_argument(
         "--rollback", action="store_true", help="restore the newest archived deployment"
     )
@@ -149,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         "--models",
         nargs="+",
         choices=VERSIONS,
-        default=sorted(loanmodel.MODELS),
+        default=sorted(modeling.MODELS),
         help="the model versions to choose among (default: %(default)s)",
     )
     args = parser.parse_args(argv)
@@ -161,4 +163,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    loanlib.exit_stage(main)
+    common.exit_stage(main)

@@ -17,23 +17,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import candidates
-import loancsv
-import loanlib
-import loanmodel
-from loanlib import Layout, PipelineError, log
+from loanpipe import errors
+from loanpipe.config import Layout
+from loanpipe.errors import PipelineError
+from loanpipe.stages import candidates, common, csvfiles, modeling
+from loanpipe.stages.common import log
 
-VERSIONS = sorted([*loanmodel.MODELS, candidates.VERSION])
+VERSIONS = sorted([*modeling.MODELS, candidates.VERSION])
 
 
 def search_winner(layout: Layout, model_path: Path) -> tuple[str, dict]:
     """(model name, candidate record) of the search's winner, checked against the model file."""
     path = candidates.selection_path(layout.base)
-    selection = loanlib.read_json(path, "model selection")
+    selection = common.read_json(path, "model selection")
     winner = selection.get("winner") if isinstance(selection, dict) else None
     if not isinstance(winner, dict) or "candidate" not in winner:
         raise PipelineError(path, "holds no winner")
-    if selection.get("model_sha256") != loanlib.sha256_file(model_path):
+    if selection.get("model_sha256") != common.sha256_file(model_path):
         raise PipelineError(
             path, f"describes another model than {model_path.name}: rerun select_model"
         )
@@ -48,39 +48,39 @@ def search_winner(layout: Layout, model_path: Path) -> tuple[str, dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = loanlib.stage_parser(__doc__)
+    parser = common.stage_parser(__doc__)
     parser.add_argument("--model", choices=VERSIONS, required=True)
     args = parser.parse_args(argv)
 
     layout = Layout(args.base_dir)
     model_path = layout.trained_model(args.model)
     y_path = layout.split_csv("y_test")
-    x_table = loancsv.read_in_background(layout.split_csv("X_test"), "test features")
-    y_table = loancsv.read_in_background(y_path, "test labels")
-    train_table = loancsv.read_in_background(layout.split_csv("y_train"), "training labels")
-    model = loanlib.load_model(model_path)  # imports scikit-learn while the CSV files are parsed
-    x_test, y_test = loancsv.as_frame(x_table()), loancsv.as_frame(y_table())
+    x_table = csvfiles.read_in_background(layout.split_csv("X_test"), "test features")
+    y_table = csvfiles.read_in_background(y_path, "test labels")
+    train_table = csvfiles.read_in_background(layout.split_csv("y_train"), "training labels")
+    model = common.load_model(model_path)  # imports scikit-learn while the CSV files are parsed
+    x_test, y_test = csvfiles.as_frame(x_table()), csvfiles.as_frame(y_table())
     if len(x_test) != len(y_test) or len(y_test.columns) != 1:
         raise PipelineError(
             y_path, "does not match X_test.csv (row count or a single label column)"
         )
     try:
-        features = loanmodel.prepare_features(x_test, *loanmodel.model_columns(model))
+        features = modeling.prepare_features(x_test, *modeling.model_columns(model))
     except KeyError as exc:
         raise PipelineError(
             layout.split_csv("X_test"), f"lacks the model's column(s) {exc}"
         ) from None
     del x_test
-    loanlib.release_memory()
-    with loanmodel.quiet_unknown_categories():
+    common.release_memory()
+    with modeling.quiet_unknown_categories():
         predicted = model.predict(features)
 
     candidate = None
     if args.model == candidates.VERSION:
         name, candidate = search_winner(layout, model_path)
     else:
-        name = loanmodel.MODELS[args.model]
-    metrics = loanmodel.compute_metrics(y_test.iloc[:, 0].to_numpy(), predicted, name)
+        name = modeling.MODELS[args.model]
+    metrics = modeling.compute_metrics(y_test.iloc[:, 0].to_numpy(), predicted, name)
     train_rows = train_table().num_rows
     classifier = model.named_steps["classifier"]
     parameters = {
@@ -101,19 +101,19 @@ def main(argv: list[str] | None = None) -> int:
         {
             "model_version": args.model,
             "test_rows": len(y_test),
-            "provenance": loanlib.provenance(
+            "provenance": common.provenance(
                 layout.raw_csv,
                 train_rows + len(y_test),
                 parameters,
-                loanlib.recorded_input_sha256(layout),
+                common.recorded_input_sha256(layout),
             ),
         }
     )
-    loanlib.write_json(metrics, layout.metrics(args.model))
-    summary = ", ".join(f"{key} {metrics[key]:.4f}" for key in loanmodel.METRIC_KEYS)
+    common.write_json(metrics, layout.metrics(args.model))
+    summary = ", ".join(f"{key} {metrics[key]:.4f}" for key in modeling.METRIC_KEYS)
     log(f"{name}: {summary} -> {layout.metrics(args.model)}")
-    return loanlib.EXIT_OK
+    return errors.EXIT_OK
 
 
 if __name__ == "__main__":
-    loanlib.exit_stage(main)
+    common.exit_stage(main)

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import loancsv
-import loanlib
-from loanlib import log
+from loanpipe import config, errors
+from loanpipe.stages import common, csvfiles
+from loanpipe.stages.common import log
 
 POSITIVE_SHARE = 0.2222
 MISSING_SHARE = 0.01
@@ -132,7 +132,7 @@ def used_entries(folder: Path) -> list[str]:
         return [folder.name]
     used = []
     for entry in sorted(folder.iterdir()):
-        if entry.name == "README.md" and folder.resolve() == loanlib.PROJECT_DIR / "data":
+        if entry.name == "README.md" and folder.resolve() == config.PROJECT_DIR / "data":
             continue
         if entry.is_dir() and not entry.is_symlink():
             inside = list(entry.iterdir())
@@ -145,11 +145,11 @@ def used_entries(folder: Path) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = loanlib.stage_parser(__doc__)
+    parser = common.stage_parser(__doc__)
     parser.add_argument("--output", type=Path, help="default: BASE_DIR/loan_data.csv")
     parser.add_argument("--rows", type=int, default=45000, help="default: %(default)s")
     parser.add_argument(
-        "--seed", type=int, default=loanlib.DEFAULT_SEED, help="default: %(default)s"
+        "--seed", type=int, default=common.DEFAULT_SEED, help="default: %(default)s"
     )
     parser.add_argument(
         "--only-new-base-dir",
@@ -159,12 +159,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.rows < 1:
         parser.error("--rows must be positive")
-    output = args.output or loanlib.Layout(args.base_dir).raw_csv
+    output = args.output or config.Layout(args.base_dir).raw_csv
     if args.only_new_base_dir:
         used = used_entries(output.parent)
         if used:
             shown = ", ".join(used[:5]) + (", ..." if len(used) > 5 else "")
-            raise loanlib.PipelineError(
+            raise errors.PipelineError(
                 output.parent,
                 f"no {output.name} here, but this is not a new base directory (it holds {shown}): "
                 "refusing to write sample data into it; put the real file back (an unmounted "
@@ -175,18 +175,18 @@ def main(argv: list[str] | None = None) -> int:
         import gzip
 
         with (
-            loanlib.atomic_output(output, "wb") as raw,
+            common.atomic_output(output, "wb") as raw,
             gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as handle,
         ):
             handle.write(frame.to_csv(index=False, lineterminator="\n").encode())
     else:
-        loancsv.write_csv(frame, output)
+        csvfiles.write_csv(frame, output)
     log(
         f"wrote {len(frame)} rows ({frame['loan_status'].mean():.1%} positive, seed {args.seed}) "
         f"to {output}"
     )
-    return loanlib.EXIT_OK
+    return errors.EXIT_OK
 
 
 if __name__ == "__main__":
-    loanlib.exit_stage(main)
+    common.exit_stage(main)

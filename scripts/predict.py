@@ -16,30 +16,31 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import loancsv
-import loanlib
-import loanmodel
-from loanlib import Layout, PipelineError, log
+from loanpipe import errors
+from loanpipe.config import Layout
+from loanpipe.errors import PipelineError
+from loanpipe.stages import common, csvfiles, modeling
+from loanpipe.stages.common import log
 
 
 def verified_model(layout: Layout):
     """Load the deployed model after checking its hash against the manifest."""
-    manifest = loanlib.read_json(layout.manifest, "deployment manifest")
-    loanlib.check_readable(layout.deployed_model, "deployed model")
-    actual = loanlib.sha256_file(layout.deployed_model)
+    manifest = common.read_json(layout.manifest, "deployment manifest")
+    common.check_readable(layout.deployed_model, "deployed model")
+    actual = common.sha256_file(layout.deployed_model)
     if not isinstance(manifest, dict) or manifest.get("sha256") != actual:
         raise PipelineError(
             layout.deployed_model,
             f"sha256 {actual[:12]}... does not match the deployment manifest "
             f"{layout.manifest.name}; refusing to load it (redeploy or `make rollback`)",
         )
-    return manifest, loanlib.load_model(layout.deployed_model)
+    return manifest, common.load_model(layout.deployed_model)
 
 
 def main(argv: list[str] | None = None) -> int:
     import pandas as pd
 
-    parser = loanlib.stage_parser(__doc__)
+    parser = common.stage_parser(__doc__)
     parser.add_argument("--input", type=Path, help="CSV of raw applications (default: X_test.csv)")
     parser.add_argument("--output", type=Path, help="default: BASE_DIR/predictions/predictions.csv")
     parser.add_argument(
@@ -49,22 +50,22 @@ def main(argv: list[str] | None = None) -> int:
 
     layout = Layout(args.base_dir)
     source = args.input or layout.split_csv("X_test")
-    table = loancsv.read_in_background(source, "applications to score")
+    table = csvfiles.read_in_background(source, "applications to score")
     manifest, model = verified_model(layout)  # imports scikit-learn while the CSV is parsed
-    numeric, categorical = loanmodel.model_columns(model)
+    numeric, categorical = modeling.model_columns(model)
     # Text (or inf) in a column the model reads as numbers is refused, naming its line: read as a
     # missing value, it would be imputed and the row scored as if nothing were wrong.
-    rows = loancsv.as_frame(loancsv.check_numbers(table(), source, numeric=tuple(numeric)))
+    rows = csvfiles.as_frame(csvfiles.check_numbers(table(), source, numeric=tuple(numeric)))
     if args.id_column and args.id_column not in rows.columns:
         raise PipelineError(source, f"--id-column '{args.id_column}' not found")
     try:
-        features = loanmodel.prepare_features(rows, numeric, categorical)
+        features = modeling.prepare_features(rows, numeric, categorical)
     except KeyError as exc:
         raise PipelineError(source, f"lacks the model's column(s) {exc}") from None
     row_id = rows[args.id_column] if args.id_column else range(len(rows))
     del rows
-    loanlib.release_memory()
-    with loanmodel.quiet_unknown_categories():
+    common.release_memory()
+    with modeling.quiet_unknown_categories():
         probabilities = model.predict_proba(features)
     # The class predict() would give (the most probable; ties to the first class, as both
     # LogisticRegression and the trees break them), without preprocessing the rows twice.
@@ -78,14 +79,14 @@ def main(argv: list[str] | None = None) -> int:
         }
     )
     output = args.output or layout.predictions
-    loancsv.write_csv(result, output)
+    csvfiles.write_csv(result, output)
     log(
         f"scored {len(result)} rows with {manifest.get('model_name')} "
         f"({manifest.get('candidate')}): "
         f"{int(result.predicted_class.sum())} predicted positive -> {output}"
     )
-    return loanlib.EXIT_OK
+    return errors.EXIT_OK
 
 
 if __name__ == "__main__":
-    loanlib.exit_stage(main)
+    common.exit_stage(main)

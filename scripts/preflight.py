@@ -4,7 +4,8 @@
 Runs as one tiny HTCondor job (submit/preflight.sub) with the interpreter the DAG's jobs use
 ($(PYTHON)). Reads requirements.txt (transferred with this script); imports the packages the
 stages import and compares their versions with the pins; checks that PROJECT_DIR/scripts and
-BASE_DIR are there and that BASE_DIR is writable (creates and removes one small file in it).
+BASE_DIR are there, that the project's package (loanpipe) is this checkout's, and that BASE_DIR
+is writable (creates and removes one small file in it).
 Writes nothing else. Prints one line per check (`ok: ...` or `FAIL: ...`) and a last line
 `verdict: ok` or `verdict: <the first problem>`; exits 0 when every check passed, else 1.
 Only the standard library is imported at the top: a missing package must be a verdict, not a
@@ -73,12 +74,26 @@ def check_imports(pinned: dict[str, str]) -> list[str]:
     return problems
 
 
+def check_package(project: Path) -> list[str]:
+    """The stages import the project's package: it must be this checkout's (src/loanpipe)."""
+    try:
+        import loanpipe
+    except Exception as exc:
+        return [f"import loanpipe failed: {type(exc).__name__}: {exc} (make setup installs it)"]
+    where = Path(loanpipe.__file__).resolve().parent
+    if where != (project / "src" / "loanpipe").resolve():
+        return [f"loanpipe is imported from {where}, not from PROJECT_DIR's src/ (other checkout?)"]
+    print(f"ok: loanpipe from {where}")
+    return []
+
+
 def check_dirs(base: Path, project: Path) -> list[str]:
     problems = []
-    if not (project / "scripts" / "loanlib.py").is_file():
-        problems.append(f"PROJECT_DIR {project}: scripts/loanlib.py not found (not mounted?)")
+    if not (project / "scripts" / "process.py").is_file():
+        problems.append(f"PROJECT_DIR {project}: scripts/process.py not found (not mounted?)")
     else:
         print(f"ok: PROJECT_DIR {project}")
+    problems += check_package(project)
     if not base.is_dir():
         return [*problems, f"BASE_DIR {base} is not there (not mounted at this path?)"]
     try:

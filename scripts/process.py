@@ -9,7 +9,7 @@ Writes  BASE_DIR/staging/split_data/processed_data.csv (no index column; the inp
 Everything that can be checked against the user's file is checked here, and a refusal names
 loan_data.csv (and a line where there is one): readable, comma-separated, a header and rows, unique
 column names, every row with as many fields as the header; the target must hold the two labels 0
-and 1; a numeric column must not hold text nor inf/-inf (loancsv.check_numbers draws the line);
+and 1; a numeric column must not hold text nor inf/-inf (csvfiles.check_numbers draws the line);
 no column may be empty in every row; enough labelled rows that the default 80/20 split (seed 42)
 leaves both classes in the training and in the test set. ID-like columns (id, *_id, Unnamed: 0...)
 are dropped so they never become features; rows without a target are dropped. Imputation and
@@ -21,16 +21,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import loancsv
-import loanlib
-from loanlib import Layout, PipelineError, log
+from loanpipe import errors
+from loanpipe.config import Layout
+from loanpipe.errors import PipelineError
+from loanpipe.stages import common, csvfiles
+from loanpipe.stages.common import log
 
 
 def parse_args(argv: list[str] | None):
-    parser = loanlib.stage_parser(__doc__)
+    parser = common.stage_parser(__doc__)
     parser.add_argument("--input", type=Path, help="raw CSV (default: BASE_DIR/loan_data.csv)")
     parser.add_argument(
-        "--target", default=loanlib.DEFAULT_TARGET, help="target column (default: %(default)s)"
+        "--target", default=common.DEFAULT_TARGET, help="target column (default: %(default)s)"
     )
     parser.add_argument(
         "--drop-columns",
@@ -86,15 +88,15 @@ def check_splittable(labels, path: Path) -> None:
     import pyarrow.compute as pc
 
     rows = len(labels)
-    if rows < loanlib.MIN_ROWS:
+    if rows < common.MIN_ROWS:
         raise PipelineError(
             path,
-            f"too few rows to split: {rows} row(s) with a label (need at least {loanlib.MIN_ROWS})",
+            f"too few rows to split: {rows} row(s) with a label (need at least {common.MIN_ROWS})",
         )
     counts = {c["values"]: c["counts"] for c in pc.value_counts(labels).to_pylist()}
-    parts = loanlib.split_rows(rows, loanlib.DEFAULT_TEST_SIZE, loanlib.DEFAULT_SEED)
+    parts = common.split_rows(rows, common.DEFAULT_TEST_SIZE, common.DEFAULT_SEED)
     for name, part in zip(("training", "test"), parts, strict=True):
-        present = pc.unique(labels.take(loancsv.arrow_indices(part))).to_pylist()
+        present = pc.unique(labels.take(csvfiles.arrow_indices(part))).to_pylist()
         lacking = sorted({0, 1} - set(present))
         if lacking:
             raise PipelineError(
@@ -112,14 +114,14 @@ def main(argv: list[str] | None = None) -> int:
     layout = Layout(args.base_dir)
     source = args.input or layout.raw_csv
     state = file_state(source)
-    table = loancsv.read_table(source, "raw loan data")
+    table = csvfiles.read_table(source, "raw loan data")
     log(f"read {table.num_rows} rows, {table.num_columns} columns from {source}")
 
     read_schema = table.schema
     table, records = clean_target(table, args.target, source)
     names = table.column_names
     if args.drop_columns == "auto":
-        drop = loanlib.id_like_columns([c for c in names if c != args.target])
+        drop = common.id_like_columns([c for c in names if c != args.target])
     else:
         drop = [c.strip() for c in args.drop_columns.split(",") if c.strip()]
         unknown = [c for c in drop if c not in names]
@@ -138,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         raise PipelineError(source, f"column(s) empty in every row: {', '.join(empty)}")
     if table.num_columns < 2:
         raise PipelineError(source, "no feature columns besides the target")
-    table = loancsv.check_numbers(table, source, skip=(args.target,), records=records)
+    table = csvfiles.check_numbers(table, source, skip=(args.target,), records=records)
     check_splittable(table.column(args.target), source)
 
     features = [f for f in table.schema if f.name != args.target]
@@ -153,21 +155,21 @@ def main(argv: list[str] | None = None) -> int:
     # If the file changed while it was read or copied, the table that was checked is written.
     cleaned = records is not None or not table.schema.equals(read_schema)
     if not cleaned and state is not None and file_state(source) == state and is_plain(source):
-        digest = loanlib.copy_file(source, layout.processed_csv)
+        digest = common.copy_file(source, layout.processed_csv)
         if file_state(source) == state:
             record_source(layout, source, digest)
             log(f"wrote {layout.processed_csv} (the input as it is: nothing to clean)")
-            return loanlib.EXIT_OK
-    loancsv.write_csv(table, layout.processed_csv)
-    record_source(layout, source, loanlib.sha256_file(source))
+            return errors.EXIT_OK
+    csvfiles.write_csv(table, layout.processed_csv)
+    record_source(layout, source, common.sha256_file(source))
     log(f"wrote {layout.processed_csv}")
-    return loanlib.EXIT_OK
+    return errors.EXIT_OK
 
 
 def record_source(layout: Layout, source: Path, digest: str) -> None:
     """Layout.processed_source: the input's name, sha256 and size, for the provenance of every
     later result (hashed once here instead of again by each stage that reports it)."""
-    loanlib.write_json(
+    common.write_json(
         {"input_file": source.name, "input_sha256": digest, "input_bytes": source.stat().st_size},
         layout.processed_source,
     )
@@ -176,7 +178,7 @@ def record_source(layout: Layout, source: Path, digest: str) -> None:
 def is_plain(path: Path) -> bool:
     """True for a file without gzip compression, byte-order mark or carriage returns: what
     write_csv would write, as far as line endings and encoding go."""
-    if loancsv.is_gzip(path):
+    if csvfiles.is_gzip(path):
         return False
     with path.open("rb") as handle:
         start = handle.read(3)
@@ -198,4 +200,4 @@ def file_state(path: Path) -> tuple[int, int, int] | None:
 
 
 if __name__ == "__main__":
-    loanlib.exit_stage(main)
+    common.exit_stage(main)

@@ -20,11 +20,11 @@ import time
 import warnings
 from pathlib import Path
 
-import candidates
-import loanlib
-import loanmodel
-from candidates import Candidate
-from loanlib import PipelineError, log
+from loanpipe import config, errors
+from loanpipe.errors import PipelineError
+from loanpipe.stages import candidates, common, modeling
+from loanpipe.stages.candidates import Candidate
+from loanpipe.stages.common import log
 
 
 def cross_validate(
@@ -55,7 +55,7 @@ def cross_validate(
                 ) from None
         fit_s = time.perf_counter() - start
         x_val, y_val = x.iloc[val_idx], y[val_idx]
-        with loanmodel.quiet_unknown_categories():
+        with modeling.quiet_unknown_categories():
             predicted = model.predict(x_val)
             score = float(scorer(model, x_val, y_val))
         per_fold.append(
@@ -91,7 +91,7 @@ def summarize(per_fold: list[dict[str, float]]) -> dict[str, object]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = loanlib.stage_parser(__doc__)
+    parser = common.stage_parser(__doc__)
     parser.add_argument("--candidate", required=True, help="the row's candidate id")
     parser.add_argument("--family", required=True, choices=sorted(candidates.FAMILIES))
     parser.add_argument("--params", nargs="*", default=[], help="name=value words of the row")
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     training = candidates.read_training(args.base_dir)
     if min(int((training.labels == c).sum()) for c in (0, 1)) < settings["folds"]:
         raise PipelineError(
-            loanlib.Layout(args.base_dir).split_csv("y_train"),
+            config.Layout(args.base_dir).split_csv("y_train"),
             f"each class needs at least {settings['folds']} rows for {settings['folds']}-fold CV",
         )
     log(
@@ -130,20 +130,20 @@ def main(argv: list[str] | None = None) -> int:
         **cv,
         "train_rows": len(training.labels),
         "train_sha256": training.sha256,
-        "started_at": loanlib.utc_now(),
+        "started_at": common.utc_now(),
         "elapsed_s": round(time.time() - start, 3),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "host": socket.gethostname(),
-        "versions": loanlib.library_versions(),
+        "versions": common.library_versions(),
     }
     path = candidates.result_path(args.base_dir, candidate.id)
-    loanlib.write_json(result, path)
+    common.write_json(result, path)
     log(
         f"{candidate.id}: {settings['scoring']} {cv['mean']:.4f} +/- {cv['std']:.4f} "
         f"in {result['elapsed_s']:.1f}s -> {path}"
     )
-    return loanlib.EXIT_OK
+    return errors.EXIT_OK
 
 
 if __name__ == "__main__":
-    loanlib.exit_stage(main)
+    common.exit_stage(main)

@@ -22,10 +22,11 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import candidates
-import loanlib
-from candidates import Candidate
-from loanlib import PipelineError, log
+from loanpipe import config, errors
+from loanpipe.errors import PipelineError
+from loanpipe.stages import candidates, common
+from loanpipe.stages.candidates import Candidate
+from loanpipe.stages.common import log
 
 TIE_DIGITS = 12  # scores equal to 12 decimals are a tie (float noise is not a lead)
 
@@ -33,7 +34,7 @@ TIE_DIGITS = 12  # scores equal to 12 decimals are a tie (float noise is not a l
 def load_result(base: Path, candidate: Candidate, settings: dict, train_sha: str) -> dict:
     """The candidate's result file, checked against the table row, settings and training rows."""
     path = candidates.result_path(base, candidate.id)
-    data = loanlib.read_json(path, f"search result of candidate {candidate.id}")
+    data = common.read_json(path, f"search result of candidate {candidate.id}")
     if not isinstance(data, dict):
         raise PipelineError(path, "does not hold a JSON object")
     expected = {
@@ -111,7 +112,7 @@ def decide(board: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = loanlib.stage_parser(__doc__)
+    parser = common.stage_parser(__doc__)
     parser.add_argument("--table", type=Path, default=candidates.TABLE, help="default: %(default)s")
     parser.add_argument(
         "--settings", type=Path, default=candidates.SETTINGS, help="default: %(default)s"
@@ -138,9 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     with warnings.catch_warnings(), threadpool_limits(limits=1):  # one thread, as the job's CPU
         warnings.simplefilter("ignore")
         model.fit(training.features, training.labels)
-    layout = loanlib.Layout(args.base_dir)
+    layout = config.Layout(args.base_dir)
     model_path = layout.trained_model(candidates.VERSION)
-    loanlib.save_model(model, model_path)
+    common.save_model(model, model_path)
     selection = {
         "version": candidates.VERSION,
         "scoring": settings["scoring"],
@@ -151,18 +152,18 @@ def main(argv: list[str] | None = None) -> int:
         "margin": margin,
         "leaderboard": board,
         "model_file": str(model_path.relative_to(args.base_dir)),
-        "model_sha256": loanlib.sha256_file(model_path),
+        "model_sha256": common.sha256_file(model_path),
         "train_sha256": training.sha256,
         "train_rows": len(training.labels),
         "table": args.table.name,
-        "table_sha256": loanlib.sha256_file(args.table),
-        "git_commit": loanlib.git_commit(),
-        "versions": loanlib.library_versions(),
+        "table_sha256": common.sha256_file(args.table),
+        "git_commit": common.git_commit(),
+        "versions": common.library_versions(),
     }
-    loanlib.write_json(selection, candidates.selection_path(args.base_dir))
+    common.write_json(selection, candidates.selection_path(args.base_dir))
     log(f"wrote {model_path} and {candidates.selection_path(args.base_dir)}")
-    return loanlib.EXIT_OK
+    return errors.EXIT_OK
 
 
 if __name__ == "__main__":
-    loanlib.exit_stage(main)
+    common.exit_stage(main)

@@ -10,19 +10,21 @@ columns, so the test rows double as raw loan applications for the prediction sta
 
 from __future__ import annotations
 
-import loancsv
-import loanlib
-from loanlib import Layout, PipelineError, log
+from loanpipe import errors
+from loanpipe.config import Layout
+from loanpipe.errors import PipelineError
+from loanpipe.stages import common, csvfiles
+from loanpipe.stages.common import log
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = loanlib.stage_parser(__doc__)
-    parser.add_argument("--target", default=loanlib.DEFAULT_TARGET, help="default: %(default)s")
+    parser = common.stage_parser(__doc__)
+    parser.add_argument("--target", default=common.DEFAULT_TARGET, help="default: %(default)s")
     parser.add_argument(
-        "--test-size", type=float, default=loanlib.DEFAULT_TEST_SIZE, help="default: %(default)s"
+        "--test-size", type=float, default=common.DEFAULT_TEST_SIZE, help="default: %(default)s"
     )
     parser.add_argument(
-        "--seed", type=int, default=loanlib.DEFAULT_SEED, help="default: %(default)s"
+        "--seed", type=int, default=common.DEFAULT_SEED, help="default: %(default)s"
     )
     args = parser.parse_args(argv)
     if not 0 < args.test_size < 1:
@@ -30,21 +32,21 @@ def main(argv: list[str] | None = None) -> int:
 
     layout = Layout(args.base_dir)
     source = layout.processed_csv
-    table = loancsv.read_table(source, "processed data")
+    table = csvfiles.read_table(source, "processed data")
     if args.target not in table.column_names:
         raise PipelineError(source, f"target column '{args.target}' not found")
     rows = table.num_rows
     # data_processing refuses these for loan_data.csv with the default split; this catches
     # other --test-size/--seed values and a processed file written by something else.
-    if rows < loanlib.MIN_ROWS:
+    if rows < common.MIN_ROWS:
         raise PipelineError(
-            source, f"too few rows to split: {rows} (need at least {loanlib.MIN_ROWS})"
+            source, f"too few rows to split: {rows} (need at least {common.MIN_ROWS})"
         )
     # scikit-learn's train_test_split, row numbers only: no pandas copy of the data, no import.
-    train, test = loanlib.split_rows(rows, args.test_size, args.seed)
+    train, test = common.split_rows(rows, args.test_size, args.seed)
     import pyarrow.compute as pc
 
-    train, test = loancsv.arrow_indices(train), loancsv.arrow_indices(test)
+    train, test = csvfiles.arrow_indices(train), csvfiles.arrow_indices(test)
     labels = table.column(args.target)
     for name, part in (("training", train), ("test", test)):
         if len(pc.unique(labels.take(part))) < 2:
@@ -66,14 +68,14 @@ def main(argv: list[str] | None = None) -> int:
 
     with ThreadPoolExecutor(max_workers=2) as writers:
         written = [
-            writers.submit(loancsv.write_csv, part, layout.split_csv(name), rows=indices)
+            writers.submit(csvfiles.write_csv, part, layout.split_csv(name), rows=indices)
             for name, part, indices in parts
         ]
     for future in written:
         future.result()  # raises the first writer's error, if any
     log(f"split {rows} rows: {len(train)} training, {len(test)} test -> {layout.split_dir}")
-    return loanlib.EXIT_OK
+    return errors.EXIT_OK
 
 
 if __name__ == "__main__":
-    loanlib.exit_stage(main)
+    common.exit_stage(main)

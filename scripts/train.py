@@ -13,24 +13,25 @@ Single-threaded: HTCondor gives the job one CPU.
 
 from __future__ import annotations
 
-import loanlib
-import loanmodel
-from loanlib import Layout, log
+from loanpipe import errors
+from loanpipe.config import Layout
+from loanpipe.stages import common, modeling
+from loanpipe.stages.common import log
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = loanlib.stage_parser(__doc__)
-    parser.add_argument("--model", choices=sorted(loanmodel.MODELS), required=True)
+    parser = common.stage_parser(__doc__)
+    parser.add_argument("--model", choices=sorted(modeling.MODELS), required=True)
     parser.add_argument(
-        "--seed", type=int, default=loanlib.DEFAULT_SEED, help="default: %(default)s"
+        "--seed", type=int, default=common.DEFAULT_SEED, help="default: %(default)s"
     )
     args = parser.parse_args(argv)
 
     layout = Layout(args.base_dir)
-    features, labels, numeric, categorical = loanmodel.read_training(layout)
-    model = loanmodel.build_model(args.model, numeric, categorical, args.seed)
+    features, labels, numeric, categorical = modeling.read_training(layout)
+    model = modeling.build_model(args.model, numeric, categorical, args.seed)
     log(
-        f"fitting {loanmodel.MODELS[args.model]} on {len(features)} rows "
+        f"fitting {modeling.MODELS[args.model]} on {len(features)} rows "
         f"({len(numeric)} numeric, {len(categorical)} categorical columns)"
     )
     # The pipeline's two steps fitted one after the other (what Pipeline.fit does), so that the
@@ -38,12 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     preprocess, classifier = model.named_steps.values()
     matrix = preprocess.fit_transform(features, labels)
     del features
-    loanlib.release_memory()
+    common.release_memory()
     classifier.fit(matrix, labels)
-    loanlib.save_model(model, layout.trained_model(args.model))
+    common.save_model(model, layout.trained_model(args.model))
     log(f"wrote {layout.trained_model(args.model)}")
-    return loanlib.EXIT_OK
+    return errors.EXIT_OK
 
 
 if __name__ == "__main__":
-    loanlib.exit_stage(main)
+    common.exit_stage(main)

@@ -38,13 +38,18 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from conftest import overlay_venv
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED_POOL = REPO.parent / "shared" / "htcondor" / "personal-pool"
 BASE_PYTHON = "/usr/bin/python3"
 SAMPLE_ROWS = 2000
 # Environment passed to the pool user's shell: nothing of the test process (MAKEFLAGS, BASE_DIR,
 # VIRTUAL_ENV, ...) leaks into the project's make targets. pip's own settings are kept.
-KEEP_ENV = ("LANG", "LC_ALL", "TZ", "http_proxy", "https_proxy", "no_proxy")
+# HTCONDOR_VERSION and POOL_DIR pick the personal pool's runtime: every personal-pool call of
+# a session must see the same ones, or it reaches another version's pool.
+KEEP_ENV = ("LANG", "LC_ALL", "TZ", "http_proxy", "https_proxy", "no_proxy", "HTCONDOR_VERSION")
+KEEP_ENV += ("POOL_DIR",)
 
 
 def locate() -> tuple[str, str]:
@@ -207,8 +212,11 @@ def new_checkout(pool: Pool, session: Path, name: str, venv: Path) -> Checkout:
         dest = root / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / rel, dest)
+    # The copy's own venv: the shared venv's pinned packages and this copy's src/ (the package
+    # installed editable, as make setup would), so that jobs import the code of this copy.
+    overlay_venv(root / ".venv", venv, root / "src", python=BASE_PYTHON)
     pool.chown(root)
-    return Checkout(pool, root, venv)
+    return Checkout(pool, root, root / ".venv")
 
 
 def session_dir(pool: Pool) -> Path:

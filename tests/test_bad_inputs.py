@@ -17,12 +17,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import loancsv
-import loanlib
 import pandas as pd
 import pytest
-from conftest import SCRIPTS, run_stage
-from loanlib import Layout
+from conftest import SCRIPTS, load_script, run_stage
+
+from loanpipe import errors
+from loanpipe.config import Layout
+from loanpipe.stages import common, csvfiles
 
 PROCESSED = "staging/split_data/processed_data.csv"
 
@@ -35,7 +36,7 @@ def assert_refused(
     result: subprocess.CompletedProcess,
     path_part: str,
     problem: str,
-    code: int = loanlib.EXIT_BAD_INPUT,
+    code: int = errors.EXIT_BAD_INPUT,
 ) -> None:
     assert result.returncode == code, result.stderr
     assert "Traceback" not in result.stderr, result.stderr
@@ -127,7 +128,7 @@ CASES = {
 def test_streaming_reader_for_large_files_refuses_as_the_whole_file_reader(
     processed_once, case, monkeypatch, tmp_path
 ):
-    """Files above loancsv.WHOLE_FILE_BYTES are read block by block: the same tables and the
+    """Files above csvfiles.WHOLE_FILE_BYTES are read block by block: the same tables and the
     same refusals as the whole-file reader gives the small files the other tests use."""
     base = shutil.copytree(processed_once[0], tmp_path / "copy")
     damage, problem = CASES[case]
@@ -136,23 +137,23 @@ def test_streaming_reader_for_large_files_refuses_as_the_whole_file_reader(
 
     def outcome():
         try:
-            return loancsv.read_table(path).to_pylist()
-        except loanlib.PipelineError as exc:
+            return csvfiles.read_table(path).to_pylist()
+        except errors.PipelineError as exc:
             return str(exc)
 
     whole = outcome()
-    monkeypatch.setattr(loancsv, "WHOLE_FILE_BYTES", 0)
-    monkeypatch.setattr(loancsv, "CSV_BLOCK_BYTES", 4096)  # many blocks even for a short file
+    monkeypatch.setattr(csvfiles, "WHOLE_FILE_BYTES", 0)
+    monkeypatch.setattr(csvfiles, "CSV_BLOCK_BYTES", 4096)  # many blocks even for a short file
     assert outcome() == whole
 
 
 def test_a_type_settled_late_in_a_large_file_reads_as_in_a_small_one(tmp_path, monkeypatch):
     path = tmp_path / "loan_data.csv"
     path.write_text("a,b,loan_status\n" + "1,x,0\n" * 2000 + "2.5,y,1\n")  # 12 kB
-    small = loancsv.read_table(path)
-    monkeypatch.setattr(loancsv, "WHOLE_FILE_BYTES", 0)
-    monkeypatch.setattr(loancsv, "CSV_BLOCK_BYTES", 4096)
-    large = loancsv.read_table(path)
+    small = csvfiles.read_table(path)
+    monkeypatch.setattr(csvfiles, "WHOLE_FILE_BYTES", 0)
+    monkeypatch.setattr(csvfiles, "CSV_BLOCK_BYTES", 4096)
+    large = csvfiles.read_table(path)
     assert large.equals(small) and str(large.schema.field("a").type) == "double"
 
 
@@ -176,14 +177,14 @@ def test_no_read_permission(base_dir):
             pytest.skip("running as root without setpriv to drop CAP_DAC_OVERRIDE")
         command = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", *command]
     result = subprocess.run(command, capture_output=True, text=True)
-    assert_refused(result, "loan_data.csv", "no permission to read it", loanlib.EXIT_FAILURE)
+    assert_refused(result, "loan_data.csv", "no permission to read it", errors.EXIT_FAILURE)
 
 
 def test_missing_input_is_retried_not_refused(processed_once):
     base, before = processed_once
     (base / "loan_data.csv").unlink()
     result = run_stage("process.py", base, check=False)
-    assert_refused(result, "loan_data.csv", "not found", loanlib.EXIT_FAILURE)
+    assert_refused(result, "loan_data.csv", "not found", errors.EXIT_FAILURE)
     assert "ENOENT" in result.stderr and "retries" in result.stderr
     assert (base / PROCESSED).read_bytes() == before
 
@@ -194,10 +195,10 @@ def test_inputs_read_in_background_fail_as_they_would_in_the_foreground(finished
     base = shutil.copytree(finished_base, tmp_path / "base")
     layout = Layout(base)
     x_test = layout.split_csv("X_test")
-    assert loancsv.read_in_background(x_test)().equals(loancsv.read_table(x_test))
+    assert csvfiles.read_in_background(x_test)().equals(csvfiles.read_table(x_test))
     x_test.write_text(x_test.read_text() + "1,2\n")  # a short last line
-    with pytest.raises(loanlib.PipelineError, match=r"line \d+ has 2 field\(s\)"):
-        loancsv.read_in_background(x_test, "test features")()
+    with pytest.raises(errors.PipelineError, match=r"line \d+ has 2 field\(s\)"):
+        csvfiles.read_in_background(x_test, "test features")()
     for version in ("v1", "v2"):
         result = run_stage("evaluate.py", base, "--model", version, check=False)
         assert_refused(result, "X_test.csv", "has 2 field(s) but the header has")
@@ -205,7 +206,7 @@ def test_inputs_read_in_background_fail_as_they_would_in_the_foreground(finished
     assert_refused(result, "X_test.csv", "has 2 field(s) but the header has")
     layout.split_csv("X_train").unlink()
     result = run_stage("train.py", base, "--model", "v1", check=False)
-    assert_refused(result, "X_train.csv", "not found", loanlib.EXIT_FAILURE)
+    assert_refused(result, "X_train.csv", "not found", errors.EXIT_FAILURE)
 
 
 def test_too_few_rows_to_split_is_caught_by_split_too(base_dir):
@@ -243,15 +244,15 @@ def test_input_with_nothing_to_clean_is_copied_and_a_changing_one_is_not(base_di
     assert "the input as it is: nothing to clean" in result.stderr
     assert (base_dir / PROCESSED).read_bytes() == raw
     # loan_data.csv changes while it is copied: the rows that were checked are written instead.
-    import process
+    process = load_script("process")
 
     def change_then_copy(source, dest):  # a row lands just before the copy reads the file
         with open(source, "ab") as handle:
             handle.write(raw.splitlines(keepends=True)[1])
         shutil.copy(source, dest)
 
-    monkeypatch.setattr(loanlib, "copy_file", change_then_copy)
-    assert process.main(["--base-dir", str(base_dir)]) == loanlib.EXIT_OK
+    monkeypatch.setattr(common, "copy_file", change_then_copy)
+    assert process.main(["--base-dir", str(base_dir)]) == errors.EXIT_OK
     rows = pd.read_csv(base_dir / PROCESSED)
     assert len(rows) == raw.count(b"\n") - 1  # the appended row is not there
     assert (base_dir / PROCESSED).read_bytes() != (base_dir / "loan_data.csv").read_bytes()
@@ -330,12 +331,12 @@ def test_missing_metrics_or_manifest_is_retried(deployed):
     before = snapshot(deployed)
     deployed.metrics("v2").unlink()
     result = run_stage("deploy.py", deployed.base, check=False)
-    assert_refused(result, "model_metrics_v2.json", "metrics file not found", loanlib.EXIT_FAILURE)
+    assert_refused(result, "model_metrics_v2.json", "metrics file not found", errors.EXIT_FAILURE)
     assert snapshot(deployed) == before
     deployed.manifest.unlink()
     result = run_stage("predict.py", deployed.base, check=False)
     assert_refused(
-        result, "deployed_model.json", "deployment manifest not found", loanlib.EXIT_FAILURE
+        result, "deployed_model.json", "deployment manifest not found", errors.EXIT_FAILURE
     )
 
 

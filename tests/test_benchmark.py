@@ -1,4 +1,4 @@
-"""Tests for bin/benchmark.py (make bench): the data it makes and the table it prints."""
+"""Tests for loanpipe.bench (make bench): the data it makes and the table it prints."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import benchmark
-from conftest import REPO, run_stage
+from conftest import run_stage
+
+from loanpipe import bench
 
 
 def sample(tmp_path: Path, rows: int) -> Path:
@@ -20,14 +21,14 @@ def test_resample_draws_rows_of_the_source_with_its_header(tmp_path: Path) -> No
     source = sample(tmp_path, 50)
     lines = source.read_text().splitlines()
     dest = tmp_path / "big.csv"
-    assert benchmark.resample(source, 1234, dest, seed=1) is True
+    assert bench.resample(source, 1234, dest, seed=1) is True
     out = dest.read_text().splitlines()
     assert out[0] == lines[0] and len(out) == 1235
     assert set(out[1:]) <= set(lines[1:])
     again = tmp_path / "again.csv"
-    benchmark.resample(source, 1234, again, seed=1)
+    bench.resample(source, 1234, again, seed=1)
     assert again.read_text() == dest.read_text()  # seeded
-    assert benchmark.resample(source, 50, tmp_path / "same.csv") is False
+    assert bench.resample(source, 50, tmp_path / "same.csv") is False
     assert (tmp_path / "same.csv").read_bytes() == source.read_bytes()
 
 
@@ -36,7 +37,7 @@ def test_bench_prints_stages_against_requests_and_the_dag_time(tmp_path: Path) -
     work = tmp_path / "work"
     work.mkdir()
     proc = subprocess.run(
-        [sys.executable, str(REPO / "bin/benchmark.py"), "--rows", "600", "--work-dir", str(work)],
+        [sys.executable, "-m", "loanpipe.bench", "--rows", "600", "--work-dir", str(work)],
         capture_output=True,
         text=True,
         env={**os.environ, "LOAN_DATA_CSV": str(source), "CONDOR_CONFIG": "/dev/null"},
@@ -47,7 +48,7 @@ def test_bench_prints_stages_against_requests_and_the_dag_time(tmp_path: Path) -
     out = proc.stdout
     assert "600 rows" in out and f"resampled from {source}" in out
     assert "request_memory for every node (make paths): 384 MiB" in out
-    for node, *_ in benchmark.STAGES:
+    for node, *_ in bench.STAGES:
         line = next(line for line in out.splitlines() if line.startswith(node + " "))
         seconds, peak, share = line.split()[1:4]
         assert float(seconds) > 0 and 0 < float(peak) < 384 and share.endswith("%")
@@ -61,9 +62,9 @@ def test_peaks_are_the_stages_own_not_the_benchmarks() -> None:
     small stage measured from a big benchmark process must still show its own small peak."""
     ballast = bytearray(400 * 2**20)  # 400 MiB resident in this process
     ballast[::4096] = b"x" * len(ballast[::4096])
-    seconds, peak = benchmark.measure([sys.executable, "-c", "pass"])
+    seconds, peak = bench.measure([sys.executable, "-c", "pass"])
     assert seconds > 0 and 1 < peak < 100, peak
-    seconds, peak = benchmark.measure(
+    seconds, peak = bench.measure(
         [sys.executable, "-c", "block = bytearray(200 * 2**20); block[::4096] = b'x' * 51200"]
     )
     assert 200 < peak < 300, peak

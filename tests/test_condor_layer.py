@@ -21,9 +21,9 @@ from conftest import SEED_NODES
 PROJECT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("CONDOR_CONFIG", "/dev/null")
 
-import check  # noqa: E402  (imported once CONDOR_CONFIG is set)
-import render_paths  # noqa: E402  (imported once CONDOR_CONFIG is set)
-from dagfile import node_job_ad, parse_dag  # noqa: E402  (imported once CONDOR_CONFIG is set)
+from loanpipe.check import offline  # noqa: E402  (imported once CONDOR_CONFIG is set)
+from loanpipe.dagman import render  # noqa: E402  (imported once CONDOR_CONFIG is set)
+from loanpipe.dagman.dag import node_job_ad, parse_dag  # noqa: E402  (imported once CONDOR_CONFIG is set)
 
 PYTHON = str(PROJECT / ".venv" / "bin" / "python")
 MAKE = shutil.which("make")
@@ -75,7 +75,7 @@ def work(tmp_path: Path) -> dict[str, Path]:
     shutil.copytree(PROJECT / "submit", submit_dir)
     base = tmp_path / "nfs" / "loans"
     args = ["--dag", str(src / "dagfile.dag"), "--base-dir", str(base)]
-    assert render_paths.main([*args, "--project-dir", str(PROJECT)]) == 0
+    assert render.main([*args, "--project-dir", str(PROJECT)]) == 0
     return {"root": tmp_path, "src": src, "dag": base / "dags", "submit": submit_dir, "base": base}
 
 
@@ -163,10 +163,10 @@ def test_rendering_under_arbitrary_base_dir(work: dict[str, Path]) -> None:
 def test_python_override_and_default(tmp_path: Path) -> None:
     base = tmp_path / "b"
     out = base / "dags" / "dagfile.dag"  # the default output
-    assert render_paths.main(["--base-dir", str(base)]) == 0
+    assert render.main(["--base-dir", str(base)]) == 0
     assert f'PYTHON="{PYTHON}"' in out.read_text()
     other = "/shared/venvs/loans/bin/python"
-    assert render_paths.main(["--base-dir", str(base), "--python", other]) == 0
+    assert render.main(["--base-dir", str(base), "--python", other]) == 0
     assert f'PYTHON="{other}"' in out.read_text()
     assert not list(out.parent.glob(".dagfile.dag.*"))  # no temporary file left behind
 
@@ -189,7 +189,7 @@ def test_python_override_and_default(tmp_path: Path) -> None:
 def test_bad_base_dirs_refused(tmp_path: Path, bad: str) -> None:
     out = tmp_path / "dag" / "dagfile.dag"
     proc = subprocess.run(
-        [PYTHON, str(PROJECT / "bin" / "render_paths.py"), "--base-dir", bad, "--output", str(out)],
+        [PYTHON, "-m", "loanpipe.dagman.render", "--base-dir", bad, "--output", str(out)],
         capture_output=True,
         text=True,
         cwd=tmp_path,
@@ -203,7 +203,7 @@ def test_bad_base_dirs_refused(tmp_path: Path, bad: str) -> None:
 
 def test_bad_python_path_refused(tmp_path: Path) -> None:
     out = tmp_path / "dagfile.dag"
-    code = render_paths.main(
+    code = render.main(
         ["--base-dir", str(tmp_path / "b"), "--python", "/opt/my venv/python", "--output", str(out)]
     )
     assert code == 2
@@ -214,10 +214,7 @@ def test_each_base_dir_renders_its_own_dag(work: dict[str, Path]) -> None:
     """A rescue DAG of one base directory does not stop another from being rendered and run."""
     (work["dag"] / "dagfile.dag.rescue001").write_text("DONE data_processing\n")
     other = work["root"] / "other"
-    assert (
-        render_paths.main(["--dag", str(work["src"] / "dagfile.dag"), "--base-dir", str(other)])
-        == 0
-    )
+    assert render.main(["--dag", str(work["src"] / "dagfile.dag"), "--base-dir", str(other)]) == 0
     mine, theirs = (
         (work["dag"] / "dagfile.dag").read_text(),
         (other / "dags/dagfile.dag").read_text(),
@@ -238,7 +235,7 @@ def test_rendering_makes_file_references_absolute_and_inlines_includes(tmp_path:
         "INCLUDE more.dag\nPARENT A CHILD B\n"
     )
     base = tmp_path / "base"
-    assert render_paths.main(["--dag", str(src / "main.dag"), "--base-dir", str(base)]) == 0
+    assert render.main(["--dag", str(src / "main.dag"), "--base-dir", str(base)]) == 0
     text = (base / "dags" / "main.dag").read_text()
     assert f"JOB  A   {src}/a.sub" in text
     assert f"CONFIG {src}/dagman.config" in text
@@ -249,7 +246,7 @@ def test_rendering_makes_file_references_absolute_and_inlines_includes(tmp_path:
 
 
 def test_rendering_a_missing_dag_is_one_line(tmp_path: Path, capsys) -> None:
-    code = render_paths.main(["--dag", str(tmp_path / "nope.dag"), "--base-dir", str(tmp_path)])
+    code = render.main(["--dag", str(tmp_path / "nope.dag"), "--base-dir", str(tmp_path)])
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "nope.dag: no such DAG" in err[0]
@@ -295,7 +292,7 @@ def test_dag_layout_rules() -> None:
 
 def run_check(work: dict[str, Path]) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [PYTHON, str(PROJECT / "bin" / "check.py"), "--dag", str(work["dag"] / "dagfile.dag")],
+        [PYTHON, "-m", "loanpipe.check", "--dag", str(work["dag"] / "dagfile.dag")],
         capture_output=True,
         text=True,
         env=dict(os.environ, CONDOR_CONFIG="/dev/null"),
@@ -384,7 +381,7 @@ def test_check_reports_cycle(work: dict[str, Path]) -> None:
 def test_graph_png_from_the_dag_file(work: dict[str, Path]) -> None:
     out = work["dag"] / "dagfile.png"
     proc = subprocess.run(
-        [PYTHON, str(PROJECT / "bin" / "graph.py"), "--dag", str(work["dag"] / "dagfile.dag")]
+        [PYTHON, "-m", "loanpipe.graph", "--dag", str(work["dag"] / "dagfile.dag")]
         + ["--output", str(out), "--engine", "matplotlib"],
         capture_output=True,
         text=True,
@@ -464,5 +461,5 @@ class TestMakeTargets:
 
 
 def test_check_module_knows_seed_graph() -> None:
-    assert set(check.EDGES) == SEED_EDGES
-    assert set(check.STAGES) == set(SEED_NODES)
+    assert set(offline.EDGES) == SEED_EDGES
+    assert set(offline.STAGES) == set(SEED_NODES)

@@ -16,8 +16,9 @@ import sys
 import time
 from pathlib import Path
 
-import loanlib
 from conftest import PIPELINE, SCRIPTS, run_pipeline, run_stage
+
+from loanpipe.stages import common
 
 ROWS = 20000
 OUTPUTS = {
@@ -52,7 +53,7 @@ def kill_while_writing(stage: tuple[str, ...], base: Path, target: Path) -> bool
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, str(SCRIPTS / stage[0]), "--base-dir", str(base), *stage[1:]]
-    env = {**os.environ, loanlib.PAUSE_BEFORE_RENAME: "0.5"}
+    env = {**os.environ, common.PAUSE_BEFORE_RENAME: "0.5"}
     process = subprocess.Popen(command, stderr=subprocess.DEVNULL, env=env)
     prefix = f".{target.name}."
     try:

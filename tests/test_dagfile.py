@@ -1,4 +1,4 @@
-"""Tests for bin/dagfile.py, the DAG-file parser shared by the runner, check, graph and report."""
+"""Tests for loanpipe.dagman.dag, the DAG-file parser of the runner, check, graph and report."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 from conftest import DAGMAN_FIXTURE, needs_fixture
-from dagfile import DagError, apply_rescue, parse_dag
+
+from loanpipe.dagman.dag import DagError, apply_rescue, parse_dag
 
 REPO = Path(__file__).resolve().parent.parent
 

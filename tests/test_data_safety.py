@@ -12,13 +12,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import loancsv
-import loanlib
-import loanmodel
 import pandas as pd
 import pytest
 from conftest import SCRIPTS, run_stage
 from test_local_pipeline import last_run_attempts, make
+
+from loanpipe import errors
+from loanpipe.stages import common, csvfiles, modeling
 
 RAW = "loan_data.csv"
 # What a run writes besides its results: job logs and run records. Everything else under a base
@@ -145,7 +145,7 @@ def test_refused_by_the_stage_changing_nothing(deployed, case):
     damage(deployed)
     before = snapshot(deployed)
     result = run_stage("process.py", deployed, check=False)
-    assert_one_error(result.stderr, text, result.returncode, loanlib.EXIT_BAD_INPUT)
+    assert_one_error(result.stderr, text, result.returncode, errors.EXIT_BAD_INPUT)
     assert snapshot(deployed) == before
     assert not list(deployed.rglob("*.tmp"))
 
@@ -160,7 +160,7 @@ def test_refused_by_make_local_changing_nothing(deployed, case):
     dag_dir = deployed / "dags"  # where make paths renders the DAG and the runs are recorded
     result = make("local", dag_dir, deployed)
     assert result.returncode != 0
-    assert_one_error(result.stdout, text, 65, loanlib.EXIT_BAD_INPUT)
+    assert_one_error(result.stdout, text, 65, errors.EXIT_BAD_INPUT)
     attempts = last_run_attempts(dag_dir)
     assert [(r["node"], r["exit_code"]) for r in attempts] == [("data_processing", 65)]
     assert "generating" not in result.stdout
@@ -184,8 +184,8 @@ def test_missing_markers_codes_and_padded_numbers_are_valid(base_dir):
 
     edit(base_dir, change)
     run_stage("process.py", base_dir)
-    processed = loancsv.read_csv(base_dir / "staging/split_data/processed_data.csv")
-    numeric, categorical = loanmodel.split_columns(processed.drop(columns=["loan_status"]))
+    processed = csvfiles.read_csv(base_dir / "staging/split_data/processed_data.csv")
+    numeric, categorical = modeling.split_columns(processed.drop(columns=["loan_status"]))
     assert {"person_income", "loan_amnt", "score_text"} <= set(numeric)
     assert "dependents" in categorical
     assert processed["person_income"].isna()[processed.index % 5 == 0].all()
@@ -208,7 +208,7 @@ def test_a_count_with_words_in_it_is_refused(base_dir):
         result.stderr,
         "column 'person_emp_exp' holds numbers but also text: line 2 has 'unknown'",
         result.returncode,
-        loanlib.EXIT_BAD_INPUT,
+        errors.EXIT_BAD_INPUT,
     )
 
 
@@ -290,11 +290,11 @@ def test_sample_data_refused_in_a_used_base_directory(tmp_path, holds):
         (base / holds).write_text("x\n")
     before = sorted(str(p) for p in base.rglob("*"))
     result = generate(base)
-    assert result.returncode == loanlib.EXIT_BAD_INPUT
+    assert result.returncode == errors.EXIT_BAD_INPUT
     assert "Traceback" not in result.stderr
-    errors = [line for line in result.stderr.splitlines() if "error:" in line]
-    assert len(errors) == 1 and "not a new base directory" in errors[0], result.stderr
-    assert holds.split("/")[0] in errors[0]
+    lines = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(lines) == 1 and "not a new base directory" in lines[0], result.stderr
+    assert holds.split("/")[0] in lines[0]
     assert sorted(str(p) for p in base.rglob("*")) == before
 
 
@@ -323,7 +323,7 @@ def test_split_rows_is_scikit_learns_train_test_split(rows, test_size, seed):
     from sklearn.model_selection import train_test_split
 
     expected = train_test_split(np.arange(rows), test_size=test_size, random_state=seed)
-    for got, want in zip(loanlib.split_rows(rows, test_size, seed), expected, strict=True):
+    for got, want in zip(common.split_rows(rows, test_size, seed), expected, strict=True):
         assert np.array_equal(got, want)
 
 

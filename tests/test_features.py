@@ -7,12 +7,10 @@ from __future__ import annotations
 import pickle
 
 import joblib
-import loanmodel
 import numpy as np
 import pandas as pd
 import pytest
 from conftest import REAL_DATA
-from loanfeatures import Preprocessor
 from sklearn.base import clone
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
@@ -20,6 +18,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from loanpipe.stages import modeling
+from loanpipe.stages.features import Preprocessor
 
 
 def reference(numeric: list[str], categorical: list[str]) -> ColumnTransformer:
@@ -65,7 +66,7 @@ def frames(rows: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
         )
         for name in ("income", "age", "home"):
             frame.loc[rng.random(n) < 0.1, name] = np.nan
-        return loanmodel.prepare_features(
+        return modeling.prepare_features(
             frame, ["income", "age", "constant", "huge"], ["home", "tie"]
         )
 
@@ -100,7 +101,7 @@ def test_column_major_output_for_trees_holds_the_same_numbers():
     columns = Preprocessor(NUMERIC, CATEGORICAL, order="F").fit(training).transform(unseen)
     assert rows.flags.c_contiguous and columns.flags.f_contiguous
     np.testing.assert_array_equal(rows, columns)
-    assert loanmodel.build_model("v2", NUMERIC, CATEGORICAL, seed=1)[0].order == "F"
+    assert modeling.build_model("v2", NUMERIC, CATEGORICAL, seed=1)[0].order == "F"
 
 
 def test_text_read_as_categoricals_gives_the_same_numbers_as_text_objects():
@@ -114,7 +115,7 @@ def test_text_read_as_categoricals_gives_the_same_numbers_as_text_objects():
     assert list(ours.categories_[0]) == ["MORTGAGE", "OTHER", "OWN", "RENT"]
     expected = Preprocessor(NUMERIC, CATEGORICAL).fit(training).transform(unseen)
     np.testing.assert_array_equal(ours.transform(unseen.astype(as_categories)), expected)
-    prepared = loanmodel.prepare_features(unseen.astype(as_categories), NUMERIC, CATEGORICAL)
+    prepared = modeling.prepare_features(unseen.astype(as_categories), NUMERIC, CATEGORICAL)
     assert prepared["home"].dtype == as_categories["home"]  # kept, not converted cell by cell
 
 
@@ -156,8 +157,8 @@ def test_same_numbers_on_the_real_data_with_gaps():
     rng = np.random.default_rng(11)
     for name in ("person_income", "loan_int_rate", "person_education", "loan_intent"):
         raw.loc[rng.random(len(raw)) < 0.05, name] = np.nan
-    numeric, categorical = loanmodel.split_columns(raw)
-    features = loanmodel.prepare_features(raw, numeric, categorical)
+    numeric, categorical = modeling.split_columns(raw)
+    features = modeling.prepare_features(raw, numeric, categorical)
     np.testing.assert_allclose(
         Preprocessor(numeric, categorical).fit_transform(features),
         reference(numeric, categorical).fit_transform(features),
@@ -172,12 +173,12 @@ def test_models_saved_before_the_preprocessor_still_name_their_columns(tmp_path)
     old = Pipeline(
         [("preprocess", reference(NUMERIC, CATEGORICAL)), ("classifier", LogisticRegression())]
     ).fit(training, labels)
-    new = loanmodel.build_model("v1", NUMERIC, CATEGORICAL, seed=42).fit(training, labels)
+    new = modeling.build_model("v1", NUMERIC, CATEGORICAL, seed=42).fit(training, labels)
     for model in (old, new):
         joblib.dump(model, tmp_path / "model.pkl")
         loaded = joblib.load(tmp_path / "model.pkl")
-        assert loanmodel.model_columns(loaded) == (NUMERIC, CATEGORICAL)
-        with loanmodel.quiet_unknown_categories():
+        assert modeling.model_columns(loaded) == (NUMERIC, CATEGORICAL)
+        with modeling.quiet_unknown_categories():
             # text as objects or as categoricals (as the stages now read it): same predictions
             categorical = unseen.astype({name: "category" for name in CATEGORICAL})
             np.testing.assert_array_equal(loaded.predict(categorical), loaded.predict(unseen))

@@ -6,8 +6,10 @@ import gzip
 
 import pandas as pd
 import pytest
-from conftest import REAL_DATA, run_stage
-from generate_data import LEVELS, generate
+from conftest import REAL_DATA, load_script, run_stage
+
+generate_data = load_script("generate_data")
+LEVELS, generate = generate_data.LEVELS, generate_data.generate
 
 COLUMNS = [
     "person_age", "person_gender", "person_education", "person_income", "person_emp_exp",

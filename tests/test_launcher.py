@@ -1,7 +1,7 @@
-"""Tests for bin/launcher.py: jobs forked from a warm interpreter behave like ``python script.py``.
+"""loanpipe.local.launcher: jobs forked from a warm interpreter behave like ``python script.py``.
 
 Each test builds a small DAG in tmp_path whose nodes run Python scripts with this interpreter
-(``executable = <python>``, ``arguments = <script> <args>``), runs bin/run_dag.py as a subprocess,
+(``executable = <python>``, ``arguments = <script> <args>``), runs the local runner as a subprocess,
 once forking (the default) and, where the point is equivalence, once with ``--exec``, and compares
 what the jobs saw and what the runner recorded.
 """
@@ -18,12 +18,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import launcher
 from conftest import RUNNER, SAFETY_TIMEOUT
 from conftest import run_runner as run
 
+from loanpipe.local import launcher
+
 REPO = Path(__file__).resolve().parent.parent
-LAUNCHER = REPO / "bin" / "launcher.py"
+LAUNCHER = launcher.LAUNCHER  # the warm server runs this file
 
 
 SUBMIT = """\
@@ -176,7 +177,7 @@ def test_interrupt_kills_forked_jobs_and_stops_the_warm_interpreter(tmp_path: Pa
     sleeper = "import os, time\nprint(os.getpid(), flush=True)\ntime.sleep(300)\n"
     dag = make_dag(tmp_path, {"sleep.py": sleeper}, {"a": "sleep.py", "b": "sleep.py"})
     proc = subprocess.Popen(
-        [sys.executable, str(RUNNER), "--dag", str(dag)],
+        [*RUNNER, "--dag", str(dag)],
         stdout=subprocess.PIPE,
         text=True,
         env={**os.environ, "CONDOR_CONFIG": "/dev/null"},

@@ -1,4 +1,4 @@
-"""The project's own DAG run on one machine: bin/run_dag.py and `make local` (issues 4 and 6).
+"""The project's own DAG run on one machine: loanpipe.local and `make local` (issues 4 and 6).
 
 Each test uses its own temporary base directory; `make paths` renders the DAG into its dags/,
 where the runner keeps its records, so the checkout is never touched.
@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REAL_DATA, REPO
+from conftest import REAL_DATA, REPO, RUNNER
 
 NODES = [
     "data_processing", "train_test_split", "modeling_v1", "modeling_v2",
@@ -41,7 +41,7 @@ def make(target: str, dag_dir: Path, base: Path, *extra: str) -> subprocess.Comp
 
 def start_runner(dag_dir: Path) -> subprocess.Popen:
     """bin/run_dag.py on the rendered DAG, in the background."""
-    command = [sys.executable, str(REPO / "bin/run_dag.py"), "--dag", str(dag_dir / "dagfile.dag")]
+    command = [*RUNNER, "--dag", str(dag_dir / "dagfile.dag")]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, env=make_env())
 
 
@@ -88,7 +88,7 @@ def test_make_local_generates_data_runs_the_dag_and_reports(fresh):
     assert train["cmd"][1:] == [str(REPO / "scripts/train.py"), "--base-dir", str(base),
                                 "--model", "v2"]  # fmt: skip
     assert train["stderr"] == str(base / "error/modeling_v2.0.err")
-    # make paths sized the request from the generated input (bin/memory_requests.py).
+    # make paths sized the request from the generated input (loanpipe.sizing).
     assert train["request_memory_mib"] == 384
     assert 50 < train["peak_rss_mib"] < 384
     # Parents finish before children start; the two model branches overlap in time.
@@ -115,7 +115,7 @@ def test_make_local_generates_data_runs_the_dag_and_reports(fresh):
     assert make("local", dag_dir, base).returncode == 0  # the DAG recreates what clean removed
 
     report = subprocess.run(
-        [sys.executable, str(REPO / "bin/report.py"), "--base-dir", str(base),
+        [sys.executable, "-m", "loanpipe.report", "--base-dir", str(base),
          "--dag", str(dag_dir / "dagfile.dag"), "--json"],
         capture_output=True, text=True, env=make_env(),
     )  # fmt: skip
@@ -197,7 +197,7 @@ def test_a_second_run_on_the_same_base_directory_is_refused(fresh, tmp_path):
         other.parent.mkdir()
         shutil.copy(dag_dir / "dagfile.dag", other)
         third = subprocess.run(
-            [sys.executable, str(REPO / "bin/run_dag.py"), "--dag", str(other)],
+            [*RUNNER, "--dag", str(other)],
             capture_output=True, text=True, env=make_env(),
         )  # fmt: skip
         assert third.returncode != 0
@@ -253,7 +253,7 @@ def test_relative_base_dir_means_the_same_folder_everywhere(tmp_path):
 def test_the_dag_source_is_not_run_by_mistake():
     """bin/run_dag.py on dag/dagfile.dag (no paths) says to run the rendered one instead."""
     result = subprocess.run(
-        [sys.executable, str(REPO / "bin/run_dag.py"), "--dag", str(REPO / "dag/dagfile.dag")],
+        [*RUNNER, "--dag", str(REPO / "dag/dagfile.dag")],
         capture_output=True, text=True, env=make_env(),
     )  # fmt: skip
     assert result.returncode == 2 and result.stdout == ""

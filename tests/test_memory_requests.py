@@ -1,4 +1,4 @@
-"""Tests for bin/memory_requests.py and its use by make paths: requests that follow the input."""
+"""Tests for loanpipe.sizing and its use by make paths: requests that follow the input."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ import pytest
 PROJECT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("CONDOR_CONFIG", "/dev/null")
 
-import memory_requests  # noqa: E402  (imported once CONDOR_CONFIG is set)
-import render_paths  # noqa: E402  (imported once CONDOR_CONFIG is set)
-from dagfile import node_job_ad, parse_dag  # noqa: E402  (imported once CONDOR_CONFIG is set)
+from loanpipe import sizing  # noqa: E402  (imported once CONDOR_CONFIG is set)
+from loanpipe.dagman import render  # noqa: E402  (imported once CONDOR_CONFIG is set)
+from loanpipe.dagman.dag import node_job_ad, parse_dag  # noqa: E402  (imported once CONDOR_CONFIG is set)
 
 MIB = 2**20
-# Peak RSS (MiB) measured with bin/benchmark.py per stage at 3.4, 76.5 and 765.2 MiB of input
+# Peak RSS (MiB) measured with loanpipe.bench per stage at 3.4, 76.5 and 765.2 MiB of input
 # (45,000 real rows; 1M and 10M resampled), the points the model was fitted to.
 MEASURED = {
     3.44: {"data_processing": 122, "train_test_split": 130, "modeling": 234,
@@ -36,17 +36,17 @@ SEARCH = ("model_search", "select_model")
 @pytest.mark.parametrize("size", sorted(MEASURED))
 @pytest.mark.parametrize("dag", ["dagfile", "tune"])
 def test_model_covers_every_measured_peak_with_headroom(size: float, dag: str) -> None:
-    stages = memory_requests.DEFAULT_STAGES + (SEARCH if dag == "tune" else ())
+    stages = sizing.DEFAULT_STAGES + (SEARCH if dag == "tune" else ())
     measured = {stage: MEASURED[size][stage] for stage in stages}
-    predicted = memory_requests.stage_peaks_mib(size, stages)
-    request = memory_requests.memory_mb(size, stages)
+    predicted = sizing.stage_peaks_mib(size, stages)
+    request = sizing.memory_mb(size, stages)
     for stage, peak in measured.items():
         assert predicted[stage] >= peak, stage
-        assert request >= memory_requests.HEADROOM * peak, stage
-    assert request % memory_requests.ROUND_MIB == 0
+        assert request >= sizing.HEADROOM * peak, stage
+    assert request % sizing.ROUND_MIB == 0
     # Not wastefully large either: within one rounding step of the largest peak plus headroom.
-    largest = max(measured.values()) * memory_requests.HEADROOM
-    assert request < largest * 1.05 + memory_requests.ROUND_MIB
+    largest = max(measured.values()) * sizing.HEADROOM
+    assert request < largest * 1.05 + sizing.ROUND_MIB
 
 
 def test_only_a_dag_with_the_model_search_asks_for_its_memory(tmp_path: Path) -> None:
@@ -59,7 +59,7 @@ def test_only_a_dag_with_the_model_search_asks_for_its_memory(tmp_path: Path) ->
     requests = {}
     for name in ("dagfile", "tune"):
         argv = ["--base-dir", str(base), "--project-dir", str(PROJECT)]
-        assert render_paths.main([*argv, "--dag", str(PROJECT / "dag" / f"{name}.dag")]) == 0
+        assert render.main([*argv, "--dag", str(PROJECT / "dag" / f"{name}.dag")]) == 0
         dag = parse_dag(base / "dags" / f"{name}.dag")
         rendered = (base / "dags" / f"{name}.dag").read_text()
         requests[name] = {
@@ -67,19 +67,17 @@ def test_only_a_dag_with_the_model_search_asks_for_its_memory(tmp_path: Path) ->
             for node in dag.nodes.values()
             if node.name != "model_search"  # one job per candidate: its submit file is shared
         } | {int(rendered.split('VARS ALL_NODES MEMORY_MB="')[1].split('"')[0])}
-    assert requests["dagfile"] == {memory_requests.memory_mb(76.5)}
-    assert requests["tune"] == {
-        memory_requests.memory_mb(76.5, memory_requests.DEFAULT_STAGES + SEARCH)
-    }
-    assert max(requests["tune"]) >= memory_requests.HEADROOM * MEASURED[76.5]["model_search"]
+    assert requests["dagfile"] == {sizing.memory_mb(76.5)}
+    assert requests["tune"] == {sizing.memory_mb(76.5, sizing.DEFAULT_STAGES + SEARCH)}
+    assert max(requests["tune"]) >= sizing.HEADROOM * MEASURED[76.5]["model_search"]
     assert max(requests["tune"]) > max(requests["dagfile"])
 
 
 def test_requests_grow_with_the_input() -> None:
     sizes = [0.0, 3.4, 10, 76.5, 200, 765.2, 2000]
-    requests = [memory_requests.memory_mb(s) for s in sizes]
+    requests = [sizing.memory_mb(s) for s in sizes]
     assert requests == sorted(requests) and requests[0] < requests[-1]
-    assert memory_requests.memory_mb(3.44) == 384
+    assert sizing.memory_mb(3.44) == 384
 
 
 def render_for(tmp_path: Path, input_bytes: int | None) -> Path:
@@ -89,7 +87,7 @@ def render_for(tmp_path: Path, input_bytes: int | None) -> Path:
     if input_bytes is not None:
         with open(base / "loan_data.csv", "wb") as fh:
             fh.truncate(input_bytes)  # sparse: only the size matters
-    code = render_paths.main(["--base-dir", str(base), "--project-dir", str(PROJECT)])
+    code = render.main(["--base-dir", str(base), "--project-dir", str(PROJECT)])
     assert code == 0
     return base / "dags" / "dagfile.dag"
 
@@ -97,7 +95,7 @@ def render_for(tmp_path: Path, input_bytes: int | None) -> Path:
 @pytest.mark.parametrize("input_mib", [None, 3.4, 76.5, 765.2])
 def test_every_node_asks_for_the_rendered_request(tmp_path: Path, input_mib: float | None) -> None:
     dag_file = render_for(tmp_path, None if input_mib is None else int(input_mib * MIB))
-    expected = memory_requests.memory_mb(input_mib or 0.0)
+    expected = sizing.memory_mb(input_mib or 0.0)
     assert f'VARS ALL_NODES MEMORY_MB="{expected}"' in dag_file.read_text()
     dag = parse_dag(dag_file)
     assert len(dag.nodes) == 8

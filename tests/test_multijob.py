@@ -1,4 +1,4 @@
-"""Multi-job nodes in the local runner (bin/run_dag.py + bin/multijob.py): DAGMan's rules.
+"""Multi-job nodes in the local runner (loanpipe.local.cluster): DAGMan's rules.
 
 A node whose submit file queues many jobs (``queue N``, ``queue X from table``) is one cluster:
 its jobs run in parallel under ``-j``; the node fails when any job fails (the others are
@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 from typing import Any
 
 from conftest import RUNNER, SAFETY_TIMEOUT, run_runner
-from multijob import Cluster
+
+from loanpipe.local.cluster import Cluster
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -241,7 +241,7 @@ def test_interrupt_kills_every_job_of_the_node_and_records_one_attempt(tmp_path:
     rows = [f"r{i} touch marks/started.{i}; sleep 30; touch marks/finished.{i}" for i in range(3)]
     dag = make_dag(tmp_path, rows, "JOB search multi.sub\n")
     runner = subprocess.Popen(
-        [sys.executable, str(RUNNER), "--dag", str(dag), "-j", "2"],
+        [*RUNNER, "--dag", str(dag), "-j", "2"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env={**os.environ, "CONDOR_CONFIG": "/dev/null"},

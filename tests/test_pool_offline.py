@@ -1,4 +1,4 @@
-"""bin/pool.py and bin/dagman_state.py without a pool: DAGMan's files as HTCondor 24.0.23 wrote
+"""bin/pool.py and loanpipe.dagman.state without a pool: DAGMan's files as HTCondor 24.0.23 wrote
 them on the personal pool (excerpts), read back; submit's decisions; watch's verdict lines.
 
 The same code runs against a real pool in tests/test_pool.py.
@@ -15,8 +15,8 @@ import pytest
 PROJECT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("CONDOR_CONFIG", os.devnull)
 
-import dagman_state as ds  # noqa: E402  (imported once CONDOR_CONFIG is set)
-import pool  # noqa: E402  (imported once CONDOR_CONFIG is set)
+from loanpipe.dagman import state as ds  # noqa: E402  (imported once CONDOR_CONFIG is set)
+from loanpipe.pool import commands  # noqa: E402  (imported once CONDOR_CONFIG is set)
 
 # A node status file as DAGMan 24.0.23 writes it mid-run (Dag::DumpNodeStatus), shortened.
 STATUS_RUNNING = """[
@@ -198,7 +198,7 @@ def test_status_file_states_are_node_states(tmp_path: Path) -> None:
         "deploy_best_model": ("not ready", 0),
     }
     assert ds.progress_line(status) == ("2/8 nodes done, 2 submitted (1 idle, 0 held), 0 failed")
-    table = pool.node_table(status)
+    table = commands.node_table(status)
     assert table[0].startswith("DAG: running; 2/8 nodes done")
     assert table[3].split()[:3] == ["modeling_v1", "running", "1"]
 
@@ -260,15 +260,15 @@ def test_metrics_belong_to_their_dagman(tmp_path: Path) -> None:
 
 
 def test_submit_refuses_a_dag_under_tmp_and_missing_data(tmp_path: Path) -> None:
-    with pytest.raises(pool.PoolError, match="is under /tmp: DAGMan refuses"):
-        pool.check_inputs(Path("/tmp/x/dags"), tmp_path)
-    with pytest.raises(pool.PoolError, match="is under /tmp"):
-        pool.check_inputs(Path("/tmpdata/dags"), tmp_path)  # DAGMan's test is a prefix test
+    with pytest.raises(commands.PoolError, match="is under /tmp: DAGMan refuses"):
+        commands.check_inputs(Path("/tmp/x/dags"), tmp_path)
+    with pytest.raises(commands.PoolError, match="is under /tmp"):
+        commands.check_inputs(Path("/tmpdata/dags"), tmp_path)  # DAGMan's test is a prefix test
     home = Path("/home/u/base/dags")
-    with pytest.raises(pool.PoolError, match="loan_data.csv: no such file"):
-        pool.check_inputs(home, tmp_path)
+    with pytest.raises(commands.PoolError, match="loan_data.csv: no such file"):
+        commands.check_inputs(home, tmp_path)
     write(tmp_path / "loan_data.csv", "x\n")
-    pool.check_inputs(home, tmp_path)
+    commands.check_inputs(home, tmp_path)
 
 
 def touch(path: Path, text: str = "x\n", mtime: float | None = None) -> None:
@@ -292,7 +292,7 @@ def test_submit_command(run_dir: Path, files: dict, fresh: bool, force: bool, no
     for suffix, mtime in files.items():
         text = '{"DagStatus": 0}' if suffix == ".metrics" else "x\n"
         touch(run_dir / f"dagfile.dag{suffix}", text, mtime)
-    cmd, said = pool.submit_command(pool.Run(run_dir / "dagfile.dag"), fresh, "loans")
+    cmd, said = commands.submit_command(commands.Run(run_dir / "dagfile.dag"), fresh, "loans")
     assert cmd[:3] == ["condor_submit_dag", "-batch-name", "loans"]
     assert cmd[-1] == "dagfile.dag"
     assert ("-f" in cmd) is force
@@ -302,28 +302,29 @@ def test_submit_command(run_dir: Path, files: dict, fresh: bool, force: bool, no
 def test_failed_run_metrics_do_not_force_a_rerun(run_dir: Path) -> None:
     touch(run_dir / "dagfile.dag.rescue001", "DONE data_processing\n", 200)
     touch(run_dir / "dagfile.dag.metrics", '{"DagStatus": 2}', 300)
-    cmd, said = pool.submit_command(pool.Run(run_dir / "dagfile.dag"), False, "b")
+    cmd, said = commands.submit_command(commands.Run(run_dir / "dagfile.dag"), False, "b")
     assert "-f" not in cmd and "resuming from dagfile.dag.rescue001" in said
 
 
 def test_submit_asks_the_schedd_before_anything(run_dir: Path, monkeypatch, capsys) -> None:
     calls = []
-    monkeypatch.setattr(pool, "under_tmp", lambda path: False)  # pytest's tmp_path is in /tmp
-    monkeypatch.setattr(pool.shutil, "which", lambda tool: f"/bin/{tool}")
-    monkeypatch.setattr(pool, "run", lambda cmd, cwd: calls.append((cmd, cwd)) or 0)
+    monkeypatch.setattr(commands, "under_tmp", lambda path: False)  # pytest's tmp_path is in /tmp
+    monkeypatch.setattr(commands.shutil, "which", lambda tool: f"/bin/{tool}")
+    monkeypatch.setattr(commands, "run", lambda cmd, cwd: calls.append((cmd, cwd)) or 0)
     monkeypatch.setattr(ds, "queued_dagmans", lambda d, n: [{"ClusterId": 77}])
-    code = pool.main(["--dag", str(run_dir / "dagfile.dag"), "submit"])
+    code = commands.main(["--dag", str(run_dir / "dagfile.dag"), "submit"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and calls == []
     assert len(err) == 1 and "already in the queue (job 77)" in err[0]
 
     monkeypatch.setattr(ds, "queued_dagmans", lambda d, n: [])
     touch(run_dir / "dagfile.dag.lock")
-    assert pool.main(["--dag", str(run_dir / "dagfile.dag"), "submit"]) == 1
+    assert commands.main(["--dag", str(run_dir / "dagfile.dag"), "submit"]) == 1
     assert "dagfile.dag.lock exists" in capsys.readouterr().err
     (run_dir / "dagfile.dag.lock").unlink()
 
-    assert pool.main(["--dag", str(run_dir / "dagfile.dag"), "submit", "--batch-name", "n"]) == 0
+    argv = ["--dag", str(run_dir / "dagfile.dag"), "submit", "--batch-name", "n"]
+    assert commands.main(argv) == 0
     assert calls == [(["condor_submit_dag", "-batch-name", "n", "dagfile.dag"], run_dir)]
 
 
@@ -331,10 +332,10 @@ def test_submit_without_a_schedd_says_so_in_one_line(run_dir: Path, monkeypatch,
     def unreachable(run_dir: Path, name: str) -> list:
         raise OSError("cannot ask the schedd which DAGs are queued: no schedd")
 
-    monkeypatch.setattr(pool, "under_tmp", lambda path: False)
-    monkeypatch.setattr(pool.shutil, "which", lambda tool: f"/bin/{tool}")
+    monkeypatch.setattr(commands, "under_tmp", lambda path: False)
+    monkeypatch.setattr(commands.shutil, "which", lambda tool: f"/bin/{tool}")
     monkeypatch.setattr(ds, "queued_dagmans", unreachable)
-    assert pool.main(["--dag", str(run_dir / "dagfile.dag"), "submit"]) == 1
+    assert commands.main(["--dag", str(run_dir / "dagfile.dag"), "submit"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["error: cannot ask the schedd which DAGs are queued: no schedd"]
 
@@ -348,7 +349,7 @@ def test_verdict_names_the_failed_node_and_its_error(run_dir: Path) -> None:
     write(run_dir / "dagfile.dag.metrics", '{"dagman_id": "12", "DagStatus": 2}')
     write(base / "error" / "data_processing.0.err", "process: error: x.csv: target missing\n")
     job = ds.DagmanJob(cluster=12, submitted=1795836500.0, ended=1.0, exit_code=1)
-    code, lines = pool.verdict(pool.Run(run_dir / "dagfile.dag"), job)
+    code, lines = commands.verdict(commands.Run(run_dir / "dagfile.dag"), job)
     assert code == 1
     assert lines[0] == "DAGMan job 12 exited with code 1: DagStatus 2 (a node failed)"
     assert lines[1] == (
@@ -356,7 +357,7 @@ def test_verdict_names_the_failed_node_and_its_error(run_dir: Path) -> None:
         f"{base}/error/data_processing.0.err: process: error: x.csv: target missing"
     )
     write(run_dir / "dagfile.dag.rescue001", "# nothing DONE\n")
-    assert pool.verdict(pool.Run(run_dir / "dagfile.dag"), job)[1][-1] == (
+    assert commands.verdict(commands.Run(run_dir / "dagfile.dag"), job)[1][-1] == (
         "fix the cause, then `make submit` resumes from dagfile.dag.rescue001"
     )
 
@@ -365,7 +366,7 @@ def test_verdict_gives_dagmans_reason_when_no_node_ran(run_dir: Path) -> None:
     write(run_dir / "dagfile.dag.dagman.out", DAGMAN_OUT)
     write(run_dir / "dagfile.dag.status", STATUS_FAILED)  # an older run's: ignored
     job = ds.DagmanJob(cluster=10, submitted=1795836600.0, ended=1.0, exit_code=1)
-    code, lines = pool.verdict(pool.Run(run_dir / "dagfile.dag"), job)
+    code, lines = commands.verdict(commands.Run(run_dir / "dagfile.dag"), job)
     assert code == 1
     assert lines[0] == "DAGMan job 10 exited with code 1"
     assert lines[1].startswith("DAGMan: Warning: default node log file /tmp/x/dags/")
@@ -374,14 +375,14 @@ def test_verdict_gives_dagmans_reason_when_no_node_ran(run_dir: Path) -> None:
 def test_verdict_is_0_only_for_dagstatus_0(run_dir: Path) -> None:
     write(run_dir / "dagfile.dag.metrics", '{"dagman_id": "5", "DagStatus": 0}')
     job = ds.DagmanJob(cluster=5, submitted=0.0, ended=1.0, exit_code=0)
-    assert pool.verdict(pool.Run(run_dir / "dagfile.dag"), job)[0] == 0
+    assert commands.verdict(commands.Run(run_dir / "dagfile.dag"), job)[0] == 0
     removed = ds.DagmanJob(cluster=5, submitted=0.0, ended=1.0, removed=True)
-    code, lines = pool.verdict(pool.Run(run_dir / "dagfile.dag"), removed)
+    code, lines = commands.verdict(commands.Run(run_dir / "dagfile.dag"), removed)
     assert code == 1 and "removed (condor_rm)" in lines[0]
     other = ds.DagmanJob(cluster=6, submitted=0.0, ended=1.0, exit_code=0)  # no metrics of it
-    assert pool.verdict(pool.Run(run_dir / "dagfile.dag"), other)[0] == 1
+    assert commands.verdict(commands.Run(run_dir / "dagfile.dag"), other)[0] == 1
     lost = ds.DagmanJob(cluster=7, submitted=0.0)  # the schedd lost it: no end event
-    code, lines = pool.verdict(pool.Run(run_dir / "dagfile.dag"), lost)
+    code, lines = commands.verdict(commands.Run(run_dir / "dagfile.dag"), lost)
     assert code == 1 and "left the queue without an end" in lines[0]
     assert lines[-1] == "fix the cause, then `make submit`"  # no rescue DAG of this run
 
@@ -389,14 +390,14 @@ def test_verdict_is_0_only_for_dagstatus_0(run_dir: Path) -> None:
 def test_watch_of_a_finished_dag_returns_at_once(run_dir: Path, capsys) -> None:
     write(run_dir / "dagfile.dag.dagman.log", DAGMAN_LOG)
     write(run_dir / "dagfile.dag.dagman.out", DAGMAN_OUT)
-    assert pool.main(["--dag", str(run_dir / "dagfile.dag"), "watch"]) == 1
+    assert commands.main(["--dag", str(run_dir / "dagfile.dag"), "watch"]) == 1
     out = capsys.readouterr().out
     assert "following" not in out  # nothing to follow: the verdict only
     assert "watch: DAGMan: Warning: default node log file" in out
 
 
 def test_watch_before_any_submit(run_dir: Path, capsys) -> None:
-    assert pool.main(["--dag", str(run_dir / "dagfile.dag"), "watch"]) == 1
+    assert commands.main(["--dag", str(run_dir / "dagfile.dag"), "watch"]) == 1
     assert "nothing submitted" in capsys.readouterr().err
 
 
@@ -407,8 +408,8 @@ def test_check_needs_no_exec_bit_on_stage_scripts(tmp_path: Path) -> None:
     """The submit files run $(PYTHON) with the script as an argument: readable is enough."""
     import shutil
 
-    import check
-    import render_paths
+    from loanpipe.check import offline
+    from loanpipe.dagman import render
 
     project = tmp_path / "project"
     for name in ("dag", "submit", "scripts"):
@@ -418,13 +419,13 @@ def test_check_needs_no_exec_bit_on_stage_scripts(tmp_path: Path) -> None:
     base = tmp_path / "base"
     args = ["--dag", str(project / "dag" / "dagfile.dag"), "--base-dir", str(base)]
     python = str(PROJECT / ".venv" / "bin" / "python")
-    assert render_paths.main([*args, "--project-dir", str(project), "--python", python]) == 0
-    problems, summary = check.run_checks(base / "dags" / "dagfile.dag")
+    assert render.main([*args, "--project-dir", str(project), "--python", python]) == 0
+    problems, summary = offline.run_checks(base / "dags" / "dagfile.dag")
     assert problems == [] and summary.startswith("check: ok")
     (project / "scripts" / "train.py").chmod(0o000)
     if os.access(project / "scripts" / "train.py", os.R_OK):  # root reads anything
         return
-    problems, _ = check.run_checks(base / "dags" / "dagfile.dag")
+    problems, _ = offline.run_checks(base / "dags" / "dagfile.dag")
     assert any("train.py' does not exist or is not readable" in p for p in problems)
 
 

@@ -1,4 +1,4 @@
-"""Tests of bin/report.py on the real DAGMan run (fixture) and on synthetic pool and local runs."""
+"""loanpipe.report on the real DAGMan run (fixture) and on synthetic pool and local runs."""
 
 from __future__ import annotations
 
@@ -17,13 +17,12 @@ import pytest
 from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
-REPORT = REPO / "bin" / "report.py"
 
 os.environ.setdefault("CONDOR_CONFIG", os.devnull)
 
-import report  # noqa: E402  (imported once CONDOR_CONFIG is set)
-import report_runs  # noqa: E402  (imported once CONDOR_CONFIG is set)
 from conftest import DAGMAN_FIXTURE, needs_fixture  # noqa: E402  (imported once CONDOR_CONFIG is set)
+
+from loanpipe.report import builder, runs  # noqa: E402  (imported once CONDOR_CONFIG is set)
 
 FIXTURE = DAGMAN_FIXTURE
 
@@ -55,7 +54,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
     full_env = {**os.environ, "CONDOR_CONFIG": os.devnull, **(env or {})}
     full_env.pop("BASE_DIR", None)
     return subprocess.run(
-        [sys.executable, str(REPORT), *args],
+        [sys.executable, "-m", "loanpipe.report", *args],
         capture_output=True,
         text=True,
         env=full_env,
@@ -83,7 +82,7 @@ def nodes_by_name(facts: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 @needs_fixture
 def test_fixture_figures() -> None:
-    facts = report.build_facts(FIXTURE, None, [])
+    facts = builder.build_facts(FIXTURE, None, [])
     metrics = facts["run"]["metrics"]
     assert facts["run"]["kind"] == "pool"
     assert facts["run"]["dag_dir"] == str(FIXTURE / "dags")
@@ -136,10 +135,10 @@ def test_resumed_pool_run_shows_rescued_nodes_as_done_earlier(tmp_path: Path) ->
     (dags / "dagfile.dag").write_text(dag_text + "JOB earlier:0 data_processing.sub\n")
     metrics = json.loads((dags / "dagfile.dag.metrics").read_text())
     (dags / "dagfile.dag.metrics").write_text(json.dumps({**metrics, "rescue_dag_number": 1}))
-    facts = report.build_facts(base, None, [])
+    facts = builder.build_facts(base, None, [])
     assert nodes_by_name(facts)["earlier:0"]["status"] == "not run"  # no rescue file yet
     (dags / "dagfile.dag.rescue001").write_text("# Rescue DAG file\nDONE earlier:0\n")
-    facts = report.build_facts(base, None, [])
+    facts = builder.build_facts(base, None, [])
     nodes = nodes_by_name(facts)
     assert nodes["earlier:0"]["status"] == "done (earlier run)"
     assert nodes["modeling_v1:0"]["status"] == "ok"
@@ -150,7 +149,7 @@ def test_fixture_per_node_event_logs(tmp_path: Path) -> None:
     """Without the nodes log, the nodes' own logs (found via the submit files) give the same."""
     base = writable_fixture(tmp_path)
     (base / "dags" / "dagfile.dag.nodes.log").unlink()
-    facts = report.build_facts(base, None, [])
+    facts = builder.build_facts(base, None, [])
     nodes = nodes_by_name(facts)
     assert {n: v["wall_s"] for n, v in nodes.items()} == pytest.approx(FIXTURE_WALL)
     assert {n: (v["memory_used_mib"], v["memory_request_mib"]) for n, v in nodes.items()} == (
@@ -207,7 +206,7 @@ PROVENANCE = {
 def metrics_file(version: str, name: str, values: tuple[float, ...], cm: list) -> dict[str, Any]:
     return {
         "Model name": name,
-        **dict(zip(report.METRIC_KEYS, values, strict=True)),
+        **dict(zip(builder.METRIC_KEYS, values, strict=True)),
         "model_version": version,
         "confusion_matrix": cm,
         "test_rows": sum(sum(row) for row in cm),
@@ -346,7 +345,7 @@ def test_local_run(tmp_path: Path) -> None:
     base, dag_dir, out = tmp_path / "base", tmp_path / "dag", tmp_path / "out"
     make_results(base)
     make_local_run(base, dag_dir)
-    code = report.main(
+    code = builder.main(
         ["--base-dir", str(base), "--dag", str(dag_dir / "dagfile.dag"), "--output", str(out)]
     )
     assert code == 0
@@ -370,7 +369,7 @@ def test_local_run(tmp_path: Path) -> None:
     m1 = nodes["modeling_v1"]
     assert (m1["status"], m1["exit_code"]) == ("failed", 2)
     assert m1["stderr_tail"][-1] == "train: X_train.csv: column 'age' is empty"
-    assert len(m1["stderr_tail"]) == report_runs.STDERR_TAIL_LINES
+    assert len(m1["stderr_tail"]) == runs.STDERR_TAIL_LINES
     m2 = nodes["modeling_v2"]
     assert (m2["status"], m2["signal"], m2["stderr_tail"]) == ("failed", 9, ["Killed"])
     # Results and deployment from the manifest, compared with the newest archived deployment.
@@ -394,7 +393,7 @@ def test_local_run(tmp_path: Path) -> None:
     assert "### modeling_v1: failed" in text and "column 'age' is empty" in text
     assert "ab" * 32 in text and '{"seed": 42, "test_size": 0.2}' in text
     assert "0123456789abcdef0123456789abcdef01234567" in text and "submit-node" in text
-    assert "This report: `bin/report.py --base-dir" in text
+    assert "This report: `python -m loanpipe.report --base-dir" in text
     charts = ("metrics_by_model.png", "confusion_matrices.png", "timeline.png", "memory.png")
     for name in charts:
         check_png(out / name)
@@ -405,7 +404,7 @@ def test_default_output_under_base(tmp_path: Path, capsys: pytest.CaptureFixture
     base = tmp_path / "base"
     make_results(base, with_manifest=False)
     make_local_run(base, base / "dags")  # the default place of a base directory's runs
-    assert report.main(["--base-dir", str(base)]) == 0
+    assert builder.main(["--base-dir", str(base)]) == 0
     out = capsys.readouterr().out
     assert out.strip().splitlines()[-1] == f"Report: {base / 'report' / 'report.md'}"
     assert "derived: no deployment manifest" in out
@@ -470,7 +469,7 @@ def test_pool_run_with_hold_and_failure(tmp_path: Path) -> None:
     (dag_dir / "dagfile.dag.rescue001").write_text("")
     (base / "error").mkdir(parents=True)
     (base / "error" / "data_processing.1.err").write_text("Traceback ...\nMemoryError\n")
-    code = report.main(
+    code = builder.main(
         ["--base-dir", str(base), "--dag", str(dag_dir / "dagfile.dag"), "--output", str(out)]
     )
     assert code == 0
@@ -505,11 +504,11 @@ def model(version: str, precision: float, f1: float) -> dict[str, Any]:
 
 
 def test_decision_rule() -> None:
-    assert report.decide([model("v1", 0.7, 0.5), model("v2", 0.8, 0.1)])[:2] == ("v2", "precision")
-    version, rule, margin = report.decide([model("v1", 0.7, 0.5), model("v2", 0.7, 0.6)])
+    assert builder.decide([model("v1", 0.7, 0.5), model("v2", 0.8, 0.1)])[:2] == ("v2", "precision")
+    version, rule, margin = builder.decide([model("v1", 0.7, 0.5), model("v2", 0.7, 0.6)])
     assert (version, rule, margin["metric"]) == ("v2", "f1", "F1 Score")
     assert margin["value"] == pytest.approx(0.1)
-    assert report.decide([model("v2", 0.7, 0.5), model("v1", 0.7, 0.5)])[:2] == ("v1", "tie")
+    assert builder.decide([model("v2", 0.7, 0.5), model("v1", 0.7, 0.5)])[:2] == ("v1", "tie")
 
 
 def test_nothing_to_report(tmp_path: Path) -> None:
@@ -544,7 +543,7 @@ def test_a_dag_rendered_for_another_base_dir_is_not_reported(tmp_path: Path) -> 
     make_local_run(a, a / "dags")
     dag = a / "dags" / "dagfile.dag"
     dag.write_text(dag.read_text() + f'VARS ALL_NODES BASE_DIR="{a}"\n')
-    assert report.main(["--base-dir", str(a), "--output", str(tmp_path / "ra")]) == 0
+    assert builder.main(["--base-dir", str(a), "--output", str(tmp_path / "ra")]) == 0
     make_results(b)
     result = run_cli("--base-dir", str(b), "--dag", str(dag))
     assert result.returncode == 2 and result.stdout == ""

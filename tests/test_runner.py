@@ -1,4 +1,4 @@
-"""Tests for bin/run_dag.py, the local DAG runner.
+"""Tests for loanpipe.local.runner, the local DAG runner.
 
 Each test builds a small DAG in tmp_path whose nodes run shell commands through one submit file
 (``executable = /bin/sh``, ``arguments = "-c '$(cmd)'"``, the command in the node's VARS), runs
@@ -13,16 +13,16 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
 from typing import Any
 
-import jobspec
 import pytest
 from conftest import RUNNER, SAFETY_TIMEOUT
 from conftest import run_runner as run
+
+from loanpipe.local import jobspec
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -438,7 +438,7 @@ def test_sigint_kills_nodes_writes_rescue_and_releases_locks(tmp_path: Path) -> 
     )
     env = {**os.environ, "CONDOR_CONFIG": "/dev/null"}
     proc = subprocess.Popen(
-        [sys.executable, str(RUNNER), "--dag", str(dag)],
+        [*RUNNER, "--dag", str(dag)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -496,7 +496,7 @@ def test_submit_expansion_with_the_bindings(tmp_path: Path, monkeypatch: Any) ->
         "request_memory = 1GB\n"
         "queue\n"
     )
-    from dagfile import Node
+    from loanpipe.dagman.dag import Node
 
     node = Node(
         name="n",
@@ -525,7 +525,7 @@ def test_live_status_line_on_a_terminal_only(tmp_path: Path) -> None:
     leader, follower = pty.openpty()
     env = {**os.environ, "CONDOR_CONFIG": "/dev/null", "TERM": "xterm"}
     proc = subprocess.Popen(
-        [sys.executable, str(RUNNER), "--dag", str(dag), "--fresh"],
+        [*RUNNER, "--dag", str(dag), "--fresh"],
         stdout=follower, stderr=follower, env=env,
     )  # fmt: skip
     os.close(follower)

@@ -1,7 +1,7 @@
 """The model search (issue 11): candidate table, CV on training rows only, selection, deployment.
 
 Stage scripts run as a user would (subprocesses); the table check also runs through make check's
-bin/check.py on a rendered tune DAG; the whole tune DAG runs through `make local DAG=tune` with a
+loanpipe.check on a rendered tune DAG; the whole tune DAG runs through `make local DAG=tune` with a
 three-row table in a copy of the checkout.
 """
 
@@ -14,10 +14,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import candidates
-import loanlib
 import pytest
-from conftest import REPO, run_stage
+from conftest import REPO, overlay_venv, run_stage
+
+from loanpipe import errors
+from loanpipe.stages import candidates
 
 SPLIT = ("process.py", "split.py")
 
@@ -112,11 +113,11 @@ def test_bad_settings_are_refused(tmp_path) -> None:
 def copy_checkout(tmp_path: Path) -> Path:
     """The parts of the checkout a DAG run needs, so a test may change its table."""
     project = tmp_path / "project"
-    for name in ("bin", "dag", "scripts", "search", "submit"):
+    for name in ("src", "dag", "scripts", "search", "submit"):
         shutil.copytree(REPO / name, project / name, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(REPO / "Makefile", project / "Makefile")
-    shutil.copy(REPO / "requirements.txt", project / "requirements.txt")
-    (project / ".venv").symlink_to(REPO / ".venv")
+    for name in ("Makefile", "requirements.txt", "pyproject.toml"):
+        shutil.copy(REPO / name, project / name)
+    overlay_venv(project / ".venv", Path(sys.prefix), project / "src")
     return project
 
 
@@ -183,7 +184,7 @@ def test_search_is_deterministic_and_a_bad_row_exits_2(split_base: Path) -> None
     search(split_base, "lr-a", "logistic_regression", "C=0.5", "solver=liblinear")
     assert json.loads(path.read_text())["fold_scores"] == first["fold_scores"]
     bad = search(split_base, "lr-b", "logistic_regression", "C=-1", check=False)
-    assert bad.returncode == loanlib.EXIT_BAD_INPUT
+    assert bad.returncode == errors.EXIT_BAD_INPUT
     assert len(bad.stderr.strip().splitlines()) == 1 and "candidate lr-b" in bad.stderr
     assert not (split_base / "staging/search/candidates/lr-b.json").exists()
     # Valid values that this data cannot be fitted with are bad input too (no retry).
@@ -195,7 +196,7 @@ def test_search_is_deterministic_and_a_bad_row_exits_2(split_base: Path) -> None
         "validation_fraction=0.0001",
         check=False,
     )
-    assert unfit.returncode == loanlib.EXIT_BAD_INPUT, unfit.stderr
+    assert unfit.returncode == errors.EXIT_BAD_INPUT, unfit.stderr
     assert unfit.stderr.strip().splitlines()[-1].startswith("search: error: candidate hgb-x:")
     assert "cannot be fitted" in unfit.stderr
 
@@ -251,14 +252,14 @@ def test_selection_refuses_a_stale_or_missing_result(split_base: Path) -> None:
     table.write_text("a decision_tree max_depth=2\nb decision_tree max_depth=5\n")  # edited row
     stale = run_stage("select_model.py", split_base, "--table", str(table), check=False)
     assert (
-        stale.returncode == loanlib.EXIT_BAD_INPUT
+        stale.returncode == errors.EXIT_BAD_INPUT
         and "b.json" in stale.stderr
         and "stale" in stale.stderr
     )
     candidates.result_path(split_base, "b").unlink()
     missing = run_stage("select_model.py", split_base, "--table", str(table), check=False)
     # A missing file is an OS error (it may yet appear on NFS): exit 1, which the DAG retries.
-    assert missing.returncode == loanlib.EXIT_FAILURE and "not found" in missing.stderr
+    assert missing.returncode == errors.EXIT_FAILURE and "not found" in missing.stderr
     assert not (split_base / "staging/search/selection.json").exists()
 
 

@@ -9,14 +9,14 @@ import subprocess
 import sys
 
 import joblib
-import loancsv
-import loanlib
-import loanmodel
 import numpy as np
 import pandas as pd
 import pytest
 from conftest import REAL_DATA, SCRIPTS, run_pipeline, run_stage
-from loanlib import Layout
+
+from loanpipe import errors
+from loanpipe.config import Layout
+from loanpipe.stages import common, csvfiles, modeling
 
 SEED_FILES = [
     "staging/split_data/processed_data.csv",
@@ -46,12 +46,12 @@ def header(path):
 def test_pipeline_writes_every_seed_file(finished_base):
     for name in SEED_FILES:
         assert (finished_base / name).is_file(), name
-    for version, model_name in loanmodel.MODELS.items():
+    for version, model_name in modeling.MODELS.items():
         metrics = json.loads(
             (finished_base / f"staging/metrics/model_metrics_{version}.json").read_text()
         )
         assert metrics["Model name"] == model_name
-        for key in loanmodel.METRIC_KEYS:
+        for key in modeling.METRIC_KEYS:
             assert 0.5 < metrics[key] <= 1.0, (version, key, metrics[key])
     predictions = pd.read_csv(finished_base / "predictions/predictions.csv")
     x_test = pd.read_csv(finished_base / "staging/split_data/X_test.csv")
@@ -82,7 +82,7 @@ def test_id_columns_never_reach_the_features(base_dir):
     x_train = header(base_dir / "staging/split_data/X_train.csv")
     assert "id" not in x_train and "Unnamed: 0" not in x_train
     model = joblib.load(base_dir / "model/deployed_model.pkl")
-    numeric, categorical = loanmodel.model_columns(model)
+    numeric, categorical = modeling.model_columns(model)
     assert "id" not in numeric + categorical
     assert len(numeric) == 8 and len(categorical) == 5
 
@@ -98,7 +98,7 @@ def test_drop_columns_option_and_other_target(base_dir):
     run_stage("split.py", base_dir, "--target", "approved")
     run_stage("train.py", base_dir, "--model", "v1")
     model = joblib.load(base_dir / "staging/model/trained_model_v1.pkl")
-    numeric, categorical = loanmodel.model_columns(model)
+    numeric, categorical = modeling.model_columns(model)
     assert "fico" in numeric and "branch" in categorical and "loan_intent" not in categorical
     run_stage("evaluate.py", base_dir, "--model", "v1")
     metrics = json.loads((base_dir / "staging/metrics/model_metrics_v1.json").read_text())
@@ -110,7 +110,7 @@ def test_preprocessing_is_fitted_on_training_rows_only(finished_base):
     x_train = pd.read_csv(layout.split_csv("X_train"))
     x_all = pd.read_csv(layout.processed_csv)
     model = joblib.load(layout.trained_model("v1"))
-    numeric, categorical = loanmodel.model_columns(model)
+    numeric, categorical = modeling.model_columns(model)
     preprocess = model.named_steps["preprocess"]
     np.testing.assert_allclose(preprocess.fill_, x_train[numeric].mean().to_numpy())
     # The generated data has gaps, so the mean over all rows differs: the check can fail.
@@ -147,10 +147,10 @@ def test_predicted_classes_are_what_the_models_predict(finished_base):
     """predict.py derives each class from the probabilities it writes: the same classes as the
     deployed model's own predict(), and as either trained model's."""
     layout = Layout(finished_base)
-    x_test = loancsv.read_csv(layout.split_csv("X_test"))
+    x_test = csvfiles.read_csv(layout.split_csv("X_test"))
     written = pd.read_csv(layout.predictions)["predicted_class"].to_numpy()
     deployed = joblib.load(layout.deployed_model)
-    features = loanmodel.prepare_features(x_test, *loanmodel.model_columns(deployed))
+    features = modeling.prepare_features(x_test, *modeling.model_columns(deployed))
     np.testing.assert_array_equal(written, deployed.predict(features))
     for version in ("v1", "v2"):
         model = joblib.load(layout.trained_model(version))
@@ -174,7 +174,7 @@ def test_predict_refuses_text_where_the_model_expects_numbers(finished_base, tmp
         "predict.py", base, "--input", str(tmp_path / "new.csv"), "--output", str(output),
         check=False,
     )  # fmt: skip
-    assert result.returncode == loanlib.EXIT_BAD_INPUT, result.stderr
+    assert result.returncode == errors.EXIT_BAD_INPUT, result.stderr
     assert "Traceback" not in result.stderr
     (error,) = [line for line in result.stderr.splitlines() if "error:" in line]
     assert "new.csv" in error and "'person_income'" in error and "line 5" in error, error
@@ -188,7 +188,7 @@ def test_predict_reports_missing_columns(finished_base, tmp_path):
     rows = pd.read_csv(base / "loan_data.csv").head(3).drop(columns=["loan_status", "loan_amnt"])
     rows.to_csv(tmp_path / "new.csv", index=False)
     result = run_stage("predict.py", base, "--input", str(tmp_path / "new.csv"), check=False)
-    assert result.returncode == loanlib.EXIT_BAD_INPUT
+    assert result.returncode == errors.EXIT_BAD_INPUT
     assert "new.csv" in result.stderr and "loan_amnt" in result.stderr
     assert "Traceback" not in result.stderr
 
@@ -208,11 +208,11 @@ def test_an_early_stop_after_loading_the_model_keeps_its_exit_code(finished_base
     codes = [run.wait(timeout=300) for run in runs]
     for run in runs:
         assert b"terminate called" not in run.stderr.read()
-    assert codes == [loanlib.EXIT_BAD_INPUT] * 8
+    assert codes == [errors.EXIT_BAD_INPUT] * 8
     for script in sorted(SCRIPTS.glob("*.py")):
         text = script.read_text()
-        if "loanlib.run_stage(" in text or "loanlib.exit_stage(" in text:
-            assert text.rstrip().endswith("loanlib.exit_stage(main)"), script.name
+        if "common.run_stage(" in text or "common.exit_stage(" in text:
+            assert text.rstrip().endswith("common.exit_stage(main)"), script.name
 
 
 @pytest.mark.parametrize(
@@ -229,10 +229,10 @@ def test_deploy_rule(v1, v2, expected):
     def metrics(precision, f1):
         return {"Precision": precision, "F1 Score": f1, "Accuracy": 0.9, "Recall": 0.7}
 
-    winner, rule, margin = loanmodel.choose_deployment({"v1": metrics(*v1), "v2": metrics(*v2)})
+    winner, rule, margin = modeling.choose_deployment({"v1": metrics(*v1), "v2": metrics(*v2)})
     assert (winner, rule) == expected
     # The order the candidates come in does not matter, not even for a full tie.
-    assert loanmodel.choose_deployment({"v2": metrics(*v2), "v1": metrics(*v1)})[:2] == expected
+    assert modeling.choose_deployment({"v2": metrics(*v2), "v1": metrics(*v1)})[:2] == expected
     deciding = {"precision": 0, "f1": 1, "tie": 1}[rule]
     assert margin["value"] == pytest.approx(abs(v1[deciding] - v2[deciding]))
 
@@ -251,7 +251,7 @@ def test_deploy_stage_applies_the_rule_to_the_metrics_files(finished_base, tmp_p
     assert manifest["candidate"] == winner
     assert manifest["rule"] == ("tie" if f1_v2 == 0.75 else "f1")
     assert layout.deployed_model.read_bytes() == layout.trained_model(winner).read_bytes()
-    assert manifest["sha256"] == loanlib.sha256_file(layout.deployed_model)
+    assert manifest["sha256"] == common.sha256_file(layout.deployed_model)
 
 
 def test_two_runs_give_identical_metrics_and_deployment(finished_base, base_dir):
@@ -269,7 +269,7 @@ def test_two_runs_give_identical_metrics_and_deployment(finished_base, base_dir)
 def test_metrics_record_provenance(finished_base):
     metrics = json.loads((finished_base / "staging/metrics/model_metrics_v2.json").read_text())
     provenance = metrics["provenance"]
-    assert provenance["input_sha256"] == loanlib.sha256_file(finished_base / "loan_data.csv")
+    assert provenance["input_sha256"] == common.sha256_file(finished_base / "loan_data.csv")
     assert provenance["input_rows"] == len(pd.read_csv(finished_base / "loan_data.csv"))
     assert provenance["parameters"]["classifier_params"]["random_state"] == 42
     assert provenance["versions"]["scikit-learn"]
@@ -283,7 +283,7 @@ def test_provenance_names_the_input_as_data_processing_read_it(finished_base, tm
     hashes the file itself only when no record is there."""
     base = shutil.copytree(finished_base, tmp_path / "base")
     layout = Layout(base)
-    processed = loanlib.sha256_file(layout.raw_csv)
+    processed = common.sha256_file(layout.raw_csv)
     record = json.loads(layout.processed_source.read_text())
     assert record == {
         "input_file": "loan_data.csv",
@@ -298,7 +298,7 @@ def test_provenance_names_the_input_as_data_processing_read_it(finished_base, tm
     layout.processed_source.unlink()
     run_stage("evaluate.py", base, "--model", "v1")
     metrics = json.loads(layout.metrics("v1").read_text())
-    assert metrics["provenance"]["input_sha256"] == loanlib.sha256_file(layout.raw_csv) != processed
+    assert metrics["provenance"]["input_sha256"] == common.sha256_file(layout.raw_csv) != processed
 
 
 @pytest.mark.skipif(not REAL_DATA.is_file(), reason=f"real data set not found at {REAL_DATA}")

@@ -1,0 +1,138 @@
+"""make check for the model search (dag/tune.dag): the search's nodes, edges and candidate table.
+
+Called by loanpipe.check.offline. A DAG with any of the search's nodes must have all of
+them, wired as in dag/tune.dag, and deploy_best_model must choose among v1, v2 and v3 (VARS
+MODELS); a DAG without them must leave deploy_best_model at its default (v1 v2).
+
+The candidate table (PROJECT_DIR/search/candidates.txt) and its settings (search.conf) are
+validated row by row with loanpipe.stages.candidates, each row against its estimator (set_params and
+scikit-learn's parameter constraints): the first bad row is one line naming the file, the line and
+the candidate. Then the table as HTCondor reads it (``queue ... from``, expanded by the bindings)
+must give exactly one job per row, with that row's candidate, family and parameters as arguments.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from loanpipe.dagman.dag import Dag, Node
+
+SEARCH_NODE = "model_search"
+STAGES: dict[str, tuple[str, str | None]] = {
+    SEARCH_NODE: ("search.py", None),
+    "select_model": ("select_model.py", None),
+    "evaluate_model_v3": ("evaluate.py", "v3"),
+}
+EDGES = frozenset(
+    {
+        ("train_test_split", SEARCH_NODE),
+        (SEARCH_NODE, "select_model"),
+        ("select_model", "evaluate_model_v3"),
+        ("evaluate_model_v3", "deploy_best_model"),
+    }
+)
+DEFAULT_MODELS = ["v1", "v2"]
+SEARCH_MODELS = ["v1", "v2", "v3"]
+
+_rows: dict[str, Any] = {}  # the validated table, for the per-job checks
+
+
+def is_search_dag(dag: Dag) -> bool:
+    return any(name in dag.nodes for name in STAGES)
+
+
+def expected_graph(
+    dag: Dag, stages: dict[str, Any], edges: frozenset[tuple[str, str]]
+) -> tuple[dict[str, Any], frozenset[tuple[str, str]]]:
+    """SEED.md's graph, plus the search's nodes and edges when the DAG has any of them."""
+    if not is_search_dag(dag):
+        return stages, edges
+    return {**stages, **STAGES}, edges | EDGES
+
+
+def models_of(node: Node) -> list[str]:
+    return node.vars.get("MODELS", " ".join(DEFAULT_MODELS)).split()
+
+
+def check_deploy_models(dag: Dag, out: Any) -> None:
+    """deploy_best_model chooses among exactly the versions this DAG evaluates."""
+    node = dag.nodes.get("deploy_best_model")
+    if node is None:
+        return
+    want = SEARCH_MODELS if is_search_dag(dag) else DEFAULT_MODELS
+    if models_of(node) != want:
+        out.add(
+            f"{node.file}:{node.line}",
+            f"deploy_best_model chooses among {' '.join(models_of(node))}, but this DAG "
+            f'evaluates {" ".join(want)} (VARS deploy_best_model MODELS="{" ".join(want)}")',
+        )
+
+
+def check_table(dag: Dag, out: Any) -> str:
+    """Validate the settings and every row; returns a one-line summary ('' without a search)."""
+    _rows.clear()
+    node = dag.nodes.get(SEARCH_NODE)
+    if node is None:
+        return ""
+    from loanpipe.errors import PipelineError
+    from loanpipe.stages import candidates
+
+    project = Path(node.vars.get("PROJECT_DIR") or candidates.PROJECT_DIR)
+    table = project / "search" / "candidates.txt"
+    try:
+        settings = candidates.read_settings(project / "search" / "search.conf")
+        rows = candidates.read_table(table, validate=True, seed=settings["seed"])
+    except PipelineError as exc:
+        out.add(exc.path, exc.problem)
+        return ""
+    _rows[SEARCH_NODE] = rows
+    families = Counter(row.family for row in rows)
+    return (
+        f"{len(rows)} candidates ("
+        + ", ".join(f"{n} {family}" for family, n in families.items())
+        + f"), {settings['folds']}-fold CV on {settings['scoring']}"
+    )
+
+
+def table_broken(node: Node) -> bool:
+    """Whether this is the search node and its table was refused (check_table said why)."""
+    return node.name == SEARCH_NODE and SEARCH_NODE not in _rows
+
+
+def _row(node: Node, ad: Any) -> Any:
+    rows = _rows.get(node.name)
+    proc = int(ad.get("ProcId", 0))
+    return rows[proc] if rows is not None and proc < len(rows) else None
+
+
+def extra_args(node: Node, ad: Any) -> list[str]:
+    """Arguments after ``--base-dir B [--model M]`` that the node's job must have."""
+    if node.name == "deploy_best_model":
+        return ["--models", *models_of(node)]
+    if node.name != SEARCH_NODE:
+        return []
+    row = _row(node, ad)
+    if row is None:  # more jobs than rows: check_job_count says so
+        return str(ad.get("Args", ad.get("Arguments", ""))).split()[3:]
+    return ["--candidate", row.id, "--family", row.family, "--params", *row.params_text().split()]
+
+
+def output_name(node: Node, ad: Any) -> str:
+    """The name in the job's output/error files: one pair per candidate for the search."""
+    if node.name != SEARCH_NODE:
+        return node.name
+    row = _row(node, ad)
+    return f"{node.name}.{row.id}" if row is not None else f"{node.name}.{ad.get('ProcId')}"
+
+
+def check_job_count(node: Node, ads: list[Any], out: Any) -> None:
+    """One job per node, except the search: one job per row of the table."""
+    where = f"{node.submit_path} (node {node.name})"
+    if node.name == SEARCH_NODE:
+        rows = _rows.get(node.name)
+        if rows is not None and len(ads) != len(rows):
+            out.add(where, f"queues {len(ads)} jobs, the candidate table has {len(rows)} rows")
+    elif len(ads) != 1:
+        out.add(where, f"queues {len(ads)} jobs, one expected")

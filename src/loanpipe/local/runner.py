@@ -1,0 +1,977 @@
+#!/usr/bin/env python3
+"""Run the project's HTCondor DAG on this machine, with DAGMan's semantics (``make local``).
+
+    loanpipe.local.runner [--dag BASE_DIR/dags/dagfile.dag] [-j N] [--fresh]
+
+The DAG is read with ``loanpipe.dagman.dag``.  Every node attempt is expanded from its own submit
+file by the official ``htcondor`` bindings (``htcondor.Submit(...).jobs(count=1)``), with the
+node's VARS and ``JOB``/``RETRY`` defined *before* the submit file like DAGMan's default
+(``DAGMAN_DEFAULT_APPEND_VARS = False``).  The job ClassAd gives the command line (``Cmd`` +
+``Arguments``/``Args``), the environment (``Environment``/``Env``, which already contains what
+``getenv`` copied), the working directory (``Iwd``) and the ``Out``/``Err``/``UserLog`` files,
+so there is no second description of a stage.  Relative paths resolve against the DAG file's
+directory, where the project runs ``condor_submit_dag``.
+
+DAGMan semantics: ready nodes run in parallel up to ``-j`` and each CATEGORY's MAXJOBS; a failed
+node's descendants never run while independent branches go on; RETRY reruns the whole node
+(PRE script included) unless the exit code is the UNLESS-EXIT one; a POST script's exit code
+replaces the job's; PRE_SKIP; ABORT-DAG-ON.  A failed run writes ``<dag>.rescueNNN`` (DAGMan's
+partial format) and the next run resumes from the newest one; ``--fresh`` removes them first.
+
+Files written next to the DAG: ``<dag>.lock`` (our pid, while running), ``<dag>.metrics``
+(DAGMan's JSON, version 2), ``<dag>.rescueNNN`` and ``<dag>.local.jsonl`` (one JSON record per
+node attempt plus run_start/run_end records).  ``$BASE_DIR/.pipeline.lock`` keeps two runs
+(even from two checkouts) off the same base directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from loanpipe import config
+from loanpipe.dagman import state as ds  # DAGMan's records, read as make submit reads them
+from loanpipe.dagman.dag import (
+    Dag,
+    DagError,
+    Node,
+    Script,
+    apply_rescue,
+    parse_dag,
+    rescue_files,
+)
+from loanpipe.local.cluster import Cluster  # DAGMan's rules for a node with many jobs
+from loanpipe.local.jobspec import (  # a node's job: its submit file expanded, then started
+    JobSpec,
+    RunnerError,
+    check_job_files,
+    close_expander,
+    expand_in_helper,
+    expand_node_main,
+    popen_job,
+)
+from loanpipe.local.launcher import Launcher  # warm interpreter that forks script jobs
+from loanpipe.local.records import (  # recovery, rescue DAG, metrics, summaries
+    kill_orphan,
+    print_deployment,
+    print_failures,
+    print_table,
+    recover,
+    write_metrics,
+    write_rescue,
+)
+
+DEFAULT_DAG = config.Layout(config.DEFAULT_BASE_DIR).dag_file()  # rendered by make paths
+MAX_RESCUE_NUM = 100  # DAGMAN_MAX_RESCUE_NUM default
+KILL_GRACE_S = 5.0
+POLL_S = 0.05
+STATUS_EVERY_S = 0.5  # refresh of the live status line on a terminal
+# STARTER_NUM_THREADS_ENV_VARS (HTCondor sets these to request_cpus in every job).
+THREAD_VARS = (
+    "CUBACORES",
+    "GOMAXPROCS",
+    "JULIA_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+    "OMP_NUM_THREADS",
+    "OMP_THREAD_LIMIT",
+    "OPENBLAS_NUM_THREADS",
+    "PYTHON_CPU_COUNT",
+    "ROOT_MAX_THREADS",
+    "TF_LOOP_PARALLEL_ITERATIONS",
+    "TF_NUM_THREADS",
+)
+
+# DagStatus values (dag.h / the manual's "Workflow Metrics").
+DAG_STATUS_OK, DAG_STATUS_ERROR, DAG_STATUS_NODE_FAILED, DAG_STATUS_ABORT, DAG_STATUS_RM = range(5)
+
+
+class PidLock:
+    """An exclusive ``flock`` on a file naming its owner; refuses clearly when held elsewhere.
+
+    The file reads ``local-runner <pid> <host>``. A file in any other form was written by
+    condor_dagman (``dagfile.dag.lock``, which DAGMan does not flock): a pool run of the DAG may
+    be active, so it is never taken over or removed. One of ours that can be locked was left by
+    a runner that died (the kernel drops a dead process's flock): it is taken over with a note.
+    """
+
+    TAG = "local-runner"
+
+    def __init__(self, path: Path, what: str) -> None:
+        self.path = path
+        self.what = what
+        self.fd: int | None = None
+
+    def acquire(self) -> str | None:
+        """Take the lock; returns a note when a stale lock was taken over."""
+        for _ in range(10):
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                os.close(fd)
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                owner = self._owner(self.path.read_bytes() if self.path.exists() else b"")
+                raise RunnerError(
+                    f"another run (pid {owner[1] if owner else '?'}) is using {self.what} "
+                    f"(lock file {self.path}); wait for it to finish or stop it"
+                ) from None
+            # The file may have been unlinked by its previous owner between open and flock.
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:
+                os.close(fd)
+                continue
+            os.lseek(fd, 0, os.SEEK_SET)
+            content = os.read(fd, 256)
+            owner = self._owner(content)
+            if content.strip() and owner is None:
+                os.close(fd)
+                raise RunnerError(
+                    f"{self.path} was written by condor_dagman: a pool run of this DAG may be "
+                    "active (make status); if none is, remove the file and run again"
+                )
+            note = None
+            if owner is not None and owner[1] != os.getpid():
+                note = f"taking over stale lock {self.path} from pid {owner[1]} ({owner[2]})"
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.write(fd, f"{self.TAG} {os.getpid()} {socket.gethostname()}\n".encode())
+            os.fsync(fd)
+            self.fd = fd
+            return note
+        raise RunnerError(f"could not take lock {self.path} (it keeps changing)")
+
+    @classmethod
+    def _owner(cls, content: bytes) -> tuple[str, int, str] | None:
+        """(tag, pid, host) from a lock file of ours, None for anything else."""
+        parts = content.decode(errors="replace").split()
+        if len(parts) == 3 and parts[0] == cls.TAG and parts[1].isdigit():
+            return parts[0], int(parts[1]), parts[2]
+        return None
+
+    def release(self) -> None:
+        if self.fd is None:
+            return
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+        self.fd = None
+
+
+# --------------------------------------------------------------------------- run state
+
+
+@dataclass
+class NodeState:
+    node: Node
+    status: str = "waiting"  # waiting ready pre job post deferred done failed futile aborted
+    retry: int = 0  # 0-based attempt number ($(RETRY))
+    attempts: int = 0
+    waiting_on: int = 0
+    retval: int | None = None
+    pre_exit: int | None = None
+    job_exit: int | None = None
+    job_signal: int | None = None
+    job_return: int | None = None  # exit code, or -signal: what a POST script gets as $RETURN
+    attempt_start: float = 0.0
+    job_start: float | None = None
+    job_end: float | None = None
+    peak_rss_mib: float | None = None
+    rss_floor_mib: float | None = None  # the runner's own peak RSS when it forked the job
+    wall: float = 0.0
+    spec: JobSpec | None = None
+    cluster: Cluster | None = None  # the attempt's jobs (one, or one per row of queue ... from)
+    error: str | None = None
+    final: str | None = None  # done, pre_skipped, noop, failed, futile, aborted, ...
+    premarked: bool = False
+    defer_until: float = 0.0
+    defer_kind: str = ""
+
+
+@dataclass
+class Proc:
+    pid: int
+    kind: str  # PRE, JOB, POST
+    state: NodeState
+    files: list[IO[Any]] = field(default_factory=list)
+    proc: int = 0  # ProcId within the node's cluster (JOB only)
+    # Kept alive on purpose: a Popen object that is garbage-collected polls (and so reaps) its
+    # child, which would steal the exit status and the rusage from os.wait4 below.
+    popen: subprocess.Popen[bytes] | None = None
+
+    def reaped(self, code: int) -> None:
+        """Tell the Popen object its child is gone (we reaped it with os.wait4)."""
+        if self.popen is not None:
+            self.popen.returncode = code
+        for fh in self.files:
+            fh.close()
+
+
+class Runner:
+    def __init__(self, dag: Dag, jobs: int, out: IO[str] = sys.stdout, fork: bool = True) -> None:
+        self.dag = dag
+        self.launcher = Launcher(enabled=fork)
+        self.jobs = max(1, jobs)
+        self.out = out
+        self.live = hasattr(out, "isatty") and out.isatty() and os.environ.get("TERM") != "dumb"
+        self.status_shown = 0.0
+        self.t0 = time.time()
+        self.states = {name: NodeState(node) for name, node in dag.nodes.items()}
+        self.procs: dict[int, Proc] = {}
+        self.interrupted: int | None = None
+        self.aborted: tuple[str, int, int | None] | None = None  # node, retval, RETURN
+        self.jsonl = Path(f"{dag.path}.local.jsonl")
+        self.width = max((len(n) for n in dag.nodes), default=4)
+        self.jobs_submitted = self.jobs_succeeded = self.jobs_failed = 0
+        self.running_by_cat: dict[str, int] = {}
+
+    # -- output and records
+
+    def say(self, name: str, text: str) -> None:
+        self.clear_status()
+        print(f"[{time.time() - self.t0:6.1f}s] {name:<{self.width}}  {text}", file=self.out)
+        self.out.flush()
+
+    # A live status line under the log lines, on a terminal only (logs and pipes get plain lines).
+
+    def status_line(self) -> str:
+        counts: dict[str, int] = {}
+        for st in self.states.values():
+            key = st.final or st.status
+            counts[key] = counts.get(key, 0) + 1
+        jobs: dict[str, int] = {}
+        for p in self.procs.values():
+            if p.kind == "JOB":
+                jobs[p.state.node.name] = jobs.get(p.state.node.name, 0) + 1
+        running = [name if n == 1 else f"{name} x{n}" for name, n in jobs.items()]
+        done = counts.get("done", 0) + counts.get("pre_skipped", 0) + counts.get("noop", 0)
+        line = f"[{time.time() - self.t0:6.1f}s] {done}/{len(self.states)} done"
+        if counts.get("failed"):
+            line += f", {counts['failed']} failed"
+        return line + (f"; running: {', '.join(sorted(running))}" if running else "")
+
+    def show_status(self) -> None:
+        if self.live and time.time() - self.status_shown >= STATUS_EVERY_S:
+            self.out.write(
+                "\r\033[K" + self.status_line()[: shutil.get_terminal_size().columns - 1]
+            )
+            self.out.flush()
+            self.status_shown = time.time()
+
+    def clear_status(self) -> None:
+        if self.live and self.status_shown:
+            self.out.write("\r\033[K")
+            self.status_shown = 0.0
+
+    def record(self, rec: dict[str, Any]) -> None:
+        with open(self.jsonl, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(rec, sort_keys=False) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    # -- scheduling
+
+    def running_jobs(self) -> int:
+        return sum(1 for p in self.procs.values() if p.kind == "JOB")
+
+    def can_start_job(self, st: NodeState) -> bool:
+        if self.running_jobs() >= self.jobs:
+            return False
+        cat = st.node.category
+        if cat is not None and cat in self.dag.maxjobs:
+            limit = self.dag.maxjobs[cat]
+            if limit > 0 and self.running_by_cat.get(cat, 0) >= limit:
+                return False
+        return True
+
+    def prepare(self) -> None:
+        for st in self.states.values():
+            if st.node.done:
+                st.status = st.final = "done"
+                st.premarked = True
+        for st in self.states.values():
+            if st.status == "waiting":
+                st.waiting_on = sum(1 for p in st.node.parents if self.states[p].status != "done")
+                if st.waiting_on == 0:
+                    st.status = "ready"
+
+    def run(self) -> None:
+        """Drive the DAG until no more progress is possible."""
+        order = list(self.dag.nodes)
+        while True:
+            if self.interrupted is not None or self.aborted is not None:
+                break
+            now = time.time()
+            for name in order:
+                st = self.states[name]
+                if st.status == "deferred" and now >= st.defer_until:
+                    st.status = st.defer_kind
+                    self.start_script(st, st.defer_kind)
+                elif st.status == "ready":
+                    self.start_node(st)
+                elif st.status == "queued" and self.can_start_job(st):
+                    self.start_job(st)
+                elif st.status == "job" and st.cluster and st.cluster.next_proc() is not None:
+                    self.start_procs(st)
+            if self.interrupted is not None or self.aborted is not None:
+                break
+            if not self.procs and not any(
+                s.status in ("ready", "deferred", "queued") for s in self.states.values()
+            ):
+                break
+            try:
+                pid, wstatus, ru = os.wait4(-1, os.WNOHANG)
+            except ChildProcessError:
+                pid = 0
+            if pid == 0:
+                self.show_status()
+                time.sleep(POLL_S)
+                continue
+            proc = self.procs.pop(pid, None)
+            if proc is None:
+                continue
+            self.reaped(proc, wstatus, ru)
+        if self.interrupted is not None or self.aborted is not None:
+            self.kill_all()
+
+    # -- node lifecycle
+
+    def start_node(self, st: NodeState) -> None:
+        st.attempts += 1
+        st.attempt_start = time.time()
+        st.retval = st.pre_exit = st.job_exit = st.job_signal = st.job_return = None
+        st.job_start = st.job_end = st.peak_rss_mib = None
+        st.error = None
+        st.spec = None
+        st.cluster = None
+        if st.node.noop:
+            self.say(st.node.name, "done (NOOP)")
+            st.final = "noop"
+            self.node_done(st)
+            return
+        if st.node.pre is not None:
+            st.status = "pre"
+            self.start_script(st, "pre")
+        else:
+            st.status = "queued"
+            if self.can_start_job(st):
+                self.start_job(st)
+
+    def subst(self, st: NodeState, script: Script) -> list[str]:
+        values = {
+            "$JOB": st.node.name,
+            "$RETRY": str(st.retry),
+            "$MAX_RETRIES": str(st.node.retry),
+            "$RETURN": str(st.job_return if st.job_return is not None else -1),
+            "$PRE_SCRIPT_RETURN": str(st.pre_exit if st.pre_exit is not None else -1),
+            "$DAG_STATUS": str(DAG_STATUS_OK if not self.any_failed() else DAG_STATUS_NODE_FAILED),
+            "$FAILED_COUNT": str(sum(1 for s in self.states.values() if s.status == "failed")),
+            "$JOBID": f"local.{os.getpid()}",
+        }
+        out = []
+        for word in [script.executable, *script.args]:
+            for key in sorted(values, key=len, reverse=True):
+                word = word.replace(key, values[key])
+            out.append(word)
+        return out
+
+    def start_script(self, st: NodeState, kind: str) -> None:
+        script = st.node.pre if kind == "pre" else st.node.post
+        assert script is not None
+        argv = self.subst(st, script)
+        exe = argv[0]
+        if not os.path.isabs(exe):
+            exe = str((st.node.node_dir or self.dag.cwd) / exe)
+        st.status = kind
+        self.say(st.node.name, f"{kind.upper()} script running")
+        try:
+            p = subprocess.Popen(  # noqa: S603 - the DAG names the script on purpose
+                [exe, *argv[1:]],
+                cwd=st.node.node_dir,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            # DAGMan treats a script it cannot start as a failed script.
+            st.error = f"cannot run {kind.upper()} script {exe}: {exc.strerror}"
+            self.script_done(st, kind, 1)
+            return
+        self.procs[p.pid] = Proc(p.pid, kind.upper(), st, popen=p)
+
+    def start_job(self, st: NodeState) -> None:
+        """Expand the node's submit file and start its job(s), as many as free slots allow.
+
+        A submit file that queues many jobs makes one cluster (loanpipe.local.cluster): each proc
+        takes one of the ``-j`` slots, the rest start as slots free up.
+        """
+        name = st.node.name
+        try:
+            specs = expand_in_helper(st.node, st.retry)
+            for spec in specs:
+                check_job_files(spec)
+        except RunnerError as exc:
+            # condor_submit would fail (or the job would be held): the attempt fails, no POST.
+            st.error = str(exc)
+            self.say(name, f"cannot start: {exc}")
+            self.attempt_failed(st, 1, abort_check=False)
+            return
+        st.spec = specs[0]
+        st.cluster = Cluster(specs)
+        st.status = "job"
+        st.job_start = time.time()
+        st.rss_floor_mib = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
+        cat = st.node.category
+        if cat is not None:
+            self.running_by_cat[cat] = self.running_by_cat.get(cat, 0) + 1
+        if len(specs) > 1:
+            self.say(name, f"{len(specs)} jobs queued (attempt {st.attempts})")
+        self.start_procs(st)
+
+    def start_procs(self, st: NodeState) -> None:
+        """Start waiting procs of the node's cluster while there are free slots."""
+        cluster = st.cluster
+        assert cluster is not None
+        while (proc := cluster.next_proc()) is not None and self.running_jobs() < self.jobs:
+            if not self.spawn(st, proc):
+                return
+
+    def spawn(self, st: NodeState, proc: int) -> bool:
+        """Start one proc; False when the attempt can start no more of them."""
+        name = st.node.name
+        cluster = st.cluster
+        assert cluster is not None
+        spec = cluster.specs[proc]
+        env = dict(spec.env)
+        env.setdefault("_CONDOR_JOB_IWD", str(spec.iwd))
+        env.setdefault("BATCH_SYSTEM", "HTCondor")
+        if spec.request_cpus:
+            for var in THREAD_VARS:
+                env.setdefault(var, str(spec.request_cpus))
+        files: list[IO[Any]] = []
+        # `python script.py` jobs fork from a warm interpreter (local.launcher); others exec.
+        launched = self.launcher.spawn(
+            spec.argv, env, spec.iwd, spec.stdin, spec.stdout, spec.stderr
+        )
+        try:
+            p = None if launched else popen_job(spec, env, files)
+        except OSError as exc:
+            for fh in files:
+                fh.close()
+            st.error = f"cannot start job {spec.argv[0]}: {exc.strerror or exc}"
+            self.say(name, f"cannot start: {st.error}")
+            if proc == 0:  # nothing of the cluster runs: the attempt fails, no POST
+                cat = st.node.category
+                if cat is not None:
+                    self.running_by_cat[cat] -= 1
+                self.attempt_failed(st, 1, abort_check=False)
+            else:  # a later proc: it fails like a job that could not run
+                cluster.start(proc)
+                self.proc_ended(st, proc, 1, None)
+            return False
+        if launched and proc == 0:
+            st.rss_floor_mib = launched.floor_mib  # the warm server's, not the runner's
+        pid = launched.pid if launched else p.pid  # type: ignore[union-attr]
+        cluster.start(proc)
+        self.jobs_submitted += 1
+        self.procs[pid] = Proc(pid, "JOB", st, files, proc=proc, popen=p)
+        # Lets a later run recover if this runner dies without a rescue file (see recover());
+        # a forked job's /proc cmdline is its warm interpreter's.
+        self.record(
+            {"event": "job_start", "node": name, "attempt": st.attempts, "proc": proc,
+             "pid": pid, "time": time.time(),
+             "cmd": launched.cmdline if launched else spec.argv}
+        )  # fmt: skip
+        if cluster.size == 1:
+            self.say(name, f"running (attempt {st.attempts})")
+        return True
+
+    def reaped(self, proc: Proc, wstatus: int, ru: resource.struct_rusage) -> None:
+        st = proc.state
+        if os.WIFSIGNALED(wstatus):
+            sig = os.WTERMSIG(wstatus)
+            code = -sig
+        else:
+            sig = None
+            code = os.WEXITSTATUS(wstatus)
+        proc.reaped(code)
+        if proc.kind == "JOB":
+            peak = round(ru.ru_maxrss / 1024.0, 1)  # Linux reports KiB
+            st.peak_rss_mib = max(peak, st.peak_rss_mib or 0.0)
+            if code == 0:
+                self.jobs_succeeded += 1
+            else:
+                self.jobs_failed += 1
+            self.proc_ended(st, proc.proc, code, peak, proc.pid)
+        else:
+            self.script_done(st, proc.kind.lower(), code)
+
+    def proc_ended(
+        self, st: NodeState, proc: int, code: int, peak: float | None, pid: int | None = None
+    ) -> None:
+        """One proc of the node's cluster ended (exit code, or -signal): DAGMan's rules."""
+        cluster = st.cluster
+        assert cluster is not None
+        first_failure = cluster.ended(proc, code)
+        if cluster.size > 1:
+            spec = cluster.specs[proc]
+            self.record(
+                {"event": "proc_end", "node": st.node.name, "attempt": st.attempts,
+                 "proc": proc, "pid": pid, "exit_code": code if code >= 0 else None,
+                 "signal": -code if code < 0 else None, "end": time.time(),
+                 "peak_rss_mib": peak, "stdout": str(spec.stdout), "stderr": str(spec.stderr)}
+            )  # fmt: skip
+        if first_failure:
+            st.spec = cluster.specs[proc]  # the failure report shows this proc's stderr
+            if cluster.size > 1:
+                how = f"signal {-code}" if code < 0 else f"exit {code}"
+                self.say(
+                    st.node.name,
+                    f"job {proc} failed ({how}): removing the node's other "
+                    f"{len(cluster.running)} running and "
+                    f"{cluster.size - cluster.started} waiting jobs",
+                )
+                for other in self.procs.values():
+                    if other.kind == "JOB" and other.state is st:
+                        with contextlib.suppress(ProcessLookupError, PermissionError):
+                            os.killpg(other.pid, signal.SIGTERM)
+        if not cluster.all_done:
+            return
+        # Every proc has ended: the node's job part is over.
+        st.job_end = time.time()
+        retval = cluster.retval
+        st.job_exit = retval if retval >= 0 else None
+        st.job_signal = -retval if retval < 0 else None
+        cat = st.node.category
+        if cat is not None:
+            self.running_by_cat[cat] -= 1
+        if cluster.size > 1:
+            self.say(st.node.name, cluster.summary())
+        self.job_finished(st, retval=retval)
+
+    def script_done(self, st: NodeState, kind: str, code: int) -> None:
+        name = st.node.name
+        script = st.node.pre if kind == "pre" else st.node.post
+        assert script is not None
+        if script.defer_status is not None and code == script.defer_status:
+            st.status = "deferred"
+            st.defer_kind = kind
+            st.defer_until = time.time() + (script.defer_time or 0)
+            self.say(name, f"{kind.upper()} script deferred for {script.defer_time}s")
+            return
+        if kind == "pre":
+            st.pre_exit = code
+            if st.node.pre_skip is not None and code == st.node.pre_skip:
+                self.say(name, f"done (PRE_SKIP: PRE script exited {code})")
+                st.retval = 0
+                st.final = "pre_skipped"
+                self.attempt_record(st, "pre_skipped")
+                self.node_done(st)
+                return
+            if code != 0:
+                self.say(name, f"PRE script failed (exit {code})")
+                st.error = st.error or f"PRE script exited {code}"
+                self.attempt_failed(st, code, abort_check=True)
+                return
+            st.status = "queued"
+            return
+        # POST: its exit code replaces the job's.
+        if code != 0:
+            st.error = st.error or f"POST script exited {code}"
+        self.attempt_over(st, code, abort_check=True)
+
+    def job_finished(self, st: NodeState, retval: int) -> None:
+        name = st.node.name
+        st.job_return = retval
+        if st.node.post is not None:
+            if st.job_signal is not None:
+                self.say(name, f"job killed by signal {st.job_signal}")
+            else:
+                self.say(name, "job finished" if retval == 0 else f"job failed (exit {retval})")
+            self.start_script(st, "post")
+            return
+        self.attempt_over(st, retval, abort_check=True)
+
+    def attempt_over(self, st: NodeState, retval: int, abort_check: bool) -> None:
+        if retval == 0:
+            st.retval = 0
+            st.final = "done"
+            self.attempt_record(st, "done")
+            self.node_done(st)
+        else:
+            self.attempt_failed(st, retval, abort_check)
+
+    def attempt_failed(self, st: NodeState, retval: int, abort_check: bool) -> None:
+        name = st.node.name
+        st.retval = retval
+        node = st.node
+        if abort_check and node.abort_dag_on is not None and retval == node.abort_dag_on[0]:
+            self.attempt_record(st, "failed", will_retry=False)
+            st.status = st.final = "failed"
+            self.aborted = (name, retval, node.abort_dag_on[1])
+            self.say(name, f"failed (exit {retval}): ABORT-DAG-ON {node.abort_dag_on[0]}")
+            return
+        stop = node.unless_exit is not None and retval == node.unless_exit
+        if st.retry < node.retry and not stop:
+            self.attempt_record(st, "failed", will_retry=True)
+            self.say(name, f"failed (exit {retval}), retrying ({st.retry + 1} of {node.retry})")
+            st.retry += 1
+            st.status = "ready"
+            return
+        self.attempt_record(st, "failed", will_retry=False)
+        st.status = st.final = "failed"
+        why = f", UNLESS-EXIT {retval}: no more retries" if stop and st.retry < node.retry else ""
+        self.say(name, f"failed (exit {retval}{why})")
+        for d in sorted(self.dag.descendants(name), key=list(self.dag.nodes).index):
+            ds = self.states[d]
+            if ds.status in ("waiting", "ready"):
+                ds.status = ds.final = "futile"
+
+    def node_done(self, st: NodeState) -> None:
+        st.status = "done"
+        if st.final in (None, "done"):
+            self.say(st.node.name, "done")
+        for child in st.node.children:
+            cs = self.states[child]
+            if cs.status == "waiting":
+                cs.waiting_on -= 1
+                if cs.waiting_on == 0:
+                    cs.status = "ready"
+
+    def any_failed(self) -> bool:
+        return any(s.status == "failed" for s in self.states.values())
+
+    def attempt_record(self, st: NodeState, status: str, will_retry: bool = False) -> None:
+        end = time.time()
+        st.wall += end - st.attempt_start
+        spec = st.spec
+        rec: dict[str, Any] = {
+            "node": st.node.name,
+            "attempt": st.attempts,
+            "retry": st.retry,
+            "start": st.attempt_start,
+            "end": end,
+            "job_start": st.job_start,
+            "job_end": st.job_end,
+            "exit_code": st.retval,
+            "job_exit_code": st.job_exit,
+            "signal": st.job_signal,
+            "pre_exit_code": st.pre_exit,
+            "status": status,
+            "will_retry": will_retry,
+            "peak_rss_mib": st.peak_rss_mib,
+            "peak_rss_floor_mib": st.rss_floor_mib,
+            "request_memory_mib": spec.request_memory_mib if spec else None,
+            "request_cpus": spec.request_cpus if spec else None,
+            "cmd": spec.argv if spec else None,
+            "iwd": str(spec.iwd) if spec else None,
+            "stdout": str(spec.stdout) if spec else None,
+            "stderr": str(spec.stderr) if spec else None,
+            "log": str(spec.log) if spec and spec.log else None,
+            "error": st.error,
+        }
+        self.record(rec)
+
+    # -- stopping
+
+    def kill_all(self) -> None:
+        """Kill every running process group (TERM, then KILL after a grace period)."""
+        if not self.procs:
+            return
+        for proc in self.procs.values():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.time() + KILL_GRACE_S
+        while self.procs and time.time() < deadline:
+            try:
+                pid, wstatus, ru = os.wait4(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                time.sleep(POLL_S)
+                continue
+            self._killed(pid, wstatus, ru)
+        for proc in list(self.procs.values()):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                _, wstatus, ru = os.wait4(proc.pid, 0)
+                self._killed(proc.pid, wstatus, ru)
+
+    def _killed(self, pid: int, wstatus: int, ru: resource.struct_rusage) -> None:
+        proc = self.procs.pop(pid, None)
+        if proc is None:
+            return
+        proc.reaped(-os.WTERMSIG(wstatus) if os.WIFSIGNALED(wstatus) else os.WEXITSTATUS(wstatus))
+        st = proc.state
+        why = "interrupted" if self.interrupted is not None else "aborted"
+        if proc.kind == "JOB":
+            st.job_end = time.time()
+            st.peak_rss_mib = max(round(ru.ru_maxrss / 1024.0, 1), st.peak_rss_mib or 0.0)
+            st.job_signal = os.WTERMSIG(wstatus) if os.WIFSIGNALED(wstatus) else None
+            st.job_exit = os.WEXITSTATUS(wstatus) if os.WIFEXITED(wstatus) else None
+            if st.cluster is not None:
+                st.cluster.running.discard(proc.proc)
+                if st.cluster.running:
+                    return  # one record for the node, when its last running job is gone
+        st.retval = None
+        st.error = f"killed: DAG {why}"
+        self.attempt_record(st, why)
+        st.status = st.final = why
+        self.say(st.node.name, f"killed ({why})")
+
+
+# --------------------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(
+        description="Run the HTCondor DAG on this machine with DAGMan's semantics.",
+    )
+    ap.add_argument("--dag", type=Path, default=DEFAULT_DAG, help="DAG file (default %(default)s)")
+    ap.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="node jobs run at once (default: number of CPUs, %(default)s)",
+    )
+    ap.add_argument(
+        "--fresh",
+        action="store_true",
+        help="ignore and remove rescue files and rerun every node (like condor_submit_dag -f)",
+    )
+    ap.add_argument(
+        "--exec",
+        action="store_true",
+        help="exec every job; by default `python script.py` jobs fork from a warm interpreter",
+    )
+    args = ap.parse_args(argv)
+    if args.jobs < 1:
+        ap.error("-j must be at least 1")
+    return args
+
+
+class QuietStream:
+    """stdout that goes silent once its reader is gone (``make local | head``) instead of
+    raising BrokenPipeError in the middle of a run, which must still kill its jobs, write the
+    rescue file and release its locks."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+        self.broken = False
+
+    def write(self, text: str) -> int:
+        if not self.broken:
+            try:
+                return self.stream.write(text)
+            except OSError:
+                self.broken = True
+                with contextlib.suppress(OSError):  # nothing more reaches the closed pipe
+                    os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())
+        return len(text)
+
+    def isatty(self) -> bool:
+        return not self.broken and self.stream.isatty()
+
+    def flush(self) -> None:
+        if not self.broken:
+            try:
+                self.stream.flush()
+            except OSError:
+                self.broken = True
+
+
+def main(argv: list[str] | None = None) -> int:
+    if (argv if argv is not None else sys.argv[1:]) == ["--expand-node"]:
+        return expand_node_main()
+    args = parse_args(argv)
+    sys.stdout = QuietStream(sys.stdout)  # type: ignore[assignment]
+    os.environ.setdefault("CONDOR_CONFIG", "/dev/null")  # the bindings warn without a config
+    dag_path = args.dag.absolute()
+    start = time.time()
+    try:
+        dag = parse_dag(dag_path)
+    except DagError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if dag_path.parent == config.DAG_DIR:
+        print(
+            f"error: {dag_path} is the DAG's source; run the DAG `make paths` renders for a base "
+            "directory (BASE_DIR/dags/dagfile.dag)",
+            file=sys.stderr,
+        )
+        return 2
+
+    locks: list[PidLock] = []
+    handlers: dict[int, Any] = {}
+    runner = Runner(dag, args.jobs, sys.stdout, fork=not args.exec)
+    try:
+        dag_lock = PidLock(Path(f"{dag_path}.lock"), f"DAG {dag_path}")
+        locks.append(dag_lock)
+        note = dag_lock.acquire()
+        if note:
+            print(f"note: {note}")
+        previous_died = note is not None
+        base_dirs = sorted(
+            {Path(n.vars["BASE_DIR"]) for n in dag.nodes.values() if "BASE_DIR" in n.vars}
+        )
+        for base in base_dirs:
+            if not base.is_dir():
+                raise RunnerError(f"BASE_DIR {base} does not exist")
+            lock = PidLock(base / ".pipeline.lock", f"BASE_DIR {base}")
+            locks.append(lock)
+            note = lock.acquire()
+            if note:
+                print(f"note: {note}")
+
+        rescues = rescue_files(dag_path)
+        resumed_from: Path | None = None
+        rescue_num = 0
+        if args.fresh:
+            for _, p in rescues:
+                p.unlink()
+            if rescues:
+                print(f"--fresh: removed {len(rescues)} rescue file(s); every node runs again")
+            rescues = []
+        elif rescues and ds.finished_after(Path(f"{dag_path}.metrics"), rescues[-1][1]):
+            # As make submit does (loanpipe.pool): the run that resumed from it succeeded, so there
+            # is nothing left to resume; resuming again would skip the nodes it marks DONE.
+            for _, p in rescues:
+                p.unlink()
+            print(
+                f"the DAG succeeded after {rescues[-1][1].name} was written: nothing to resume, "
+                f"every node runs again (removed {len(rescues)} rescue file(s))"
+            )
+            rescues = []
+        elif rescues:
+            rescue_num, resumed_from = rescues[-1]
+            try:
+                done = apply_rescue(dag, resumed_from)
+            except DagError as exc:
+                raise RunnerError(f"{exc} (use --fresh to ignore rescue files)") from None
+            print(
+                f"resuming from {resumed_from.name}: {len(done)} of {len(dag.nodes)} nodes already "
+                f"DONE ({', '.join(done) or 'none'}); use --fresh (FRESH=1) to rerun everything"
+            )
+        recovered = recover(runner.jsonl) if previous_died and not args.fresh else None
+        if recovered is not None:
+            done_before, orphans = recovered
+            killed = [pid for pid, argv in orphans if kill_orphan(pid, argv)]
+            for name in done_before:
+                if name in dag.nodes:
+                    dag.nodes[name].done = True
+            resumed_from = Path(f"{runner.jsonl.name} (recovery)")
+            print(
+                f"recovering: the previous run died without a rescue file; {len(done_before)} of "
+                f"{len(dag.nodes)} nodes had finished ({', '.join(done_before) or 'none'})"
+                + (f"; killed its leftover job(s) {killed}" if killed else "")
+                + "; use --fresh (FRESH=1) to rerun everything"
+            )
+        runner.record(
+            {
+                "event": "run_start",
+                "time": start,
+                "premarked_done": sorted(n for n, node in dag.nodes.items() if node.done),
+                "base_dir": str(base_dirs[0]) if len(base_dirs) == 1 else None,
+                "resumed_from": str(resumed_from) if resumed_from else None,
+                "dag": str(dag_path),
+                "pid": os.getpid(),
+                "jobs": runner.jobs,
+                "fresh": bool(args.fresh),
+            }
+        )
+
+        def on_signal(signum: int, _frame: Any) -> None:
+            runner.interrupted = signum
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            handlers[sig] = signal.signal(sig, on_signal)
+
+        runner.prepare()
+        print(
+            f"running {dag_path.name}: {len(dag.nodes)} nodes, up to {runner.jobs} at once"
+            + (f", MAXJOBS {dict(dag.maxjobs)}" if dag.maxjobs else "")
+        )
+        runner.run()
+        runner.clear_status()
+
+        # Outcome, as condor_dagman decides it.
+        write_rescue_file = True
+        if runner.interrupted is not None:
+            status, exitcode = DAG_STATUS_RM, 128 + runner.interrupted
+            print(f"\ninterrupted by {signal.Signals(runner.interrupted).name}: nodes killed")
+        elif runner.aborted is not None:
+            node, retval, ret = runner.aborted
+            if ret is not None:
+                exitcode = ret
+                status = DAG_STATUS_ABORT if ret != 0 else DAG_STATUS_OK
+                write_rescue_file = ret != 0
+            else:
+                exitcode, status = retval % 256, DAG_STATUS_ABORT
+            print(f"\nDAG aborted by ABORT-DAG-ON: node {node} returned {retval}")
+        elif runner.any_failed():
+            status, exitcode = DAG_STATUS_NODE_FAILED, 1
+        elif all(s.status == "done" for s in runner.states.values()):
+            status, exitcode, write_rescue_file = DAG_STATUS_OK, 0, False
+        else:
+            status, exitcode = DAG_STATUS_ERROR, 1
+        print_table(runner, sys.stdout)
+        print_failures(runner, sys.stdout)
+        if write_rescue_file:
+            number = min((rescues[-1][0] if rescues else 0) + 1, MAX_RESCUE_NUM)
+            path = write_rescue(dag, runner, number)
+            print(
+                f"\nwrote {path.name}: the next run resumes from it (FRESH=1 / --fresh reruns all)"
+            )
+        write_metrics(dag, runner, start, exitcode, status, rescue_num)
+        runner.record(
+            {
+                "event": "run_end",
+                "time": time.time(),
+                "DagStatus": status,
+                "exitcode": exitcode,
+                "nodes": {n: (s.final or s.status) for n, s in runner.states.items()},
+            }
+        )
+        print_deployment(base_dirs, start, sys.stdout)
+        verdict = "succeeded" if exitcode == 0 else f"FAILED (DagStatus {status})"
+        print(f"\nDAG {verdict} in {time.time() - start:.1f}s; records in {runner.jsonl.parent}/")
+        return exitcode
+    except RunnerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        try:
+            runner.kill_all()
+        finally:
+            runner.launcher.close()
+            close_expander()
+            for sig, old in handlers.items():
+                signal.signal(sig, old)
+            for lock in reversed(locks):
+                lock.release()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

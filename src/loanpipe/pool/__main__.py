@@ -1,0 +1,7 @@
+"""python -m loanpipe.pool"""
+
+import sys
+
+from loanpipe.pool.commands import main
+
+sys.exit(main())

@@ -1,0 +1,488 @@
+#!/usr/bin/env python3
+"""The pool side of the Makefile: make submit, watch, status and preflight.
+
+    python -m loanpipe.pool --dag FILE submit [--fresh] [--batch-name N] [--preflight]
+    python -m loanpipe.pool --dag FILE watch      follow the DAG until DAGMan exits; 0 only if ok
+    python -m loanpipe.pool --dag FILE status     node table, hold reasons, condor_q -dag, waits
+    python -m loanpipe.pool --dag FILE preflight  one tiny job: interpreter, imports, BASE_DIR
+    python -m loanpipe.pool --dag FILE inputs --base-dir B   refuse what would fail at once
+    python -m loanpipe.pool require TOOL          exit 3 with one line unless TOOL is on PATH
+
+FILE is the rendered DAG (make paths); its directory is where DAGMan runs and writes its files.
+Reads DAGMan's files and the schedd through loanpipe.dagman.state. Without HTCondor's tools it
+prints one `error:` line pointing to `make local` and exits 3.
+
+Submit checks its inputs first (BASE_DIR/loan_data.csv exists; the DAG's directory is not under
+/tmp, where DAGMan refuses to keep its node log) and asks the schedd whether a DAGMan of this
+DAG is queued: then nothing is submitted (a queued DAGMan may not have written its lock file
+yet). With a rescue DAG a plain condor_submit_dag resumes from it; after a finished run (files
+left, no rescue DAG) -f is added; --fresh always adds -f.
+
+Watch follows the DAGMan job's own event log (<dag>.dagman.log, htcondor.JobEventLog) until the
+job exits, showing condor_watch_q meanwhile where it runs (else one progress line per change),
+then prints the DAG's result: DagStatus from the metrics file of that DAGMan, and for a failure
+each failed node with its one-line error (BASE_DIR/error/<node>.<retry>.err) or hold reason, or
+DAGMan's own reason from <dag>.dagman.out. Exit codes: 0 the DAG succeeded; 1 it did not (or
+nothing was submitted); 2 bad usage or input; 3 no HTCondor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from loanpipe import config
+from loanpipe.dagman import state as ds
+from loanpipe.dagman.dag import DagError, parse_dag, rescue_files
+
+EXIT_FAILED, EXIT_USAGE, EXIT_NO_CONDOR = 1, 2, 3
+# Files condor_submit_dag writes for a run; any of them makes a plain resubmission fail.
+SUBMIT_LEFTOVERS = (".condor.sub", ".lib.out", ".lib.err", ".dagman.log")
+QUEUE_CHECK = 60.0  # watch: seconds between asking the schedd whether DAGMan is still queued
+
+
+class PoolError(Exception):
+    """A one-line refusal (bad input, a run in the way); ``code`` is the exit code."""
+
+    def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def no_condor(tool: str) -> int:
+    """The one-line answer when HTCondor's tools are missing."""
+    print(
+        f"error: {tool} is not on PATH (HTCondor's tools are not installed here): "
+        "run the same DAG on this machine with `make local`",
+        file=sys.stderr,
+    )
+    return EXIT_NO_CONDOR
+
+
+def run(cmd: Sequence[str], cwd: Path) -> int:
+    """Echo and run a command in ``cwd``; its exit code (127 when it cannot start)."""
+    print(f"+ (cd {cwd} && {' '.join(cmd)})", flush=True)
+    try:
+        return subprocess.call(list(cmd), cwd=cwd)
+    except OSError as exc:
+        print(f"pool: cannot run {cmd[0]}: {exc.strerror or exc}", file=sys.stderr)
+        return 127
+
+
+class Run:
+    """The rendered DAG and the files of its runs (all in the DAG file's directory)."""
+
+    def __init__(self, dag: Path) -> None:
+        self.dag = dag.absolute()
+        self.dir = self.dag.parent
+        self.name = self.dag.name
+
+    def file(self, suffix: str) -> Path:
+        return self.dir / f"{self.name}{suffix}"
+
+    def paths(self) -> dict[str, str]:
+        """BASE_DIR, PROJECT_DIR and PYTHON of the rendered DAG (VARS ALL_NODES)."""
+        try:
+            dag = parse_dag(self.dag)
+        except (DagError, OSError) as exc:
+            raise PoolError(f"{self.dag}: {exc} (make paths renders it)") from None
+        for node in dag.nodes.values():
+            if node.vars.get("BASE_DIR"):
+                return node.vars
+        raise PoolError(f"{self.dag}: no BASE_DIR in its VARS (make paths renders it)")
+
+    def base_dir(self) -> Path:
+        return Path(self.paths()["BASE_DIR"])
+
+
+def under_tmp(path: Path) -> bool:
+    """DAGMan's own test (dagman_main.cpp): the node log's absolute path starts with /tmp."""
+    return any(str(p).startswith("/tmp") for p in (path.absolute(), path.resolve()))
+
+
+# --------------------------------------------------------------------------- submit
+
+
+def check_inputs(run_dir: Path, base_dir: Path) -> None:
+    """Refuse, in one line, what would make the DAG fail at once on the pool."""
+    if under_tmp(run_dir):
+        raise PoolError(
+            f"{run_dir} is under /tmp: DAGMan refuses a node log there (DAGMAN_USE_STRICT) "
+            "and exits before any node runs; use a BASE_DIR outside /tmp (e.g. under $HOME)"
+        )
+    data = base_dir / "loan_data.csv"
+    if not data.is_file():
+        raise PoolError(f"{data}: no such file: put the data there, or `make data` for a sample")
+
+
+def submit_command(run_: Run, fresh: bool, batch: str) -> tuple[list[str], str]:
+    """condor_submit_dag's arguments and a note on what it will do."""
+    cmd = ["condor_submit_dag", "-batch-name", batch]
+    rescues = [p for _, p in rescue_files(run_.dag)]
+    leftovers = [p for p in (run_.file(s) for s in SUBMIT_LEFTOVERS) if p.exists()]
+    if rescues and ds.finished_after(run_.file(".metrics"), rescues[-1]):
+        # DAGMan leaves the rescue DAG it resumed from in place after the DAG succeeded; a
+        # plain condor_submit_dag would resume from it again and skip the nodes it marks DONE.
+        cmd.append("-f")
+        note = (
+            f"the DAG succeeded after {rescues[-1].name} was written: nothing to resume, every "
+            "node runs again (-f renames the old rescue DAGs to *.old)"
+        )
+    elif fresh:
+        cmd.append("-f")
+        note = "FRESH=1: every node runs again (-f; earlier rescue DAGs are renamed *.old)"
+    elif rescues:
+        note = f"resuming from {rescues[-1].name}: nodes it marks DONE are not run again"
+    elif leftovers:
+        cmd.append("-f")
+        note = (
+            f"an earlier run left {leftovers[0].name} but no rescue DAG (it finished, or "
+            "stopped before any node failed): nothing to resume, every node runs again (-f)"
+        )
+    else:
+        note = "first run of this DAG here"
+    return [*cmd, run_.name], note
+
+
+def refuse_if_running(run_: Run) -> None:
+    """A DAGMan of this DAG in the queue (asked of the schedd), or a lock file: refuse."""
+    queued = ds.queued_dagmans(run_.dir, run_.name)
+    if queued:
+        ids = ", ".join(str(ad.get("ClusterId")) for ad in queued)
+        raise PoolError(
+            f"a DAGMan of {run_.dag} is already in the queue (job {ids}): follow it with "
+            f"`make watch`, or remove it with condor_rm {ids} before submitting again",
+            EXIT_FAILED,
+        )
+    lock = run_.file(".lock")
+    if lock.exists():
+        raise PoolError(
+            f"{lock} exists but no DAGMan of this DAG is queued: a `make local` run is going, "
+            "or a DAGMan died; if nothing runs, remove the lock file and submit again",
+            EXIT_FAILED,
+        )
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    if shutil.which("condor_submit_dag") is None:
+        return no_condor("condor_submit_dag")
+    run_ = Run(args.dag)
+    check_inputs(run_.dir, run_.base_dir())
+    refuse_if_running(run_)
+    if args.preflight:
+        code = preflight(run_, args.timeout)
+        if code != 0:
+            return code
+    cmd, note = submit_command(run_, args.fresh, args.batch_name)
+    print(f"submit: {note}")
+    code = run(cmd, run_.dir)
+    if code == 0:
+        print("submit: follow it with `make watch`; `make status` says what waits and why")
+        if not args.preflight:
+            print("submit: first run on this pool? `make preflight` tests an execute node first")
+    return code
+
+
+# --------------------------------------------------------------------------- watch
+
+
+class Display:
+    """condor_watch_q where it runs, else one progress line per change of the status file.
+
+    condor_watch_q starts once DAGMan has created the node log (it follows only the logs that
+    exist when it starts); it is stopped when the DAGMan job ends.
+    """
+
+    def __init__(self, run_: Run, since: float, use_watch_q: bool) -> None:
+        self.run, self.since = run_, since
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.errors = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close())
+        self.last = ""
+        self.tool = shutil.which("condor_watch_q") if use_watch_q else None
+
+    def start(self) -> None:
+        nodes_log = self.run.file(".nodes.log")
+        if self.tool is None or not nodes_log.exists() or nodes_log.stat().st_mtime < self.since:
+            return
+        files = [nodes_log.name, self.run.file(".dagman.log").name]
+        tool, self.tool = self.tool, None
+        try:
+            self.proc = subprocess.Popen(
+                [tool, "-files", *files], cwd=self.run.dir, stderr=self.errors
+            )
+        except OSError as exc:
+            print(
+                f"watch: condor_watch_q cannot start ({exc.strerror or exc}); following "
+                f"{self.run.file('.status').name} instead",
+                flush=True,
+            )
+
+    def tick(self) -> None:
+        if self.proc is None:
+            self.start()
+        if self.proc is not None and self.proc.poll() is not None:
+            self.errors.seek(0)
+            lines = self.errors.read().decode(errors="replace").strip().splitlines()
+            why = lines[-1] if lines else f"exit code {self.proc.returncode}"
+            print(
+                f"watch: condor_watch_q stopped ({why}); following "
+                f"{self.run.file('.status').name} instead",
+                flush=True,
+            )
+            self.proc = None
+        if self.proc is None:
+            status = ds.read_status_file(self.run.file(".status"))
+            if status is not None and status.timestamp >= self.since - 1:
+                line = ds.progress_line(status)
+                if line != self.last:
+                    print(f"watch: {time.strftime('%H:%M:%S')} {line}", flush=True)
+                    self.last = line
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)  # condor_watch_q ends cleanly on Ctrl-C
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.errors.close()
+
+
+def verdict(run_: Run, job: ds.DagmanJob) -> tuple[int, list[str]]:
+    """(exit code, lines) for a DAGMan job that has ended."""
+    metrics = ds.read_metrics(run_.file(".metrics"), job.cluster)
+    status = ds.dag_status(metrics) if metrics else None
+    if not job.done:
+        head = f"DAGMan job {job.cluster} left the queue without an end in {run_.name}.dagman.log"
+    elif job.removed:
+        head = f"DAGMan job {job.cluster} was removed (condor_rm)"
+    elif job.signal:
+        head = f"DAGMan job {job.cluster} was killed by signal {job.signal}"
+    else:
+        head = f"DAGMan job {job.cluster} exited with code {job.exit_code}"
+    if status is not None:
+        head += f": DagStatus {status} ({ds.DAG_STATUS.get(status, 'unknown')})"
+    if status == 0 and job.exit_code == 0:
+        return 0, [f"{head}; every node succeeded"]
+    lines = [head]
+    lines += failure_lines(run_, job)
+    if len(lines) == 1:
+        lines.append(f"no failed node and no DAGMan error found: see {run_.file('.dagman.out')}")
+    rescues = [p for _, p in rescue_files(run_.dag) if p.stat().st_mtime >= job.submitted - 1]
+    if rescues:
+        lines.append(f"fix the cause, then `make submit` resumes from {rescues[-1].name}")
+    else:
+        lines.append("fix the cause, then `make submit`")
+    return EXIT_FAILED, lines
+
+
+def failure_lines(run_: Run, job: ds.DagmanJob) -> list[str]:
+    """Each failed node with its one-line error or hold reason; else DAGMan's own reason."""
+    lines: list[str] = []
+    status = ds.read_status_file(run_.file(".status"))
+    if status is not None and status.timestamp >= job.submitted - 1:
+        try:
+            base = run_.base_dir()
+        except PoolError:
+            base = None
+        holds = {h.node: h for h in ds.node_holds(run_.file(".nodes.log"), job.submitted)}
+        for node in status.nodes:
+            if node.state != 6:
+                continue
+            why = node.details
+            err = ds.node_error_file(base, node.name, node.retries) if base else None
+            message = ds.one_line_error(err) if err else None
+            if message:
+                why = f"{why}; {err}: {message}"
+            elif node.name in holds:
+                why = f"{why}; {holds[node.name].line()}"
+            lines.append(f"failed node {node.name}: {why}")
+    if not lines:
+        reason = ds.dagman_reason(run_.file(".dagman.out"), job.cluster)
+        if reason:
+            lines.append(f"DAGMan: {reason}")
+    return lines
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    run_ = Run(args.dag)
+    log = ds.DagmanLog(run_.file(".dagman.log"))
+    job = log.update()
+    if job is None:
+        print(
+            f"error: nothing submitted from {run_.dir} (no {log.path.name}): make submit",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    if not job.done:
+        print(
+            f"watch: following DAGMan job {job.cluster} until it exits (Ctrl-C stops "
+            "watching, not the DAG)",
+            flush=True,
+        )
+        display = Display(run_, job.submitted, not args.no_watch_q)
+        held_said, next_ask, gone = None, time.monotonic() + QUEUE_CHECK, 0
+        try:
+            while not job.done:
+                display.tick()
+                if job.held and job.held != held_said:
+                    print(f"watch: DAGMan job {job.cluster} itself is held: {job.held}")
+                    held_said = job.held
+                job = log.update(wait=args.interval) or job
+                if not job.done and time.monotonic() > next_ask:
+                    # An end event is always written; this only guards against waiting forever
+                    # on a job the schedd lost (asked twice, a minute apart).
+                    gone = gone + 1 if ds.in_queue(job.cluster) is False else 0
+                    if gone == 2:
+                        break
+                    next_ask = time.monotonic() + QUEUE_CHECK
+            display.tick()
+        finally:
+            display.close()
+    code, lines = verdict(run_, job)
+    for line in lines:
+        print(f"watch: {line}")
+    return code
+
+
+# --------------------------------------------------------------------------- status
+
+
+def node_table(status: ds.StatusFile) -> list[str]:
+    lines = [f"DAG: {status.label}; {ds.progress_line(status)}"]
+    lines.append(f"{'node':<20} {'state':<12} {'retries':>7}  details")
+    for node in status.nodes:
+        lines.append(f"{node.name:<20} {node.label:<12} {node.retries:>7}  {node.details}")
+    return lines
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    if shutil.which("condor_q") is None:
+        return no_condor("condor_q")
+    run_ = Run(args.dag)
+    job = ds.DagmanLog(run_.file(".dagman.log")).update()
+    if job is None:
+        print(f"status: nothing submitted from {run_.dir} yet (make submit)")
+        return 0
+    state = "running" if not job.done else "finished"
+    print(f"== DAGMan job {job.cluster} ({state}), submitted {time.ctime(job.submitted)}")
+    status = ds.read_status_file(run_.file(".status"))
+    if status is not None and status.timestamp >= job.submitted - 1:
+        print(f"== {run_.file('.status').name} (NODE_STATUS_FILE)")
+        print("\n".join(node_table(status)))
+    else:
+        print(
+            f"status: no {run_.file('.status').name} of this run yet (DAGMan writes it "
+            "once it starts)"
+        )
+    if job.done:
+        _, lines = verdict(run_, job)
+        print("\n".join(f"result: {line}" for line in lines))
+    holds = ds.node_holds(run_.file(".nodes.log"), job.submitted)
+    for hold in holds:
+        print(f"held: {hold.line()}")
+    if job.done:
+        return 0
+    code = run(["condor_q", "-dag", "-nobatch"], run_.dir)
+    waiting = ds.node_jobs(job.cluster)
+    idle = [ad for ad in waiting if ad.get("JobStatus") == 1]
+    for ad in idle[: args.analyze]:
+        job_id = f"{ad.get('ClusterId')}.{ad.get('ProcId')}"
+        print(f"idle: {ad.get('DAGNodeName')} ({job_id}): why it does not match a slot:")
+        run(["condor_q", "-better-analyze", job_id], run_.dir)
+    return code
+
+
+# --------------------------------------------------------------------------- preflight
+
+
+def preflight(run_: Run, timeout: float) -> int:
+    """Submit submit/preflight.sub once, wait for it, print a one-line verdict."""
+    from loanpipe.pool.preflight import run_preflight
+
+    return run_preflight(run_.paths(), run_.dir, run_.name, config.PROJECT_DIR, timeout)
+
+
+def cmd_preflight(args: argparse.Namespace) -> int:
+    if shutil.which("condor_submit") is None:
+        return no_condor("condor_submit")
+    return preflight(Run(args.dag), args.timeout)
+
+
+def cmd_inputs(args: argparse.Namespace) -> int:
+    """make submit's first step, before anything is rendered."""
+    check_inputs(Run(args.dag).dir, args.base_dir)
+    return 0
+
+
+def cmd_require(args: argparse.Namespace) -> int:
+    return 0 if shutil.which(args.tool) else no_condor(args.tool)
+
+
+# --------------------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--dag",
+        type=Path,
+        default=config.Layout(config.DEFAULT_BASE_DIR).dag_file(),
+        help="the rendered DAG; DAGMan runs in its directory (default: %(default)s)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    require = sub.add_parser("require", help="exit 3 with one line unless TOOL is on PATH")
+    require.add_argument("tool")
+    inputs = sub.add_parser("inputs", help="refuse a DAG under /tmp or a missing loan_data.csv")
+    inputs.add_argument("--base-dir", type=Path, required=True, help="the base directory")
+    submit = sub.add_parser("submit", help="condor_submit_dag the DAG (resumes a rescue DAG)")
+    submit.add_argument("--fresh", action="store_true", help="rerun every node (-f)")
+    submit.add_argument("--batch-name", default="loans", help="JobBatchName (default: loans)")
+    submit.add_argument("--preflight", action="store_true", help="run the preflight job first")
+    submit.add_argument("--timeout", type=float, default=300.0, help="preflight wait, seconds")
+    watch = sub.add_parser("watch", help="follow the DAG until DAGMan exits")
+    watch.add_argument("--interval", type=float, default=1.0, help="seconds between looks")
+    watch.add_argument(
+        "--no-watch-q", action="store_true", help="progress lines instead of condor_watch_q"
+    )
+    status = sub.add_parser("status", help="node table, holds, condor_q -dag, idle jobs")
+    status.add_argument("--analyze", type=int, default=3, help="idle jobs to better-analyze")
+    pre = sub.add_parser("preflight", help="one tiny job that checks an execute node")
+    pre.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for it")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    handler = {
+        "require": cmd_require,
+        "inputs": cmd_inputs,
+        "submit": cmd_submit,
+        "watch": cmd_watch,
+        "status": cmd_status,
+        "preflight": cmd_preflight,
+    }[args.command]
+    try:
+        return handler(args)
+    except PoolError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.code
+    except OSError as exc:  # the schedd cannot be asked, a file cannot be read
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())

@@ -1,0 +1,362 @@
+#!/usr/bin/env python3
+"""Report on the latest pipeline run: results, deployment decision, the DAG run, provenance.
+
+``make report`` runs this. It reads, under the base directory (SEED.md's names):
+
+- ``staging/metrics/model_metrics_*.json``: every evaluated model (SEED.md's keys; the project's
+  extra keys ``confusion_matrix``, ``test_rows``, ``provenance`` are used when present);
+- ``model/deployed_model.json`` (deployment manifest) and ``model/archive/<stamp>/`` (earlier
+  deployments); without a manifest the decision is derived from the metrics with SEED.md's rule;
+
+and, beside the DAG (``--dag``; default ``BASE_DIR/dags/dagfile.dag``, the DAG make paths
+renders for the base directory, as in the original layout; one rendered for another base
+directory is refused):
+
+- ``dagfile.dag.metrics`` (DAGMan's metrics file, version 1 or 2);
+- a pool run: ``dagfile.dag.nodes.log`` (read with the htcondor bindings), or each node job's own
+  event log when there is no nodes log; stderr files via the submit files' paths, else by name;
+- a local run (``loanpipe.local.runner``): ``dagfile.dag.local.jsonl``, one record per node attempt.
+
+It writes ``report.md`` plus PNG charts into ``BASE_DIR/report/`` (or ``--output DIR``), prints
+a summary and the report's path (``--json``: the same facts as JSON on stdout). When the base
+directory is not writable (e.g. the read-only fixture) and no ``--output`` is given, the report
+goes to a new temporary directory whose path is printed, with a note on stderr.
+
+Exit codes: 0 report written; 2 nothing to report yet (no metrics, no DAG records), an
+unreadable input (one line naming the file) or bad usage; 1 the report could not be written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from loanpipe import config
+from loanpipe.report import leaderboard  # the model search's leaderboard, dag/tune.dag
+from loanpipe.report.render import METRIC_KEYS, make_charts, render_console, render_markdown
+from loanpipe.report.runs import (  # reading a DAG run's records
+    DAG_NAME,
+    RUN_DIR,
+    ReportError,
+    load_run,
+    number,
+    read_json,
+    utc,
+)
+from loanpipe.stages import (
+    common,  # atomic writes
+    modeling,  # the deployment rule
+)
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+REPORT_VERSION = 1
+
+
+# ---------------------------------------------------------------------------- results
+
+
+def load_models(base: Path) -> list[dict[str, Any]]:
+    """Every ``staging/metrics/model_metrics_<version>.json``, sorted by version."""
+    models = []
+    for path in sorted((base / "staging" / "metrics").glob("model_metrics_*.json")):
+        data = read_json(path, "metrics file")
+        if not isinstance(data, dict):
+            raise ReportError(f"cannot read metrics file {path}: not a JSON object")
+        for key in METRIC_KEYS:
+            if number(data.get(key)) is None:
+                raise ReportError(
+                    f"cannot read metrics file {path}: '{key}' missing or not a number"
+                )
+        version = path.stem.removeprefix("model_metrics_")
+        model = {
+            "version": data.get("model_version") or version,
+            "name": data.get("Model name") or version,
+            "file": str(path),
+            **{key: float(data[key]) for key in METRIC_KEYS},
+            "confusion_matrix": None,
+            "test_rows": data.get("test_rows"),
+            "provenance": data.get("provenance")
+            if isinstance(data.get("provenance"), dict)
+            else None,
+        }
+        cm = data.get("confusion_matrix")
+        if (
+            isinstance(cm, list)
+            and len(cm) == 2
+            and all(isinstance(row, list) and len(row) == 2 for row in cm)
+            and all(number(v) is not None for row in cm for v in row)
+        ):
+            model["confusion_matrix"] = [[int(v) for v in row] for row in cm]
+        models.append(model)
+    return models
+
+
+def decide(models: list[dict[str, Any]]) -> tuple[str, str, dict[str, Any]]:
+    """SEED.md's rule (modeling.choose_deployment, the one the deploy stage applies)."""
+    if len(models) == 1:
+        return models[0]["version"], "only model", {"metric": "Precision", "value": None}
+    return modeling.choose_deployment({m["version"]: m for m in models})
+
+
+def metric_values(data: Any) -> dict[str, float]:
+    if not isinstance(data, dict):
+        return {}
+    return {key: float(data[key]) for key in METRIC_KEYS if number(data.get(key)) is not None}
+
+
+def load_deployment(
+    base: Path, models: list[dict[str, Any]], notes: list[str]
+) -> dict[str, Any] | None:
+    """The deployment manifest (or a decision derived from the metrics), plus the earlier one."""
+    model_dir = base / "model"
+    manifest_path = model_dir / "deployed_model.json"
+    if not manifest_path.exists():
+        if not models:
+            return None
+        version, rule, margin = decide(models)
+        chosen = next(m for m in models if m["version"] == version)
+        return {
+            "source": "derived",
+            "candidate": version,
+            "model_name": chosen["name"],
+            "rule": rule,
+            "margin": margin,
+            "metrics": {key: chosen[key] for key in METRIC_KEYS},
+            "note": "no deployment manifest (model/deployed_model.json): decision derived from "
+            "the metrics files with SEED.md's rule",
+            "earlier": None,
+        }
+    manifest = read_json(manifest_path, "deployment manifest")
+    if not isinstance(manifest, dict) or "candidate" not in manifest:
+        raise ReportError(f"cannot read deployment manifest {manifest_path}: no 'candidate'")
+    margin = manifest.get("margin") if isinstance(manifest.get("margin"), dict) else {}
+    deployment: dict[str, Any] = {
+        "source": "manifest",
+        "file": str(manifest_path),
+        "candidate": manifest.get("candidate"),
+        "model_name": manifest.get("model_name"),
+        "rule": manifest.get("rule"),
+        "margin": {"metric": margin.get("metric"), "value": number(margin.get("value"))},
+        "metrics": metric_values(manifest.get("metrics")),
+        "deployed_at": manifest.get("deployed_at"),
+        "model_file": manifest.get("model_file"),
+        "sha256": manifest.get("sha256"),
+        "earlier": None,
+    }
+    # The deployed model file against the manifest's hash.
+    if manifest.get("model_file"):
+        model_file = Path(str(manifest["model_file"]))
+        if not model_file.is_absolute():
+            candidates = [model_dir / model_file, base / model_file, model_dir / model_file.name]
+            model_file = next((p for p in candidates if p.exists()), candidates[0])
+        if not model_file.exists():
+            deployment["sha256_check"] = "model file missing"
+            notes.append(f"deployed model file {model_file} is missing")
+        else:
+            ok = common.sha256_file(model_file) == manifest.get("sha256")
+            deployment["sha256_check"] = "matches" if ok else "MISMATCH"
+            if not ok:
+                notes.append(
+                    f"{model_file} does not match the manifest's sha256: the deployed model "
+                    "was replaced after the manifest was written"
+                )
+    # Was the decision made from the metrics files now in staging?
+    candidates = manifest.get("candidates") if isinstance(manifest.get("candidates"), dict) else {}
+    for model in models:
+        seen = metric_values(candidates.get(model["version"]))
+        now = {key: model[key] for key in METRIC_KEYS}
+        if seen and any(abs(seen[k] - now[k]) > 1e-12 for k in seen):
+            notes.append(
+                f"the deployment manifest was made from other metrics for {model['version']} "
+                "than staging/metrics holds now (evaluated again without deploying?)"
+            )
+            break
+    # The earlier deployment: the newest archive entry that is not this one.
+    archive = model_dir / "archive"
+    entries = sorted(archive.glob("*/deployed_model.json")) if archive.is_dir() else []
+    for entry in reversed(entries):
+        earlier = read_json(entry, "archived deployment manifest")
+        if not isinstance(earlier, dict):
+            raise ReportError(
+                f"cannot read archived deployment manifest {entry}: not a JSON object"
+            )
+        if earlier.get("deployed_at") == manifest.get("deployed_at") and earlier.get(
+            "sha256"
+        ) == manifest.get("sha256"):
+            continue
+        before = metric_values(earlier.get("metrics"))
+        now = deployment["metrics"]
+        deployment["earlier"] = {
+            "file": str(entry),
+            "stamp": entry.parent.name,
+            "candidate": earlier.get("candidate"),
+            "model_name": earlier.get("model_name"),
+            "deployed_at": earlier.get("deployed_at"),
+            "metrics": before,
+            "change": {k: now[k] - before[k] for k in METRIC_KEYS if k in now and k in before},
+        }
+        break
+    return deployment
+
+
+# ---------------------------------------------------------------------------- provenance
+
+
+def provenance(models: list[dict[str, Any]], argv: list[str], notes: list[str]) -> dict[str, Any]:
+    per_model = {m["version"]: m["provenance"] for m in models if m["provenance"]}
+    hashes = {p.get("input_sha256") for p in per_model.values() if p.get("input_sha256")}
+    if len(hashes) > 1:
+        notes.append("the models were evaluated on different input data (input_sha256 differs)")
+    return {
+        "models": per_model,
+        "report": {
+            "generated_at": utc(time.time()),
+            "host": socket.gethostname(),
+            "git_commit": common.git_commit(),
+            "command": shlex.join(["python", "-m", "loanpipe.report", *argv]),
+            "versions": common.library_versions(
+                ("matplotlib", "htcondor", "pandas", "scikit-learn", "numpy")
+            ),
+        },
+    }
+
+
+# ---------------------------------------------------------------------------- output
+
+
+def writable(directory: Path) -> bool:
+    """Whether ``directory`` (or its nearest existing parent) may be written.
+
+    Root passes every permission check, so for root a directory without any write bit counts
+    as read-only too: the fixture of a real run must never be written into.
+    """
+    probe = directory
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    if not os.access(probe, os.W_OK):
+        return False
+    return not (os.geteuid() == 0 and probe.stat().st_mode & 0o222 == 0)
+
+
+def choose_output(base: Path, output: str | None, notes: list[str]) -> Path:
+    if output:
+        return Path(output)
+    target = base / "report"
+    if writable(target):
+        return target
+    fallback = Path(tempfile.mkdtemp(prefix="loan-report-"))
+    notes.append(
+        f"{base} is not writable: report written to {fallback} instead (choose with --output DIR)"
+    )
+    return fallback
+
+
+def build_facts(base: Path, dag_path: Path | None, argv: list[str]) -> dict[str, Any]:
+    if not base.is_dir():
+        raise ReportError(f"base directory {base} does not exist")
+    notes: list[str] = []
+    models = load_models(base)
+    dag_path = dag_path if dag_path is not None else base / RUN_DIR / DAG_NAME
+    run = load_run(base, dag_path, notes)
+    if run is None:
+        raise ReportError(
+            f"no run of {dag_path.name} for this base directory: no records in {dag_path.parent}"
+            + (f" ({notes[-1]})" if notes else "")
+            + " (run the pipeline first: make local or make submit)"
+        )
+    deployment = load_deployment(base, models, notes)
+    models = leaderboard.filter_models(models, deployment, base, notes)
+    return {
+        "report_version": REPORT_VERSION,
+        "generated_at": utc(time.time()),
+        "base_dir": str(base),
+        "notes": notes,
+        "results": {"models": models, "deployment": deployment},
+        "search": leaderboard.load(base, notes) if leaderboard.searched(run) else None,
+        "run": run,
+        "provenance": provenance(models, argv, notes),
+        "charts": {},
+        "report_file": None,
+    }
+
+
+def write_report(facts: dict[str, Any], out_dir: Path) -> Path:
+    charts = make_charts(facts)
+    for name, data in charts.items():
+        common.write_bytes(data, out_dir / name)
+        facts["charts"][name] = str(out_dir / name)
+    report = out_dir / "report.md"
+    facts["report_file"] = str(report)
+    common.write_text(render_markdown(facts), report)
+    common.write_text(json.dumps(facts, indent=2, default=str) + "\n", out_dir / "report.json")
+    return report
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="report.py",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        epilog="Exit codes: 0 written; 2 nothing to report, unreadable input or bad usage; "
+        "1 the report could not be written.",
+    )
+    parser.add_argument(
+        "--base-dir",
+        default=os.environ.get("BASE_DIR") or str(config.DEFAULT_BASE_DIR),
+        help="the pipeline's base directory (default: $BASE_DIR, else the repository's data/)",
+    )
+    parser.add_argument(
+        "--dag",
+        help="the DAG whose run to report; DAGMan's or the local runner's records are beside "
+        f"it (default: BASE_DIR/{RUN_DIR}/{DAG_NAME})",
+    )
+    parser.add_argument(
+        "--output",
+        metavar="DIR",
+        help="write report.md and the charts here (default: BASE_DIR/report/; a new temporary "
+        "directory when the base directory is not writable)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the facts as JSON on stdout")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    base = Path(args.base_dir).absolute()
+    try:
+        facts = build_facts(base, Path(args.dag).absolute() if args.dag else None, argv)
+        out_dir = choose_output(base, args.output, facts["notes"])
+        try:
+            report = write_report(facts, out_dir)
+        except OSError as exc:
+            print(f"report: cannot write the report into {out_dir}: {exc}", file=sys.stderr)
+            return EXIT_FAILURE
+    except ReportError as exc:
+        print(f"report: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("report: interrupted", file=sys.stderr)
+        return 130
+    if args.json:
+        for note in facts["notes"]:
+            print(f"report: note: {note}", file=sys.stderr)
+        print(json.dumps(facts, indent=2, default=str))
+    else:
+        print(render_console(facts))
+        print("")
+        print(f"Report: {report}")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,437 @@
+"""The rendering half of ``make report``: charts (PNG), report.md and the console summary,
+from the facts loanpipe.report.builder gathers (loanpipe.report.runs reads the run records)."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from loanpipe.report import leaderboard
+from loanpipe.report.runs import HIGH_USE, OVER_REQUEST, is_failed, utc
+from loanpipe.stages.modeling import METRIC_KEYS  # one source: the stages' metric keys
+
+
+def fmt(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def signed(value: float | None, digits: int = 4) -> str:
+    return "-" if value is None else f"{value:+.{digits}f}"
+
+
+# ---------------------------------------------------------------------------- charts
+
+COLORS = {"ok": "#2e7d32", "failed": "#c62828", "held": "#ef6c00", "other": "#1565c0"}
+
+
+def _png(fig: Any) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def make_charts(facts: dict[str, Any]) -> dict[str, bytes]:
+    """PNG charts by file name: metrics by model, confusion matrices, node timeline, memory."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    charts: dict[str, bytes] = {}
+    models = facts["results"]["models"]
+    deployed = (facts["results"]["deployment"] or {}).get("candidate")
+    if models:
+        fig, ax = plt.subplots(figsize=(7, 3.8))
+        width = 0.8 / len(models)
+        for i, model in enumerate(models):
+            xs = [j + (i - (len(models) - 1) / 2) * width for j in range(len(METRIC_KEYS))]
+            values = [model[key] for key in METRIC_KEYS]
+            label = f"{model['version']} {model['name']}" + (
+                " (deployed)" if model["version"] == deployed else ""
+            )
+            bars = ax.bar(xs, values, width, label=label)
+            ax.bar_label(bars, fmt="%.3f", fontsize=7, padding=1)
+        ax.set_xticks(range(len(METRIC_KEYS)), METRIC_KEYS)
+        ax.set_ylim(0, 1.1)
+        ax.set_ylabel("score on the test split")
+        ax.set_title("Metrics by model")
+        ax.legend(fontsize=8, loc="lower right")
+        charts["metrics_by_model.png"] = _png(fig)
+    with_cm = [m for m in models if m["confusion_matrix"]]
+    if with_cm:
+        fig, axes = plt.subplots(1, len(with_cm), figsize=(3.4 * len(with_cm), 3.2), squeeze=False)
+        for ax, model in zip(axes[0], with_cm, strict=True):
+            cm = model["confusion_matrix"]
+            ax.imshow(cm, cmap="Blues")
+            top = max(max(row) for row in cm) or 1
+            for r in range(2):
+                for c in range(2):
+                    color = "white" if cm[r][c] > top / 2 else "black"
+                    ax.text(c, r, str(cm[r][c]), ha="center", va="center", color=color)
+            ax.set_xticks([0, 1], ["pred 0", "pred 1"])
+            ax.set_yticks([0, 1], ["true 0", "true 1"])
+            ax.set_title(f"{model['version']} {model['name']}", fontsize=9)
+        fig.suptitle("Confusion matrices (test split)")
+        charts["confusion_matrices.png"] = _png(fig)
+    run = facts["run"]
+    ran = [n for n in (run or {}).get("nodes", []) if n["attempt_list"]]
+    if ran:
+        times = [
+            t
+            for n in ran
+            for a in n["attempt_list"]
+            for t in (a.get("submitted"), a.get("started"))
+            if t is not None
+        ]
+        t0 = min(times) if times else 0.0
+        fig, ax = plt.subplots(figsize=(8, 0.45 * len(ran) + 1.4))
+        for y, node in enumerate(ran):
+            for attempt in node["attempt_list"]:
+                submitted, started = attempt.get("submitted"), attempt.get("started")
+                if submitted is not None and started is not None:
+                    ax.barh(
+                        y, started - submitted, left=submitted - t0, color="#cfd8dc", height=0.5
+                    )
+                ok = attempt.get("exit_code") == 0 and not attempt.get("signal")
+                color = COLORS["ok"] if ok else COLORS["failed"]
+                if attempt.get("state") == "held":
+                    color = COLORS["held"]
+                for start, end in attempt["segments"]:
+                    end = end if end is not None else time.time()
+                    ax.barh(y, max(end - start, 0.3), left=start - t0, color=color, height=0.5)
+        ax.set_yticks(range(len(ran)), [n["name"] for n in ran], fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xlabel("seconds since the first job was submitted")
+        ax.set_title("Node timeline (grey: queued, green: ran ok, red: failed, orange: held)")
+        ax.grid(axis="x", alpha=0.3)
+        charts["timeline.png"] = _png(fig)
+    measured = [n for n in ran if n["memory_used_mib"] is not None or n["memory_request_mib"]]
+    if measured:
+        fig, ax = plt.subplots(figsize=(8, 0.45 * len(measured) + 1.4))
+        for y, node in enumerate(measured):
+            request, used = node["memory_request_mib"], node["memory_used_mib"]
+            if request:
+                ax.barh(
+                    y, request, color="#cfd8dc", height=0.6, label="requested" if y == 0 else None
+                )
+                ax.plot([request * HIGH_USE] * 2, [y - 0.3, y + 0.3], color="#ef6c00", lw=1)
+            if used is not None:
+                color = COLORS["held"] if node["memory_flags"] else COLORS["other"]
+                ax.barh(y, used, color=color, height=0.35, label="used (peak)" if y == 0 else None)
+        ax.set_yticks(range(len(measured)), [n["name"] for n in measured], fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xlabel("MiB (orange tick: 80% of the request)")
+        ax.set_title("Memory used against memory requested")
+        ax.legend(fontsize=8, loc="lower right")
+        charts["memory.png"] = _png(fig)
+    charts.update({name: _png(fig) for name, fig in leaderboard.chart(facts.get("search")).items()})
+    return charts
+
+
+# ---------------------------------------------------------------------------- rendering
+
+
+def md_table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
+    return out
+
+
+def text_table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    cells = [header] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return lines
+
+
+def model_rows(facts: dict[str, Any]) -> list[list[Any]]:
+    deployed = (facts["results"]["deployment"] or {}).get("candidate")
+    return [
+        [
+            m["version"],
+            m["name"],
+            *(fmt(m[k]) for k in METRIC_KEYS),
+            fmt(m["test_rows"]),
+            "yes" if m["version"] == deployed else "",
+        ]
+        for m in facts["results"]["models"]
+    ]
+
+
+def decision_line(deployment: dict[str, Any] | None) -> str:
+    if not deployment:
+        return "No model evaluated or deployed yet."
+    margin = deployment["margin"] or {}
+    rule = {
+        "precision": "higher precision",
+        "f1": "equal precision, higher F1 (tie-break)",
+        "tie": "full tie on precision and F1: the earlier version by rule",
+        "only model": "the only evaluated model",
+    }.get(str(deployment["rule"]), str(deployment["rule"]))
+    text = (
+        f"Deployed: {deployment['candidate']} ({deployment['model_name']}), rule: {rule}"
+        f"; margin {margin.get('metric')} {signed(margin.get('value'))}"
+    )
+    if deployment["source"] == "manifest":
+        text += f" (deployment manifest, deployed at {deployment.get('deployed_at')})"
+    else:
+        text += " (derived: " + deployment["note"] + ")"
+    return text
+
+
+def node_rows(nodes: list[dict[str, Any]]) -> list[list[Any]]:
+    rows = []
+    for n in nodes:
+        exit_text = f"signal {n['signal']}" if n["signal"] else fmt(n["exit_code"])
+        share = n.get("memory_use_share")
+        rows.append(
+            [
+                n["name"],
+                n["status"],
+                n["attempts"],
+                exit_text,
+                fmt(n["queued_s"], 0) if n["queued_s"] is not None else "-",
+                fmt(n["wall_s"], 1) if n["wall_s"] is not None else "-",
+                f"{fmt(n['memory_used_mib'], 0)} / {fmt(n['memory_request_mib'], 0)}",
+                f"{share:.0%}" if share is not None else "-",
+                "; ".join(n["memory_flags"]) or "",
+            ]
+        )
+    return rows
+
+
+NODE_HEADER = [
+    "node",
+    "status",
+    "attempts",
+    "exit",
+    "queued s",
+    "wall s",
+    "MiB used / req",
+    "use",
+    "flag",
+]
+
+
+def run_summary(run: dict[str, Any]) -> list[str]:
+    lines = []
+    metrics = run["metrics"]
+    kind = {"pool": "HTCondor pool (DAGMan)", "local": "local runner", None: "unknown"}[run["kind"]]
+    lines.append(f"Run: {kind}; DAG directory {run['dag_dir']}")
+    if metrics:
+        lines.append(
+            f"DAG status {metrics['dag_status']} ({metrics['dag_status_name']}), exit code "
+            f"{metrics['exitcode']}, duration {fmt(metrics['duration'], 2)} s "
+            f"({utc(metrics['start_time'])} to {utc(metrics['end_time'])}); "
+            f"nodes {metrics['nodes']}: {metrics['nodes_succeeded']} succeeded, "
+            f"{metrics['nodes_failed']} failed"
+            + (
+                f"; jobs submitted {metrics['jobs_submitted']}, failed {metrics['jobs_failed']}"
+                if metrics["format"] == 2
+                else ""
+            )
+            + f" [{Path(run['dag']).name}.metrics format v{metrics['format']}, {metrics['client']} "
+            f"{metrics['version']}]"
+        )
+    else:
+        name = Path(run["dag"]).name
+        lines.append(f"No {name}.metrics (DAG still running, or it never finished)")
+    walls = [n["wall_s"] for n in run["nodes"] if n["wall_s"] is not None]
+    if walls:
+        ran = sum(1 for n in run["nodes"] if n["attempts"])
+        busy, took = sum(walls), (metrics or {}).get("duration")
+        comparison = ""
+        if took and not (run["local"] or {}).get("resumed"):
+            comparison = (
+                f" (the DAG took {took:.1f} s: the rest is queueing, scheduling and waiting "
+                "for parents)"
+                if busy <= took
+                else f" (the DAG took {took:.1f} s: nodes ran in parallel)"
+            )
+        lines.append(
+            f"{ran} of {len(run['nodes'])} nodes ran; {busy:.1f} s of job run time in all"
+            + comparison
+        )
+    return lines
+
+
+def render_markdown(facts: dict[str, Any]) -> str:
+    out = ["# Loan-approval pipeline report", ""]
+    out.append(f"Base directory `{facts['base_dir']}`; generated {facts['generated_at']}.")
+    out.append("")
+    if facts["notes"]:
+        out += ["**Notes**", ""] + [f"- {note}" for note in facts["notes"]] + [""]
+    results = facts["results"]
+    out += ["## Results", ""]
+    if results["models"]:
+        out += md_table(
+            ["version", "model", *METRIC_KEYS, "test rows", "deployed"], model_rows(facts)
+        )
+    else:
+        out.append("No metrics files yet (`staging/metrics/model_metrics_*.json`).")
+    out += ["", decision_line(results["deployment"]), ""]
+    deployment = results["deployment"] or {}
+    if deployment.get("sha256_check"):
+        out += [
+            f"Deployed model file against the manifest's sha256: {deployment['sha256_check']}.",
+            "",
+        ]
+    earlier = deployment.get("earlier")
+    if earlier:
+        out += [
+            f"Against the earlier deployment ({earlier['candidate']} {earlier['model_name']}, "
+            f"archived {earlier['stamp']}):",
+            "",
+        ]
+        out += md_table(
+            ["metric", "earlier", "now", "change"],
+            [
+                [
+                    k,
+                    fmt(earlier["metrics"].get(k)),
+                    fmt(deployment["metrics"].get(k)),
+                    signed(earlier["change"].get(k)),
+                ]
+                for k in METRIC_KEYS
+            ],
+        )
+        out.append("")
+    elif deployment.get("source") == "manifest":
+        out += ["No earlier deployment archived (`model/archive/`).", ""]
+    for chart, title in (
+        ("metrics_by_model.png", "Metrics by model"),
+        ("confusion_matrices.png", "Confusion matrices"),
+    ):
+        if chart in facts["charts"]:
+            out += [f"![{title}]({chart})", ""]
+    out += leaderboard.markdown(facts.get("search"), facts["charts"])
+    run = facts["run"]
+    out += ["## The run", ""]
+    if not run:
+        out += ["No DAG records (no metrics file, nodes log or local run records).", ""]
+    else:
+        out += [f"{line}." if not line.endswith(")") else line for line in run_summary(run)] + [""]
+        if run["nodes"]:
+            out += md_table(NODE_HEADER, node_rows(run["nodes"]))
+            out += [
+                "",
+                "_wall s_: time on an execute slot (all attempts); _queued s_: submit to start. "
+                f"Flags: use above {HIGH_USE:.0%} of the request (risk of a hold on pools that "
+                f"enforce memory), or a request over {OVER_REQUEST:g}x the use. HTCondor samples "
+                "memory periodically: a job of a few seconds can report far less than its real "
+                "peak (1 MiB = not sampled), so measure before cutting a request.",
+                "",
+            ]
+        for node in run["nodes"]:
+            for hold in node["holds"]:
+                out.append(
+                    f"- **{node['name']} held** at {utc(hold['time'])} (code {hold['code']}, "
+                    f"subcode {hold['subcode']}): {hold['reason']}"
+                )
+        if any(n["holds"] for n in run["nodes"]):
+            out.append("")
+        for node in run["nodes"]:
+            if is_failed(node):
+                out.append(f"### {node['name']}: {node['status']}")
+                out.append("")
+                if node.get("stderr_tail") is not None:
+                    out += [f"Last lines of `{node['stderr_file']}`:", "", "```"]
+                    out += node["stderr_tail"] or ["(empty)"]
+                    out += ["```", ""]
+                else:
+                    out += ["No stderr file found for this node.", ""]
+        for chart, title in (("timeline.png", "Node timeline"), ("memory.png", "Memory")):
+            if chart in facts["charts"]:
+                out += [f"![{title}]({chart})", ""]
+        out += ["Read from: " + ", ".join(f"`{s}`" for s in run["sources"]), ""]
+    out += ["## Provenance", ""]
+    prov = facts["provenance"]
+    if prov["models"]:
+        rows = []
+        for version, p in prov["models"].items():
+            rows.append(
+                [
+                    version,
+                    p.get("input_file"),
+                    p.get("input_sha256"),
+                    p.get("input_rows"),
+                    json.dumps(p.get("parameters"), sort_keys=True),
+                    ", ".join(f"{k} {v}" for k, v in (p.get("versions") or {}).items()),
+                    p.get("git_commit"),
+                    p.get("host"),
+                ]
+            )
+        out += md_table(
+            ["model", "input", "sha256", "rows", "parameters", "versions", "git commit", "host"],
+            rows,
+        )
+    else:
+        out.append("The metrics files carry no provenance (the original pipeline wrote none).")
+    own = prov["report"]
+    out += [
+        "",
+        f"This report: `{own['command']}` on {own['host']}, git commit {own['git_commit']}, "
+        + ", ".join(f"{k} {v}" for k, v in own["versions"].items())
+        + ".",
+        "",
+    ]
+    return "\n".join(out)
+
+
+def render_console(facts: dict[str, Any]) -> str:
+    out = [f"Report for {facts['base_dir']}"]
+    out += [f"note: {note}" for note in facts["notes"]]
+    out.append("")
+    if facts["results"]["models"]:
+        out += text_table(
+            ["version", "model", *METRIC_KEYS, "test rows", "deployed"], model_rows(facts)
+        )
+    else:
+        out.append("No metrics files yet.")
+    out.append(decision_line(facts["results"]["deployment"]))
+    out += leaderboard.console(facts.get("search"))
+    earlier = (facts["results"]["deployment"] or {}).get("earlier")
+    if earlier:
+        out.append(
+            f"Change against the earlier deployment ({earlier['stamp']}): "
+            + ", ".join(f"{k} {signed(v)}" for k, v in earlier["change"].items())
+        )
+    run = facts["run"]
+    out.append("")
+    if run:
+        out += run_summary(run)
+        if run["nodes"]:
+            out += text_table(NODE_HEADER, node_rows(run["nodes"]))
+        if any(
+            n["memory_used_mib"] is not None and n["memory_used_mib"] <= 1 for n in run["nodes"]
+        ):
+            out.append(
+                "memory: a use of 1 MiB means HTCondor did not sample the job before it ended; "
+                "measure peak RSS before cutting such a request"
+            )
+        for node in run["nodes"]:
+            for hold in node["holds"]:
+                out.append(f"{node['name']} held (code {hold['code']}): {hold['reason']}")
+            if is_failed(node):
+                out.append(
+                    f"{node['name']} {node['status']}; stderr tail ({node.get('stderr_file')}):"
+                )
+                out += ["    " + line for line in (node.get("stderr_tail") or ["(none)"])[-10:]]
+    else:
+        out.append("No DAG records.")
+    return "\n".join(out)
