@@ -14,6 +14,8 @@ from types import ModuleType
 
 import pytest
 
+from loanpipe import pipeline
+
 REPO = Path(__file__).resolve().parent.parent
 SCRIPTS = REPO / "scripts"
 # The real 45,000-row data set lives beside the checkout on the development machine; tests that
@@ -71,29 +73,11 @@ def run_runner(dag: Path, *args: str, cwd: Path | None = None) -> subprocess.Com
     )
 
 
-# The default DAG's nodes (SEED.md), in the order they run.
-SEED_NODES = [
-    "data_processing",
-    "train_test_split",
-    "modeling_v1",
-    "modeling_v2",
-    "evaluate_model_v1",
-    "evaluate_model_v2",
-    "deploy_best_model",
-    "loan_prediction",
-]
+# The default DAG's nodes, in the order they run (loanpipe.pipeline, pinned by test_pipeline.py).
+SEED_NODES = list(pipeline.DEFAULT_NODES)
 
 # Stage invocations in DAG order (the arguments the submit files pass).
-PIPELINE = [
-    ("process.py",),
-    ("split.py",),
-    ("train.py", "--model", "v1"),
-    ("train.py", "--model", "v2"),
-    ("evaluate.py", "--model", "v1"),
-    ("evaluate.py", "--model", "v2"),
-    ("deploy.py",),
-    ("predict.py",),
-]
+PIPELINE = [(s.script, *s.args) for s in pipeline.DEFAULT]
 
 
 def run_stage(

@@ -33,21 +33,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from loanpipe import config, sizing
+from loanpipe import config, pipeline, sizing
 
 REAL_DATA = Path(
     os.environ.get("LOAN_DATA_CSV", config.PROJECT_DIR.parent / "shared" / "data" / "loan_data.csv")
 )
-STAGES = [
-    ("data_processing", "process.py"),
-    ("train_test_split", "split.py"),
-    ("modeling_v1", "train.py", "--model", "v1"),
-    ("modeling_v2", "train.py", "--model", "v2"),
-    ("evaluate_model_v1", "evaluate.py", "--model", "v1"),
-    ("evaluate_model_v2", "evaluate.py", "--model", "v2"),
-    ("deploy_best_model", "deploy.py"),
-    ("loan_prediction", "predict.py"),
-]
+# node, stage script, arguments: each stage as a pool job runs it
+STAGES = [(s.node, s.script, *s.args) for s in pipeline.DEFAULT]
 CHUNK_ROWS = 500_000
 SEED = 42
 
@@ -110,7 +102,7 @@ def resample(source: Path, rows: int, dest: Path, seed: int = SEED) -> bool:
 
 def make_input(base: Path, rows: int) -> str:
     """Write base/loan_data.csv with ``rows`` rows; return how it was made."""
-    target = base / "loan_data.csv"
+    target = config.Layout(base).raw_csv
     if REAL_DATA.is_file():
         resampled = resample(REAL_DATA, rows, target)
         return f"{'resampled from' if resampled else 'the real rows,'} {REAL_DATA}"
@@ -124,7 +116,7 @@ def run_dag(base: Path, jobs: int, exec_jobs: bool) -> tuple[float, str]:
     """Render the DAG for ``base``, run it with the local runner; (wall seconds, outcome)."""
     render = [sys.executable, "-m", "loanpipe.dagman.render", "--base-dir", str(base)]
     subprocess.run([*render, "--python", sys.executable], check=True, capture_output=True)
-    dag = base / "dags" / "dagfile.dag"
+    dag = config.Layout(base).dag_file()
     command = [sys.executable, "-m", "loanpipe.local", "--dag", str(dag), "--fresh"]
     command += ["-j", str(jobs)] + (["--exec"] if exec_jobs else [])
     env = {**os.environ, "CONDOR_CONFIG": "/dev/null"}
@@ -132,7 +124,9 @@ def run_dag(base: Path, jobs: int, exec_jobs: bool) -> tuple[float, str]:
     proc = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     seconds = time.perf_counter() - start
     try:
-        status = json.loads((base / "dags" / "dagfile.dag.metrics").read_text())["DagStatus"]
+        status = json.loads(Path(f"{config.Layout(base).dag_file()}.metrics").read_text())[
+            "DagStatus"
+        ]
     except (OSError, ValueError, KeyError):
         status = None
     outcome = "ok" if proc.returncode == 0 and status == 0 else f"FAILED (exit {proc.returncode})"
@@ -141,7 +135,7 @@ def run_dag(base: Path, jobs: int, exec_jobs: bool) -> tuple[float, str]:
 
 def bench_size(base: Path, rows: int, args: argparse.Namespace) -> None:
     how = make_input(base, rows)
-    size_mib = (base / "loan_data.csv").stat().st_size / 2**20
+    size_mib = config.Layout(base).raw_csv.stat().st_size / 2**20
     request = sizing.memory_mb(size_mib)
     print(f"\n{rows:,} rows, {size_mib:.1f} MiB of CSV ({how})")
     print(f"request_memory for every node (make paths): {request} MiB")
@@ -165,7 +159,9 @@ def bench_size(base: Path, rows: int, args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m loanpipe.bench", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument(
         "--rows", type=int, nargs="+", default=[45000, 1000000], help="default: %(default)s"
     )

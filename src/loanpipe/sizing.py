@@ -52,6 +52,8 @@ import os
 import sys
 from pathlib import Path
 
+from loanpipe import config, pipeline
+
 # stage -> two (base MiB, MiB per MiB of input) lines, from the measurements in the docstring.
 MODEL: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {
     "data_processing": ((109.0, 3.860), (249.0, 2.028)),
@@ -63,11 +65,18 @@ MODEL: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {
     "model_search": ((223.0, 7.597), (232.0, 7.480)),
     "select_model": ((223.0, 6.830), (233.0, 6.700)),
 }
-# The stages of the default DAG (dag/dagfile.dag); dag/tune.dag adds the last two of MODEL.
-DEFAULT_STAGES = tuple(MODEL)[:6]
+
+
+def _sizing_stages(stages: tuple[pipeline.Stage, ...]) -> tuple[str, ...]:
+    wanted = {s.sizing for s in stages}
+    return tuple(stage for stage in MODEL if stage in wanted)
+
+
+# The memory model's stages that the default DAG runs (dag/dagfile.dag); tune.dag adds two.
+DEFAULT_STAGES = _sizing_stages(pipeline.DEFAULT)
 HEADROOM = 1.25  # request / predicted peak: allocator and library-version noise
 ROUND_MIB = 128  # HTCondor rounds request_memory up to this by default (partitionable slots)
-INPUT_NAME = "loan_data.csv"
+INPUT_NAME = config.RAW_CSV
 
 
 def input_mib(base_dir: Path) -> float:
@@ -87,10 +96,10 @@ def stage_peaks_mib(size_mib: float, stages: tuple[str, ...] | None = None) -> d
 
 
 def stages_of(nodes: list[str]) -> tuple[str, ...]:
-    """The MODEL stages that a DAG's nodes run: a node named after its stage, or the stage's
-    name plus a suffix (modeling_v1, evaluate_model_v3). Nodes of no known stage add nothing."""
-    found = [s for s in MODEL if any(n == s or n.startswith(f"{s}_") for n in nodes)]
-    return tuple(found) or DEFAULT_STAGES
+    """The MODEL stages that a DAG's nodes run (pipeline.Stage.sizing). Nodes that are not
+    the pipeline's add nothing; no known node at all: the default DAG's stages."""
+    known = pipeline.by_node()
+    return _sizing_stages(tuple(known[n] for n in nodes if n in known)) or DEFAULT_STAGES
 
 
 def memory_mb(size_mib: float, stages: tuple[str, ...] = DEFAULT_STAGES) -> int:
@@ -118,7 +127,9 @@ def vars_text(base_dir: Path, nodes: list[str] | None = None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m loanpipe.sizing", description=__doc__.split("\n\n")[0]
+    )
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--base-dir", type=Path, help="read the size of BASE_DIR/loan_data.csv")
     group.add_argument("--input-mib", type=float, help="an input size in MiB instead")

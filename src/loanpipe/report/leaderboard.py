@@ -18,6 +18,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from loanpipe import config, pipeline
+
 CHART = "search_leaderboard.png"
 FAMILY_COLOURS = {
     "logistic_regression": "#4c72b0",
@@ -29,12 +31,12 @@ FAMILY_COLOURS = {
 def searched(run: dict[str, Any] | None) -> bool:
     """Whether the reported run's DAG has the search (a default-DAG run shows no leaderboard,
     even when an earlier tune run left its selection in the base directory)."""
-    return any(node.get("name") == "model_search" for node in (run or {}).get("nodes", []))
+    return any(node.get("name") == pipeline.SEARCH_NODE for node in (run or {}).get("nodes", []))
 
 
 def load(base: Path, notes: list[str]) -> dict[str, Any] | None:
     """The search's facts, or None when this base directory has no model selection."""
-    path = base / "staging" / "search" / "selection.json"
+    path = config.Layout(base).selection
     if not path.is_file():
         return None
     try:
@@ -66,7 +68,7 @@ def filter_models(
 ) -> list[dict[str, Any]]:
     """Only the versions the deployment chose among (its manifest's "considered"), if it says."""
     considered = None
-    manifest = base / "model" / "deployed_model.json"
+    manifest = config.Layout(base).manifest
     if deployment and deployment.get("source") == "manifest" and manifest.is_file():
         try:
             considered = json.loads(manifest.read_text(encoding="utf-8")).get("considered")

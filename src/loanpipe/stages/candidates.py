@@ -257,11 +257,11 @@ def training_sha256(x_path: Path, y_path: Path) -> str:
 
 
 def result_path(base: Path, candidate_id: str) -> Path:
-    return base / "staging" / "search" / "candidates" / f"{candidate_id}.json"
+    return config.Layout(base).candidate_result(candidate_id)
 
 
 def selection_path(base: Path) -> Path:
-    return base / "staging" / "search" / "selection.json"
+    return config.Layout(base).selection
 
 
 @dataclass
