@@ -2,6 +2,6 @@
 
 import sys
 
-from loanpipe.local.runner import main
+from loanpipe.local.command import main
 
 sys.exit(main())

@@ -10,13 +10,14 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
+from loanpipe import config
+from loanpipe.dagman import metrics as dag_metrics
 from loanpipe.dagman.dag import Dag
+from loanpipe.dagman.status import DagStatus
+from loanpipe.local.nodes import RunView
 from loanpipe.stages import common
-
-if TYPE_CHECKING:
-    from loanpipe.local.runner import Runner
 
 # --------------------------------------------------------------------------- run files
 
@@ -74,7 +75,7 @@ def kill_orphan(pid: int, argv: list[str]) -> bool:
     return False
 
 
-def write_rescue(dag: Dag, runner: Runner, number: int) -> Path:
+def write_rescue(dag: Dag, runner: RunView, number: int) -> Path:
     """DAGMan's partial rescue DAG (Dag::WriteRescue, version 2.0.1)."""
     path = Path(f"{dag.path}.rescue{number:03d}")
     now = time.gmtime()
@@ -116,40 +117,31 @@ def write_rescue(dag: Dag, runner: Runner, number: int) -> Path:
 
 
 def write_metrics(
-    dag: Dag, runner: Runner, start: float, exitcode: int, status: int, rescue_num: int
+    dag: Dag, runner: RunView, start: float, exitcode: int, status: int, rescue_num: int
 ) -> None:
-    """``<dag>.metrics`` in the version-2 layout (``DagStatus`` spelled as condor_dagman does)."""
-    end = time.time()
+    """``<dag>.metrics`` as condor_dagman writes it (version 2), for this run."""
     ran = [s for s in runner.states.values() if not s.premarked]
-    metrics = {
-        "client": "condor_dagman",
-        "version": "local",
-        "type": "metrics",
-        "metrics_version": 2,
-        "local_runner": "loanpipe.local",
-        "start_time": round(start, 3),
-        "end_time": round(end, 3),
-        "duration": round(end - start, 3),
-        "exitcode": exitcode,
-        "dagman_id": f"local.{os.getpid()}",
-        "parent_dagman_id": "",
-        "rescue_dag_number": rescue_num,
-        "nodes": len(dag.nodes),
-        "nodes_premarked_done": sum(1 for s in runner.states.values() if s.premarked),
-        "nodes_failed": sum(1 for s in ran if s.status == "failed"),
-        "nodes_succeeded": sum(1 for s in ran if s.status == "done"),
-        "nodes_futile": sum(1 for s in ran if s.status == "futile"),
-        "total_nodes_run": sum(1 for s in ran if s.status in ("done", "failed")),
-        "jobs_submitted": runner.jobs_submitted,
-        "jobs_succeeded": runner.jobs_succeeded,
-        "jobs_failed": runner.jobs_failed,
-        "DagStatus": status,
-    }
-    path = Path(f"{dag.path}.metrics")
-    common.write_text(json.dumps(metrics, indent=4) + "\n", path)
+    record = dag_metrics.local_metrics(
+        start=start,
+        end=time.time(),
+        exitcode=exitcode,
+        status=DagStatus(status),
+        dagman_id=f"local.{os.getpid()}",
+        rescue_dag_number=rescue_num,
+        nodes=len(dag.nodes),
+        nodes_premarked_done=sum(1 for s in runner.states.values() if s.premarked),
+        nodes_failed=sum(1 for s in ran if s.status == "failed"),
+        nodes_succeeded=sum(1 for s in ran if s.status == "done"),
+        nodes_futile=sum(1 for s in ran if s.status == "futile"),
+        total_nodes_run=sum(1 for s in ran if s.status in ("done", "failed")),
+        jobs_submitted=runner.jobs_submitted,
+        jobs_succeeded=runner.jobs_succeeded,
+        jobs_failed=runner.jobs_failed,
+    )
+    common.write_text(json.dumps(record, indent=4) + "\n", dag_metrics.path_of(dag.path))
 
 
-def print_failures(runner: Runner, out: IO[str], lines: int = 3) -> None:
+def print_failures(runner: RunView, out: IO[str], lines: int = 3) -> None:
     """For each failed node: why, and the last lines of its job's stderr."""
     for name, st in runner.states.items():
         if (st.final or st.status) != "failed":
@@ -166,7 +158,7 @@ def print_failures(runner: Runner, out: IO[str], lines: int = 3) -> None:
         print(f"  (stderr: {st.spec.stderr})", file=out)
 
 
-def print_table(runner: Runner, out: IO[str]) -> None:
+def print_table(runner: RunView, out: IO[str]) -> None:
     rows = [("node", "status", "attempts", "wall s", "exit", "peak MiB")]
     for name, st in runner.states.items():
         status = "done (earlier run)" if st.premarked else (st.final or st.status)
@@ -203,7 +195,7 @@ RULE_TEXT = {
 def print_deployment(base_dirs: list[Path], start: float, out: IO[str]) -> None:
     """Which model the run deployed and why, from the deployment manifest and the candidates."""
     for base in base_dirs:
-        manifest = base / "model" / "deployed_model.json"
+        manifest = config.Layout(base).manifest
         if not manifest.is_file():
             continue
         try:

@@ -1,15 +1,12 @@
-#!/usr/bin/env python3
-"""Run the project's HTCondor DAG on this machine, with DAGMan's semantics (``make local``).
+"""The local runner's scheduler: a parsed DAG run on this machine with DAGMan's semantics.
 
-    loanpipe.local.runner [--dag BASE_DIR/dags/dagfile.dag] [-j N] [--fresh]
-
-The DAG is read with ``loanpipe.dagman.dag``.  Every node attempt is expanded from its own submit
-file by the official ``htcondor`` bindings (``htcondor.Submit(...).jobs(count=1)``), with the
-node's VARS and ``JOB``/``RETRY`` defined *before* the submit file like DAGMan's default
-(``DAGMAN_DEFAULT_APPEND_VARS = False``).  The job ClassAd gives the command line (``Cmd`` +
-``Arguments``/``Args``), the environment (``Environment``/``Env``, which already contains what
-``getenv`` copied), the working directory (``Iwd``) and the ``Out``/``Err``/``UserLog`` files,
-so there is no second description of a stage.  Relative paths resolve against the DAG file's
+The command line (locks, rescue DAGs, the outcome) is ``loanpipe.local.command``; the DAG is
+read with ``loanpipe.dagman.dag``. Every node attempt is expanded from its own submit file by
+the official HTCondor bindings (``loanpipe.local.jobspec``), with the node's VARS and
+``JOB``/``RETRY`` defined *before* the submit file like DAGMan's default
+(``DAGMAN_DEFAULT_APPEND_VARS = False``): the command line, the environment (with what
+``getenv`` copied), the working directory and the output, error and log files come from there,
+so there is no second description of a stage. Relative paths resolve against the DAG file's
 directory, where the project runs ``condor_submit_dag``.
 
 DAGMan semantics: ready nodes run in parallel up to ``-j`` and each CATEGORY's MAXJOBS; a failed
@@ -26,54 +23,33 @@ node attempt plus run_start/run_end records).  ``$BASE_DIR/.pipeline.lock`` keep
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import errno
-import fcntl
 import json
 import os
 import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from loanpipe import config
-from loanpipe.dagman import state as ds  # DAGMan's records, read as make submit reads them
 from loanpipe.dagman.dag import (
     Dag,
-    DagError,
-    Node,
     Script,
-    apply_rescue,
-    parse_dag,
-    rescue_files,
 )
+from loanpipe.dagman.status import DagStatus
 from loanpipe.local.cluster import Cluster  # DAGMan's rules for a node with many jobs
 from loanpipe.local.jobspec import (  # a node's job: its submit file expanded, then started
-    JobSpec,
     RunnerError,
     check_job_files,
-    close_expander,
     expand_in_helper,
-    expand_node_main,
     popen_job,
 )
 from loanpipe.local.launcher import Launcher  # warm interpreter that forks script jobs
-from loanpipe.local.records import (  # recovery, rescue DAG, metrics, summaries
-    kill_orphan,
-    print_deployment,
-    print_failures,
-    print_table,
-    recover,
-    write_metrics,
-    write_rescue,
-)
+from loanpipe.local.nodes import NodeState, Proc
 
 DEFAULT_DAG = config.Layout(config.DEFAULT_BASE_DIR).dag_file()  # rendered by make paths
 MAX_RESCUE_NUM = 100  # DAGMAN_MAX_RESCUE_NUM default
@@ -95,135 +71,6 @@ THREAD_VARS = (
     "TF_LOOP_PARALLEL_ITERATIONS",
     "TF_NUM_THREADS",
 )
-
-# DagStatus values (dag.h / the manual's "Workflow Metrics").
-DAG_STATUS_OK, DAG_STATUS_ERROR, DAG_STATUS_NODE_FAILED, DAG_STATUS_ABORT, DAG_STATUS_RM = range(5)
-
-
-class PidLock:
-    """An exclusive ``flock`` on a file naming its owner; refuses clearly when held elsewhere.
-
-    The file reads ``local-runner <pid> <host>``. A file in any other form was written by
-    condor_dagman (``dagfile.dag.lock``, which DAGMan does not flock): a pool run of the DAG may
-    be active, so it is never taken over or removed. One of ours that can be locked was left by
-    a runner that died (the kernel drops a dead process's flock): it is taken over with a note.
-    """
-
-    TAG = "local-runner"
-
-    def __init__(self, path: Path, what: str) -> None:
-        self.path = path
-        self.what = what
-        self.fd: int | None = None
-
-    def acquire(self) -> str | None:
-        """Take the lock; returns a note when a stale lock was taken over."""
-        for _ in range(10):
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as exc:
-                os.close(fd)
-                if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                    raise
-                owner = self._owner(self.path.read_bytes() if self.path.exists() else b"")
-                raise RunnerError(
-                    f"another run (pid {owner[1] if owner else '?'}) is using {self.what} "
-                    f"(lock file {self.path}); wait for it to finish or stop it"
-                ) from None
-            # The file may have been unlinked by its previous owner between open and flock.
-            try:
-                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
-            except FileNotFoundError:
-                same = False
-            if not same:
-                os.close(fd)
-                continue
-            os.lseek(fd, 0, os.SEEK_SET)
-            content = os.read(fd, 256)
-            owner = self._owner(content)
-            if content.strip() and owner is None:
-                os.close(fd)
-                raise RunnerError(
-                    f"{self.path} was written by condor_dagman: a pool run of this DAG may be "
-                    "active (make status); if none is, remove the file and run again"
-                )
-            note = None
-            if owner is not None and owner[1] != os.getpid():
-                note = f"taking over stale lock {self.path} from pid {owner[1]} ({owner[2]})"
-            os.ftruncate(fd, 0)
-            os.lseek(fd, 0, os.SEEK_SET)
-            os.write(fd, f"{self.TAG} {os.getpid()} {socket.gethostname()}\n".encode())
-            os.fsync(fd)
-            self.fd = fd
-            return note
-        raise RunnerError(f"could not take lock {self.path} (it keeps changing)")
-
-    @classmethod
-    def _owner(cls, content: bytes) -> tuple[str, int, str] | None:
-        """(tag, pid, host) from a lock file of ours, None for anything else."""
-        parts = content.decode(errors="replace").split()
-        if len(parts) == 3 and parts[0] == cls.TAG and parts[1].isdigit():
-            return parts[0], int(parts[1]), parts[2]
-        return None
-
-    def release(self) -> None:
-        if self.fd is None:
-            return
-        with contextlib.suppress(OSError):
-            os.unlink(self.path)
-        with contextlib.suppress(OSError):
-            os.close(self.fd)
-        self.fd = None
-
-
-# --------------------------------------------------------------------------- run state
-
-
-@dataclass
-class NodeState:
-    node: Node
-    status: str = "waiting"  # waiting ready pre job post deferred done failed futile aborted
-    retry: int = 0  # 0-based attempt number ($(RETRY))
-    attempts: int = 0
-    waiting_on: int = 0
-    retval: int | None = None
-    pre_exit: int | None = None
-    job_exit: int | None = None
-    job_signal: int | None = None
-    job_return: int | None = None  # exit code, or -signal: what a POST script gets as $RETURN
-    attempt_start: float = 0.0
-    job_start: float | None = None
-    job_end: float | None = None
-    peak_rss_mib: float | None = None
-    rss_floor_mib: float | None = None  # the runner's own peak RSS when it forked the job
-    wall: float = 0.0
-    spec: JobSpec | None = None
-    cluster: Cluster | None = None  # the attempt's jobs (one, or one per row of queue ... from)
-    error: str | None = None
-    final: str | None = None  # done, pre_skipped, noop, failed, futile, aborted, ...
-    premarked: bool = False
-    defer_until: float = 0.0
-    defer_kind: str = ""
-
-
-@dataclass
-class Proc:
-    pid: int
-    kind: str  # PRE, JOB, POST
-    state: NodeState
-    files: list[IO[Any]] = field(default_factory=list)
-    proc: int = 0  # ProcId within the node's cluster (JOB only)
-    # Kept alive on purpose: a Popen object that is garbage-collected polls (and so reaps) its
-    # child, which would steal the exit status and the rusage from os.wait4 below.
-    popen: subprocess.Popen[bytes] | None = None
-
-    def reaped(self, code: int) -> None:
-        """Tell the Popen object its child is gone (we reaped it with os.wait4)."""
-        if self.popen is not None:
-            self.popen.returncode = code
-        for fh in self.files:
-            fh.close()
 
 
 class Runner:
@@ -383,7 +230,7 @@ class Runner:
             "$MAX_RETRIES": str(st.node.retry),
             "$RETURN": str(st.job_return if st.job_return is not None else -1),
             "$PRE_SCRIPT_RETURN": str(st.pre_exit if st.pre_exit is not None else -1),
-            "$DAG_STATUS": str(DAG_STATUS_OK if not self.any_failed() else DAG_STATUS_NODE_FAILED),
+            "$DAG_STATUS": str(int(DagStatus.NODE_FAILED if self.any_failed() else DagStatus.OK)),
             "$FAILED_COUNT": str(sum(1 for s in self.states.values() if s.status == "failed")),
             "$JOBID": f"local.{os.getpid()}",
         }
@@ -739,239 +586,3 @@ class Runner:
         self.attempt_record(st, why)
         st.status = st.final = why
         self.say(st.node.name, f"killed ({why})")
-
-
-# --------------------------------------------------------------------------- main
-
-
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(
-        description="Run the HTCondor DAG on this machine with DAGMan's semantics.",
-    )
-    ap.add_argument("--dag", type=Path, default=DEFAULT_DAG, help="DAG file (default %(default)s)")
-    ap.add_argument(
-        "-j",
-        "--jobs",
-        type=int,
-        default=os.cpu_count() or 1,
-        help="node jobs run at once (default: number of CPUs, %(default)s)",
-    )
-    ap.add_argument(
-        "--fresh",
-        action="store_true",
-        help="ignore and remove rescue files and rerun every node (like condor_submit_dag -f)",
-    )
-    ap.add_argument(
-        "--exec",
-        action="store_true",
-        help="exec every job; by default `python script.py` jobs fork from a warm interpreter",
-    )
-    args = ap.parse_args(argv)
-    if args.jobs < 1:
-        ap.error("-j must be at least 1")
-    return args
-
-
-class QuietStream:
-    """stdout that goes silent once its reader is gone (``make local | head``) instead of
-    raising BrokenPipeError in the middle of a run, which must still kill its jobs, write the
-    rescue file and release its locks."""
-
-    def __init__(self, stream: IO[str]) -> None:
-        self.stream = stream
-        self.broken = False
-
-    def write(self, text: str) -> int:
-        if not self.broken:
-            try:
-                return self.stream.write(text)
-            except OSError:
-                self.broken = True
-                with contextlib.suppress(OSError):  # nothing more reaches the closed pipe
-                    os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())
-        return len(text)
-
-    def isatty(self) -> bool:
-        return not self.broken and self.stream.isatty()
-
-    def flush(self) -> None:
-        if not self.broken:
-            try:
-                self.stream.flush()
-            except OSError:
-                self.broken = True
-
-
-def main(argv: list[str] | None = None) -> int:
-    if (argv if argv is not None else sys.argv[1:]) == ["--expand-node"]:
-        return expand_node_main()
-    args = parse_args(argv)
-    sys.stdout = QuietStream(sys.stdout)  # type: ignore[assignment]
-    os.environ.setdefault("CONDOR_CONFIG", "/dev/null")  # the bindings warn without a config
-    dag_path = args.dag.absolute()
-    start = time.time()
-    try:
-        dag = parse_dag(dag_path)
-    except DagError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if dag_path.parent == config.DAG_DIR:
-        print(
-            f"error: {dag_path} is the DAG's source; run the DAG `make paths` renders for a base "
-            "directory (BASE_DIR/dags/dagfile.dag)",
-            file=sys.stderr,
-        )
-        return 2
-
-    locks: list[PidLock] = []
-    handlers: dict[int, Any] = {}
-    runner = Runner(dag, args.jobs, sys.stdout, fork=not args.exec)
-    try:
-        dag_lock = PidLock(Path(f"{dag_path}.lock"), f"DAG {dag_path}")
-        locks.append(dag_lock)
-        note = dag_lock.acquire()
-        if note:
-            print(f"note: {note}")
-        previous_died = note is not None
-        base_dirs = sorted(
-            {Path(n.vars["BASE_DIR"]) for n in dag.nodes.values() if "BASE_DIR" in n.vars}
-        )
-        for base in base_dirs:
-            if not base.is_dir():
-                raise RunnerError(f"BASE_DIR {base} does not exist")
-            lock = PidLock(base / ".pipeline.lock", f"BASE_DIR {base}")
-            locks.append(lock)
-            note = lock.acquire()
-            if note:
-                print(f"note: {note}")
-
-        rescues = rescue_files(dag_path)
-        resumed_from: Path | None = None
-        rescue_num = 0
-        if args.fresh:
-            for _, p in rescues:
-                p.unlink()
-            if rescues:
-                print(f"--fresh: removed {len(rescues)} rescue file(s); every node runs again")
-            rescues = []
-        elif rescues and ds.finished_after(Path(f"{dag_path}.metrics"), rescues[-1][1]):
-            # As make submit does (loanpipe.pool): the run that resumed from it succeeded, so there
-            # is nothing left to resume; resuming again would skip the nodes it marks DONE.
-            for _, p in rescues:
-                p.unlink()
-            print(
-                f"the DAG succeeded after {rescues[-1][1].name} was written: nothing to resume, "
-                f"every node runs again (removed {len(rescues)} rescue file(s))"
-            )
-            rescues = []
-        elif rescues:
-            rescue_num, resumed_from = rescues[-1]
-            try:
-                done = apply_rescue(dag, resumed_from)
-            except DagError as exc:
-                raise RunnerError(f"{exc} (use --fresh to ignore rescue files)") from None
-            print(
-                f"resuming from {resumed_from.name}: {len(done)} of {len(dag.nodes)} nodes already "
-                f"DONE ({', '.join(done) or 'none'}); use --fresh (FRESH=1) to rerun everything"
-            )
-        recovered = recover(runner.jsonl) if previous_died and not args.fresh else None
-        if recovered is not None:
-            done_before, orphans = recovered
-            killed = [pid for pid, argv in orphans if kill_orphan(pid, argv)]
-            for name in done_before:
-                if name in dag.nodes:
-                    dag.nodes[name].done = True
-            resumed_from = Path(f"{runner.jsonl.name} (recovery)")
-            print(
-                f"recovering: the previous run died without a rescue file; {len(done_before)} of "
-                f"{len(dag.nodes)} nodes had finished ({', '.join(done_before) or 'none'})"
-                + (f"; killed its leftover job(s) {killed}" if killed else "")
-                + "; use --fresh (FRESH=1) to rerun everything"
-            )
-        runner.record(
-            {
-                "event": "run_start",
-                "time": start,
-                "premarked_done": sorted(n for n, node in dag.nodes.items() if node.done),
-                "base_dir": str(base_dirs[0]) if len(base_dirs) == 1 else None,
-                "resumed_from": str(resumed_from) if resumed_from else None,
-                "dag": str(dag_path),
-                "pid": os.getpid(),
-                "jobs": runner.jobs,
-                "fresh": bool(args.fresh),
-            }
-        )
-
-        def on_signal(signum: int, _frame: Any) -> None:
-            runner.interrupted = signum
-
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            handlers[sig] = signal.signal(sig, on_signal)
-
-        runner.prepare()
-        print(
-            f"running {dag_path.name}: {len(dag.nodes)} nodes, up to {runner.jobs} at once"
-            + (f", MAXJOBS {dict(dag.maxjobs)}" if dag.maxjobs else "")
-        )
-        runner.run()
-        runner.clear_status()
-
-        # Outcome, as condor_dagman decides it.
-        write_rescue_file = True
-        if runner.interrupted is not None:
-            status, exitcode = DAG_STATUS_RM, 128 + runner.interrupted
-            print(f"\ninterrupted by {signal.Signals(runner.interrupted).name}: nodes killed")
-        elif runner.aborted is not None:
-            node, retval, ret = runner.aborted
-            if ret is not None:
-                exitcode = ret
-                status = DAG_STATUS_ABORT if ret != 0 else DAG_STATUS_OK
-                write_rescue_file = ret != 0
-            else:
-                exitcode, status = retval % 256, DAG_STATUS_ABORT
-            print(f"\nDAG aborted by ABORT-DAG-ON: node {node} returned {retval}")
-        elif runner.any_failed():
-            status, exitcode = DAG_STATUS_NODE_FAILED, 1
-        elif all(s.status == "done" for s in runner.states.values()):
-            status, exitcode, write_rescue_file = DAG_STATUS_OK, 0, False
-        else:
-            status, exitcode = DAG_STATUS_ERROR, 1
-        print_table(runner, sys.stdout)
-        print_failures(runner, sys.stdout)
-        if write_rescue_file:
-            number = min((rescues[-1][0] if rescues else 0) + 1, MAX_RESCUE_NUM)
-            path = write_rescue(dag, runner, number)
-            print(
-                f"\nwrote {path.name}: the next run resumes from it (FRESH=1 / --fresh reruns all)"
-            )
-        write_metrics(dag, runner, start, exitcode, status, rescue_num)
-        runner.record(
-            {
-                "event": "run_end",
-                "time": time.time(),
-                "DagStatus": status,
-                "exitcode": exitcode,
-                "nodes": {n: (s.final or s.status) for n, s in runner.states.items()},
-            }
-        )
-        print_deployment(base_dirs, start, sys.stdout)
-        verdict = "succeeded" if exitcode == 0 else f"FAILED (DagStatus {status})"
-        print(f"\nDAG {verdict} in {time.time() - start:.1f}s; records in {runner.jsonl.parent}/")
-        return exitcode
-    except RunnerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        try:
-            runner.kill_all()
-        finally:
-            runner.launcher.close()
-            close_expander()
-            for sig, old in handlers.items():
-                signal.signal(sig, old)
-            for lock in reversed(locks):
-                lock.release()
-
-
-if __name__ == "__main__":
-    sys.exit(main())
