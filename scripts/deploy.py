@@ -8,11 +8,12 @@ Writes  BASE_DIR/model/deployed_model.pkl and its manifest BASE_DIR/model/deploy
         (sha256 of the model, the candidate, the rule that chose it, its metrics, the time);
         the deployment it replaces goes to BASE_DIR/model/archive/<UTC time>/
 
-The rule (SEED.md): the higher precision wins; on a tie the higher F1; on a full tie the earlier
-version (v1). Only the versions named by --models take part: a metrics file another DAG left
-behind (say model_metrics_v3.json of an earlier tune run) never sways this one. The
-current deployment is kept untouched when a metrics file is missing, unparsable or holds a value
-that is not a finite number in [0, 1]. --rollback restores the newest archived deployment.
+The rule (the original system's): the higher precision wins; on a tie the higher F1; on a full
+tie the earlier version (v1). Only the versions named by --models take part: a metrics file
+another DAG left behind (say model_metrics_v3.json of an earlier tune run) never sways this
+one. The current deployment is kept untouched when a metrics file is missing, unparsable or
+holds a value that is not a finite number in [0, 1]. --rollback restores the newest archived
+deployment.
 """
 
 from __future__ import annotations

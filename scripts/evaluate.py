@@ -6,7 +6,7 @@ Reads   BASE_DIR/staging/model/trained_model_<v1|v2|v3>.pkl, staging/split_data/
         model search's winner, dag/tune.dag) also staging/search/selection.json
 Writes  BASE_DIR/staging/metrics/model_metrics_<v1|v2|v3>.json
 
-The metrics file holds SEED.md's keys ("Model name", "Accuracy", "Precision", "Recall",
+The metrics file holds the original system's keys ("Model name", "Accuracy", "Precision", "Recall",
 "F1 Score") plus the confusion matrix and a provenance record (input hash and rows, parameters,
 library versions, git commit, host). No timestamp: the same inputs give a byte-identical file.
 For v3 the file also holds "candidate": the winner's id, family, parameters and CV score (mean

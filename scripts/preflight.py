@@ -29,6 +29,7 @@ STACK = {
     "sklearn": "scikit-learn",
     "scipy": "scipy",
     "joblib": "joblib",
+    "pyarrow": "pyarrow",
 }
 
 

@@ -4,8 +4,8 @@
 Reads   BASE_DIR/staging/split_data/processed_data.csv
 Writes  BASE_DIR/staging/split_data/X_train.csv, y_train.csv, X_test.csv, y_test.csv
 
-An 80/20 random split with a fixed seed (SEED.md: random_state=42). X files keep the raw feature
-columns, so the test rows double as raw loan applications for the prediction stage.
+An 80/20 random split with a fixed seed (random_state=42, as the original system). X files keep
+the raw feature columns, so the test rows double as raw loan applications for the prediction stage.
 """
 
 from __future__ import annotations

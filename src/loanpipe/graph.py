@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""make graph: draw the DAG from dag/dagfile.dag into dag/dagfile.png (or .svg).
+"""make graph: draw a DAG (default dag/dagfile.dag) into a PNG or SVG file.
 
 The graph comes from the DAG file itself (loanpipe.dagman.dag), so the picture cannot drift from
 what DAGMan runs. Graphviz `dot` draws it when it is on PATH; otherwise matplotlib (pinned in
@@ -103,7 +103,9 @@ def draw_matplotlib(dag: Dag, output: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m loanpipe.graph", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--dag", type=Path, default=config.DAG_DIR / config.DEFAULT_DAG)
     parser.add_argument(
         "--output", type=Path, help="image to write, .png or .svg (default: next to the DAG)"

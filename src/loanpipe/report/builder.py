@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Report on the latest pipeline run: results, deployment decision, the DAG run, provenance.
 
-``make report`` runs this. It reads, under the base directory (SEED.md's names):
+``make report`` runs this. It reads, under the base directory (the original system's names):
 
-- ``staging/metrics/model_metrics_*.json``: every evaluated model (SEED.md's keys; the project's
-  extra keys ``confusion_matrix``, ``test_rows``, ``provenance`` are used when present);
+- ``staging/metrics/model_metrics_*.json``: every evaluated model (the original system's keys;
+  the project's extra keys ``confusion_matrix``, ``test_rows``, ``provenance`` are used when
+  present);
 - ``model/deployed_model.json`` (deployment manifest) and ``model/archive/<stamp>/`` (earlier
-  deployments); without a manifest the decision is derived from the metrics with SEED.md's rule;
+  deployments); without a manifest the decision is derived from the metrics with the deploy
+  rule;
 
 and, beside the DAG (``--dag``; default ``BASE_DIR/dags/dagfile.dag``, the DAG make paths
 renders for the base directory, as in the original layout; one rendered for another base
@@ -68,7 +70,7 @@ REPORT_VERSION = 1
 def load_models(base: Path) -> list[dict[str, Any]]:
     """Every ``staging/metrics/model_metrics_<version>.json``, sorted by version."""
     models = []
-    for path in sorted((base / "staging" / "metrics").glob("model_metrics_*.json")):
+    for path in sorted(config.Layout(base).metrics_dir.glob("model_metrics_*.json")):
         data = read_json(path, "metrics file")
         if not isinstance(data, dict):
             raise ReportError(f"cannot read metrics file {path}: not a JSON object")
@@ -102,7 +104,7 @@ def load_models(base: Path) -> list[dict[str, Any]]:
 
 
 def decide(models: list[dict[str, Any]]) -> tuple[str, str, dict[str, Any]]:
-    """SEED.md's rule (modeling.choose_deployment, the one the deploy stage applies)."""
+    """the deployment rule (modeling.choose_deployment, the one the deploy stage applies)."""
     if len(models) == 1:
         return models[0]["version"], "only model", {"metric": "Precision", "value": None}
     return modeling.choose_deployment({m["version"]: m for m in models})
@@ -118,7 +120,7 @@ def load_deployment(
     base: Path, models: list[dict[str, Any]], notes: list[str]
 ) -> dict[str, Any] | None:
     """The deployment manifest (or a decision derived from the metrics), plus the earlier one."""
-    model_dir = base / "model"
+    model_dir = config.Layout(base).deploy_dir
     manifest_path = model_dir / "deployed_model.json"
     if not manifest_path.exists():
         if not models:
@@ -133,7 +135,7 @@ def load_deployment(
             "margin": margin,
             "metrics": {key: chosen[key] for key in METRIC_KEYS},
             "note": "no deployment manifest (model/deployed_model.json): decision derived from "
-            "the metrics files with SEED.md's rule",
+            "the metrics files with the deployment rule",
             "earlier": None,
         }
     manifest = read_json(manifest_path, "deployment manifest")
@@ -182,7 +184,7 @@ def load_deployment(
             )
             break
     # The earlier deployment: the newest archive entry that is not this one.
-    archive = model_dir / "archive"
+    archive = config.Layout(base).archive_dir
     entries = sorted(archive.glob("*/deployed_model.json")) if archive.is_dir() else []
     for entry in reversed(entries):
         earlier = read_json(entry, "archived deployment manifest")
@@ -251,7 +253,7 @@ def writable(directory: Path) -> bool:
 def choose_output(base: Path, output: str | None, notes: list[str]) -> Path:
     if output:
         return Path(output)
-    target = base / "report"
+    target = config.Layout(base).report_dir
     if writable(target):
         return target
     fallback = Path(tempfile.mkdtemp(prefix="loan-report-"))
@@ -304,7 +306,7 @@ def write_report(facts: dict[str, Any], out_dir: Path) -> Path:
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="report.py",
+        prog="python -m loanpipe.report",
         description=__doc__.split("\n\n")[0] if __doc__ else None,
         epilog="Exit codes: 0 written; 2 nothing to report, unreadable input or bad usage; "
         "1 the report could not be written.",

@@ -1,7 +1,7 @@
 """CSV files of the loan-approval pipeline: reading with every check a user's file needs, and
-writing (atomically, through loanlib.atomic_output). pyarrow does the parsing and the writing.
+writing (atomically, through common.atomic_output). pyarrow does the parsing and the writing.
 
-A refusal is a loanlib.PipelineError naming the file and, where there is one, the line as an
+A refusal is a PipelineError naming the file and, where there is one, the line as an
 editor numbers it: ragged rows, text or inf in a numeric column, not UTF-8, a header only.
 """
 

@@ -1,4 +1,4 @@
-"""The models' preprocessing as one scikit-learn transformer: loanfeatures.Preprocessor.
+"""The models' preprocessing as one scikit-learn transformer: Preprocessor.
 
 Numeric columns: a missing value takes the training mean, then each column is standardised
 (training mean and population standard deviation; a constant column is only centred). Categorical
@@ -15,8 +15,9 @@ ColumnTransformer maps every categorical cell through a Python dict and stacks i
 new array, 1.2 s for 800,000 training rows, where pandas' hash tables (Index.get_indexer) and one
 preallocated array take 0.4 s; in each of the two trainers, and again in every search fold.
 
-Pickled models name this module and class (``loanfeatures.Preprocessor``): unpickling needs
-``scripts/`` on sys.path (the stages have it). Keep both names.
+Pickled models name this module and class (``loanpipe.stages.features.Preprocessor``): keep
+both names. Models pickled before the package (1.x) name ``loanfeatures.Preprocessor``; the
+top-level alias module ``loanfeatures`` (src/loanfeatures.py) resolves them to this class.
 """
 
 from __future__ import annotations

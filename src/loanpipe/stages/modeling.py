@@ -153,7 +153,8 @@ def quiet_unknown_categories() -> Iterator[None]:
 
 
 def compute_metrics(y_true: Any, y_pred: Any, model_name: str) -> dict[str, Any]:
-    """SEED.md's metric keys (binary scores, positive class 1) plus the confusion matrix."""
+    """The original system's metric keys (binary scores, positive class 1) and the confusion
+    matrix."""
     from sklearn.metrics import (
         accuracy_score,
         confusion_matrix,
@@ -173,7 +174,8 @@ def compute_metrics(y_true: Any, y_pred: Any, model_name: str) -> dict[str, Any]
 
 
 def check_metrics(data: Any, path: Path) -> dict[str, Any]:
-    """Validate a metrics file's content: SEED.md's keys, each a finite number in [0, 1]."""
+    """Validate a metrics file's content: the original system's keys, each a finite number in
+    [0, 1]."""
     if not isinstance(data, dict):
         raise PipelineError(path, "metrics file does not hold a JSON object")
     for key in METRIC_KEYS:
@@ -186,7 +188,8 @@ def check_metrics(data: Any, path: Path) -> dict[str, Any]:
 
 
 def choose_deployment(metrics: dict[str, dict[str, Any]]) -> tuple[str, str, dict[str, Any]]:
-    """SEED.md's rule: higher precision; on a tie higher F1; on a full tie v1 (the lowest version).
+    """The deployment rule: higher precision; on a tie higher F1; on a full tie v1 (the lowest
+    version).
 
     ``metrics`` maps version to metrics. Returns (version, rule, margin) where rule is
     "precision", "f1" or "tie" and margin says by how much the winner led on that metric.
