@@ -31,7 +31,7 @@ SEED_FILES = [
     "model/deployed_model.pkl",
     "predictions/predictions.csv",
 ]
-# SEED.md's reference figures on the real 45,000-row data set.
+# The original system's reference figures on the real 45,000-row data set.
 REFERENCE = {
     "v1": {"Accuracy": 0.8944, "Precision": 0.7752, "Recall": 0.7428, "F1 Score": 0.7586},
     "v2": {"Accuracy": 0.8972, "Precision": 0.7650, "Recall": 0.7791, "F1 Score": 0.7720},
