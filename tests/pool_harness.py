@@ -3,11 +3,12 @@
 Where HTCondor comes from, in this order:
 1. ``LOAN_POOL_TESTS=0`` turns the pool tests off (skipped, with that reason).
 2. ``PERSONAL_POOL`` (a ``personal-pool`` script) or ``../shared/htcondor/personal-pool`` beside
-   the checkout: a throwaway one-machine pool (HTCondor 24.0.23), started once per test session
-   (``personal-pool start`` is idempotent and serialises parallel starts with a lock). It needs
-   root: it runs the pool and every job as ``POOL_USER`` (default condoruser), because HTCondor
-   refuses jobs owned by root. ``POOL_FAST`` (default 1 here) makes it negotiate every second.
-   It is stopped at the end if this session started it and no jobs are left in its queue.
+   the checkout: a throwaway one-machine pool (HTCondor 25.0.13; HTCONDOR_VERSION=24.0.23 picks
+   the previous LTS), started once per test session (``personal-pool start`` is idempotent and
+   serialises parallel starts with a lock). It needs root: it runs the pool and every job as
+   ``POOL_USER`` (default condoruser), because HTCondor refuses jobs owned by root.
+   ``POOL_FAST`` (default 1 here) makes it negotiate every second. It is stopped at the end if
+   this session started it and no jobs are left in its queue.
 3. ``condor_master`` on PATH: the pool this machine belongs to, used as the current user (not
    root). Jobs must then be able to reach the checkout copies under ``$HOME``.
 Otherwise every pool test is skipped with the reason.
@@ -259,10 +260,10 @@ POOL_STATES = {5: "done", 6: "failed"}
 
 def pool_outcomes(status_file: Path) -> dict[str, str]:
     """node -> done/failed/not run, from DAGMan's final node status file."""
-    import classad
+    import classad2
 
     out = {}
-    for ad in classad.parseAds(status_file.read_text(), classad.Parser.New):
+    for ad in classad2.parseAds(status_file.read_text(), classad2.ParserType.New):
         if ad.get("Type") == "NodeStatus":
             out[str(ad["Node"])] = POOL_STATES.get(int(ad["NodeStatus"]), "not run")
     return out
@@ -281,14 +282,12 @@ def local_outcomes(jsonl: Path) -> dict[str, str]:
 
 def submitted_nodes(nodes_log: Path, since: float) -> list[str]:
     """Node names of the jobs submitted at or after ``since`` (from the shared node log)."""
-    import htcondor
+    from loanpipe.dagman.events import dag_node, read_events
 
     names = []
-    for event in htcondor.JobEventLog(str(nodes_log)).events(stop_after=0):
-        if event.type == htcondor.JobEventType.SUBMIT and event.timestamp >= since:
-            notes = str(event.get("LogNotes", ""))
-            if notes.startswith("DAG Node: "):
-                names.append(notes.split(": ", 1)[1].strip())
+    for event in read_events(nodes_log):
+        if event["type"] == "SUBMIT" and event["time"] >= since and dag_node(event):
+            names.append(dag_node(event))
     return names
 
 

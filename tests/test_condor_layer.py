@@ -23,7 +23,8 @@ os.environ.setdefault("CONDOR_CONFIG", "/dev/null")
 
 from loanpipe.check import offline  # noqa: E402  (imported once CONDOR_CONFIG is set)
 from loanpipe.dagman import render  # noqa: E402  (imported once CONDOR_CONFIG is set)
-from loanpipe.dagman.dag import node_job_ad, parse_dag  # noqa: E402  (imported once CONDOR_CONFIG is set)
+from loanpipe.dagman.dag import parse_dag  # noqa: E402
+from loanpipe.dagman.submit import node_job_ad  # noqa: E402  (imported once CONDOR_CONFIG is set)
 
 PYTHON = str(PROJECT / ".venv" / "bin" / "python")
 MAKE = shutil.which("make")
@@ -124,17 +125,49 @@ def test_submit_file_expands_for_node(work: dict[str, Path], name: str) -> None:
 
 
 def test_submit_files_write_units_and_comment_measurements() -> None:
-    stage_subs = [p for p in (PROJECT / "submit").glob("*.sub") if p.name != "preflight.sub"]
+    common = (PROJECT / "submit" / "common.sub").read_text()
+    assert "request_memory = $INT(MEMORY_REQUEST)MB" in common
+    assert "request_disk   = 128MB" in common
+    assert "# universe        = container" in common
+    # included by the stages, never a job of its own
+    assert not [ln for ln in common.splitlines() if ln.lstrip().lower().startswith("queue")]
+    skip = ("preflight.sub", "common.sub")
+    stage_subs = [p for p in (PROJECT / "submit").glob("*.sub") if p.name not in skip]
     for path in sorted(stage_subs):
         text = path.read_text()
         assert "\r" not in text
-        assert "request_memory = $INT(MEMORY_REQUEST)MB" in text
-        assert "request_disk   = 128MB" in text
+        assert "\ninclude : $Fp(SUBMIT_FILE)common.sub\n" in text
+        assert text.startswith(f"# {path.name}: ") and "# Exit codes: " in text
+        code = [ln.split("=")[0].strip() for ln in text.splitlines() if "=" in ln[:30]]
+        assert not {"executable", "environment", "request_memory", "request_disk"} & set(code)
         assert "peak RSS measured at" in text
         assert f"{MEASURED_PEAK_MIB[path.name]} MiB" in text
-        assert "# universe        = container" in text
         assert "n_jobs" not in text
     assert {p.name for p in stage_subs} == set(MEASURED_PEAK_MIB)
+
+
+def test_include_resolves_beside_the_submit_file_not_the_cwd(tmp_path: Path) -> None:
+    """$Fp(SUBMIT_FILE): a copy of submit/ reads its own common.sub, from any directory."""
+    copy = tmp_path / "copy"
+    shutil.copytree(PROJECT / "submit", copy)
+    common = copy / "common.sub"
+    common.write_text(common.read_text().replace("128MB", "256MB"))
+    (tmp_path / "base").mkdir()
+    from loanpipe.dagman.dag import Node
+
+    node = Node(
+        name="modeling_v1",
+        submit="train.sub",
+        vars={"BASE_DIR": str(tmp_path / "base"), "PROJECT_DIR": "/p", "PYTHON": "/py"},
+        submit_path=copy / "train.sub",
+        node_dir=tmp_path / "base",
+    )
+    ad = node_job_ad(node, 0)
+    assert ad.eval("RequestDisk") == 256 * 1024
+    assert ad["Cmd"] == "/py" and ad["Iwd"] == str(tmp_path / "base")
+    common.unlink()
+    with pytest.raises(ValueError, match="common.sub"):
+        node_job_ad(node, 0)
 
 
 def test_rendering_under_arbitrary_base_dir(work: dict[str, Path]) -> None:
@@ -317,8 +350,8 @@ MUTATIONS = {
         "CRLF",
     ),
     "disk without unit": (
-        lambda w: (w["submit"] / "predict.sub").write_text(
-            (w["submit"] / "predict.sub").read_text().replace("128MB", "131072")
+        lambda w: (w["submit"] / "common.sub").write_text(
+            (w["submit"] / "common.sub").read_text().replace("128MB", "131072")
         ),
         "request_disk = 131072 has no unit",
     ),

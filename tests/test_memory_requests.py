@@ -12,7 +12,8 @@ os.environ.setdefault("CONDOR_CONFIG", "/dev/null")
 
 from loanpipe import sizing  # noqa: E402  (imported once CONDOR_CONFIG is set)
 from loanpipe.dagman import render  # noqa: E402  (imported once CONDOR_CONFIG is set)
-from loanpipe.dagman.dag import node_job_ad, parse_dag  # noqa: E402  (imported once CONDOR_CONFIG is set)
+from loanpipe.dagman.dag import parse_dag  # noqa: E402
+from loanpipe.dagman.submit import node_job_ad  # noqa: E402  (imported once CONDOR_CONFIG is set)
 
 MIB = 2**20
 # Peak RSS (MiB) measured with loanpipe.bench per stage at 3.4, 76.5 and 765.2 MiB of input

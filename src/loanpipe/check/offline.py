@@ -11,10 +11,10 @@ make paths) is parsed with loanpipe.dagman.dag, then:
 - every node retries transient failures but not exit code 65 (RETRY n UNLESS-EXIT 65), the DAG
   has its CONFIG file (with DAGMAN_MAX_JOB_HOLDS and DAGMAN_USER_LOG_SCAN_INTERVAL) and a
   NODE_STATUS_FILE;
-- every node's submit file is expanded by htcondor.Submit with the node's VARS plus JOB and
-  RETRY (each attempt), exactly as DAGMan would submit it, and the job ClassAd is checked: the
-  interpreter exists and is executable, the stage script exists and is readable (the
-  interpreter runs it: no exec bit needed), the arguments are the stage's
+- every node's submit file is expanded (loanpipe.dagman.submit, on htcondor2.Submit) with the
+  node's VARS plus JOB and RETRY (each attempt), exactly as DAGMan would submit it, and the
+  job ClassAd is checked: the interpreter exists and is executable, the stage script exists
+  and is readable (the interpreter runs it: no exec bit needed), the arguments are the stage's
   (--base-dir, --model), Iwd/Out/Err/UserLog are absolute and under BASE_DIR, no $( is left,
   one CPU, thread limits in the environment, integer memory and disk requests;
 - no CRLF line ends in any DAG, config or submit file, every request_memory/request_disk
@@ -35,7 +35,8 @@ from typing import Any
 
 from loanpipe import config
 from loanpipe.check import search_table
-from loanpipe.dagman.dag import Dag, DagError, Node, node_job_ads, parse_dag
+from loanpipe.dagman.dag import Dag, DagError, Node, parse_dag
+from loanpipe.dagman.submit import node_job_ads
 
 # SEED.md: node -> (stage script, --model value or None)
 STAGES: dict[str, tuple[str, str | None]] = {
@@ -271,7 +272,9 @@ def run_checks(dag_path: Path) -> tuple[list[str], str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m loanpipe.check", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument(
         "--dag",
         type=Path,

@@ -30,7 +30,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 __all__ = [
     "DagError",
@@ -39,8 +38,6 @@ __all__ = [
     "Dag",
     "parse_dag",
     "apply_rescue",
-    "node_job_ad",
-    "node_job_ads",
     "RESERVED_WORDS",
 ]
 
@@ -653,18 +650,6 @@ def apply_rescue(dag: Dag, rescue: str | Path) -> list[str]:
     return [name for name, node in dag.nodes.items() if node.done]
 
 
-# DagStatus in dagfile.dag.metrics and the node status file (DAGMan's dag.h).
-DAG_STATUS = {
-    0: "ok",
-    1: "error",
-    2: "a node failed",
-    3: "aborted (ABORT-DAG-ON)",
-    4: "removed",
-    5: "cycle in the DAG",
-    6: "halted",
-}
-
-
 def rescue_files(dag_path: str | Path) -> list[tuple[int, Path]]:
     """The rescue DAGs ``<dag>.rescueNNN`` beside ``dag_path``, oldest first, with their numbers.
 
@@ -676,47 +661,3 @@ def rescue_files(dag_path: str | Path) -> list[tuple[int, Path]]:
     for path in dag_path.parent.glob(f"{dag_path.name}.rescue[0-9][0-9][0-9]"):
         found.append((int(path.name[-3:]), path))
     return sorted(found)
-
-
-def node_job_ads(node: Node, retry: int) -> list[Any]:
-    """The job ClassAds the schedd would get for attempt ``retry`` (0-based) of ``node``.
-
-    Expanded by the official htcondor bindings the way DAGMan submits a node (default PREPEND
-    mode): the node's VARS, ``JOB`` and ``RETRY`` are defined before the submit file's own
-    lines, relative paths resolve in the node's directory. One ad per job of the node's cluster:
-    ``queue`` gives one, ``queue N`` N, ``queue A, B from FILE`` one per row of FILE (read by the
-    bindings with HTCondor's own rules). Raises whatever the bindings raise for a submit
-    description condor_submit would refuse; ValueError when it queues no job at all.
-    """
-    import os
-
-    import htcondor  # lazily: importing it warns when CONDOR_CONFIG is unset
-
-    if node.submit_path is None or node.node_dir is None:
-        raise ValueError(f"node {node.name} has no submit file")
-    text = node.submit_path.read_text(encoding="utf-8")
-    macros = {**node.vars, "JOB": node.name, "RETRY": str(retry)}
-    prefix = "".join(f"{key} = {value}\n" for key, value in macros.items())
-    old = os.getcwd()
-    try:
-        os.chdir(node.node_dir)
-        submit = htcondor.Submit(prefix + text)
-        queue = submit.getQArgs().strip()
-        if not queue or queue.isdigit():
-            count = int(queue or 1)
-            ads = list(submit.jobs(count=count)) if count else []
-        else:
-            ads = list(submit.jobs(itemdata=iter(list(submit.itemdata()))))
-    finally:
-        os.chdir(old)
-    if not ads:
-        raise ValueError(f"{node.submit_path}: 'queue {queue}' queues no job")
-    return ads
-
-
-def node_job_ad(node: Node, retry: int) -> Any:
-    """The job ClassAd of a one-job node (see :func:`node_job_ads`); ValueError for more jobs."""
-    ads = node_job_ads(node, retry)
-    if len(ads) != 1:
-        raise ValueError(f"{node.submit_path}: queues {len(ads)} jobs, one expected")
-    return ads[0]

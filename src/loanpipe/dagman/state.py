@@ -3,7 +3,7 @@
 Used by ``loanpipe.pool`` (make submit / watch / status / preflight). Every source is a file
 HTCondor writes, or the schedd, read the way HTCondor means it to be read:
 
-- ``<dag>.dagman.log``: the DAGMan job's own event log, read with ``htcondor.JobEventLog``:
+- ``<dag>.dagman.log``: the DAGMan job's own event log, read with loanpipe.dagman.events:
   the newest SUBMIT event names this run's DAGMan cluster; its JOB_TERMINATED (ReturnValue)
   or JOB_ABORTED (condor_rm) event is the run's end.
 - ``<dag>.metrics``: JSON written by DAGMan as it exits; ``dagman_id`` ties it to a cluster and
@@ -18,7 +18,7 @@ HTCondor writes, or the schedd, read the way HTCondor means it to be read:
   reason after DAGMan has removed the held job (DAGMAN_MAX_JOB_HOLDS = 1).
 - ``<dag>.dagman.out``: DAGMan's own messages; when it stops before any node ran (e.g. a node
   log under /tmp with DAGMAN_USE_STRICT) its ``ERROR:`` line is the only explanation.
-- the schedd (``htcondor.Schedd().query``): whether a DAGMan of this DAG is in the queue.
+- the schedd (``htcondor2.Schedd().query``): whether a DAGMan of this DAG is in the queue.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from loanpipe.dagman import events
 
 # DagStatus in the metrics file (dagman_main.h / dag.h, enum DagStatus).
 DAG_STATUS = {
@@ -71,9 +73,9 @@ DAGMAN_STAMP = re.compile(r"^\d\d/\d\d/\d\d \d\d:\d\d:\d\d ")
 
 
 def _bindings() -> Any:
-    import htcondor  # the pinned bindings; imported late so that --help works without them
+    import htcondor2  # the pinned bindings; imported late so that --help works without them
 
-    return htcondor
+    return htcondor2
 
 
 # --------------------------------------------------------------------------- DAGMan job
@@ -97,38 +99,35 @@ class DagmanJob:
 
 
 class DagmanLog:
-    """Follows a DAG's ``.dagman.log`` with the bindings; ``job`` is the newest submission."""
+    """Follows a DAG's ``.dagman.log`` (loanpipe.dagman.events); ``job`` is the newest
+    submission."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.job: DagmanJob | None = None
-        self._log: Any = None
+        self._log = events.EventLog(path)
 
     def update(self, wait: float = 0.0) -> DagmanJob | None:
         """Read the events written since the last call (waiting up to ``wait`` s for one)."""
-        if self._log is None:
-            if not self.path.exists():
-                return None
-            self._log = _bindings().JobEventLog(str(self.path))
-        etype = _bindings().JobEventType
-        for event in self._log.events(stop_after=int(wait)):
-            if event.type == etype.SUBMIT:
-                self.job = DagmanJob(event.cluster, float(event.timestamp))
+        for event in self._log.read(wait):
+            kind, cluster, when = event["type"], event["cluster"], event["time"]
+            if kind == "SUBMIT":
+                self.job = DagmanJob(cluster, when)
                 continue
             job = self.job
-            if job is None or event.cluster != job.cluster:
+            if job is None or cluster != job.cluster:
                 continue
-            if event.type == etype.JOB_TERMINATED:
-                job.ended = float(event.timestamp)
+            if kind == "JOB_TERMINATED":
+                job.ended = when
                 if event.get("TerminatedNormally", True):
                     job.exit_code = int(event.get("ReturnValue", 1))
                 else:
                     job.signal = int(event.get("TerminatedBySignal", 0))
-            elif event.type == etype.JOB_ABORTED:
-                job.ended, job.removed = float(event.timestamp), True
-            elif event.type == etype.JOB_HELD:
+            elif kind == "JOB_ABORTED":
+                job.ended, job.removed = when, True
+            elif kind == "JOB_HELD":
                 job.held = str(event.get("HoldReason", "held"))
-            elif event.type == etype.JOB_RELEASED:
+            elif kind == "JOB_RELEASED":
                 job.held = None
         return self.job
 
@@ -203,14 +202,14 @@ class StatusFile:
 
 def read_status_file(path: Path) -> StatusFile | None:
     """The node status file, or None when it is missing or not (yet) complete."""
-    import classad
+    import classad2
 
     try:
         text = path.read_text(encoding="utf-8")
     except OSError:
         return None
     try:
-        ads = list(classad.parseAds(text, classad.Parser.New))
+        ads = list(classad2.parseAds(text, classad2.ParserType.New))
     except Exception:  # the bindings raise their own error types on a broken file
         return None
     head = next((ad for ad in ads if ad.get("Type") == "DagStatus"), None)
@@ -270,39 +269,28 @@ class Hold:
         )
 
 
-def _node_of(event: Any) -> str | None:
-    match = re.match(r"DAG Node: (\S+)", str(event.get("LogNotes", "")))
-    return match.group(1) if match else None
-
-
 def node_holds(nodes_log: Path, since: float = 0.0) -> list[Hold]:
     """JOB_HELD events of node jobs submitted at or after ``since`` (oldest first)."""
-    if not nodes_log.exists():
-        return []
-    htcondor = _bindings()
-    etype = htcondor.JobEventType
     names: dict[int, str] = {}
     holds: list[Hold] = []
-    try:
-        for event in htcondor.JobEventLog(str(nodes_log)).events(stop_after=0):
-            if event.type == etype.SUBMIT and float(event.timestamp) >= since - 1:
-                node = _node_of(event)
-                if node:
-                    names[event.cluster] = node
-            elif event.type == etype.JOB_HELD and event.cluster in names:
-                code, sub = event.get("HoldReasonCode"), event.get("HoldReasonSubCode")
-                holds.append(
-                    Hold(
-                        node=names[event.cluster],
-                        cluster=event.cluster,
-                        time=float(event.timestamp),
-                        reason=str(event.get("HoldReason", "")),
-                        code=int(code) if code is not None else None,
-                        subcode=int(sub) if sub is not None else None,
-                    )
+    # partial: a log being written (or unreadable) shows what could be read
+    for event in events.read_events(nodes_log, partial=True):
+        if event["type"] == "SUBMIT" and event["time"] >= since - 1:
+            node = events.dag_node(event)
+            if node:
+                names[event["cluster"]] = node
+        elif event["type"] == "JOB_HELD" and event["cluster"] in names:
+            code, sub = event.get("HoldReasonCode"), event.get("HoldReasonSubCode")
+            holds.append(
+                Hold(
+                    node=names[event["cluster"]],
+                    cluster=event["cluster"],
+                    time=event["time"],
+                    reason=str(event.get("HoldReason", "")),
+                    code=int(code) if code is not None else None,
+                    subcode=int(sub) if sub is not None else None,
                 )
-    except Exception:  # a log being written: show what could be read
-        pass
+            )
     return holds
 
 

@@ -1,6 +1,7 @@
-"""What a DAG node's job runs, for the local runner: its submit file expanded by the htcondor
-bindings (``JobSpec``: command, environment, Iwd, In/Out/Err, requests), done in a reused helper
-process (``expand_in_helper``), and started as a plain process (``popen_job``).
+"""What a DAG node's job runs, for the local runner: its submit file expanded as DAGMan would
+submit it (loanpipe.dagman.submit, on the htcondor2 bindings; ``JobSpec``: command,
+environment, Iwd, In/Out/Err, requests), done in a reused helper process
+(``expand_in_helper``), and started as a plain process (``popen_job``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from loanpipe.dagman.dag import Node, node_job_ads
+from loanpipe.dagman.dag import Node
+from loanpipe.dagman.submit import SubmitError, node_job_ads, split_args_v2
 from loanpipe.local.launcher import Worker
 
 EXPANDER: Worker | None = None  # the --expand-node helper (see expand_in_helper)
@@ -24,45 +26,6 @@ class RunnerError(Exception):
 
 
 # --------------------------------------------------------------------------- small helpers
-
-
-def split_args_v2(raw: str) -> list[str]:
-    """Split a V2 (new-syntax) ``Arguments``/``Environment`` attribute value.
-
-    Whitespace separates words; single quotes group (whitespace included); inside single
-    quotes ``''`` is a literal single quote.  Double quotes are ordinary characters.
-    """
-    words: list[str] = []
-    cur: list[str] = []
-    have = False
-    i, n = 0, len(raw)
-    while i < n:
-        c = raw[i]
-        if c == "'":
-            have = True
-            i += 1
-            while i < n:
-                if raw[i] == "'":
-                    if i + 1 < n and raw[i + 1] == "'":
-                        cur.append("'")
-                        i += 2
-                        continue
-                    break
-                cur.append(raw[i])
-                i += 1
-            i += 1  # closing quote
-        elif c.isspace():
-            if have:
-                words.append("".join(cur))
-                cur, have = [], False
-            i += 1
-        else:
-            cur.append(c)
-            have = True
-            i += 1
-    if have:
-        words.append("".join(cur))
-    return words
 
 
 def parse_environment(ad: Any) -> dict[str, str]:
@@ -108,15 +71,13 @@ def _eval_int(ad: Any, attr: str) -> int | None:
 
 
 def expand_submit(node: Node, retry: int) -> list[JobSpec]:
-    """Expand the node's submit file for attempt ``retry`` (0-based) with the htcondor bindings.
+    """Expand the node's submit file for attempt ``retry`` (0-based) (loanpipe.dagman.submit).
 
     One JobSpec per job the submit file queues (``queue ... from`` a table gives many).
     """
     try:
         ads = node_job_ads(node, retry)
-    except OSError as exc:
-        raise RunnerError(f"cannot read submit file {node.submit_path}: {exc.strerror}") from None
-    except ValueError as exc:
+    except SubmitError as exc:
         raise RunnerError(str(exc)) from None
     except Exception as exc:  # noqa: BLE001 - bindings raise several internal error types
         msg = " ".join(str(exc).split())

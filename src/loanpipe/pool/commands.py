@@ -18,7 +18,7 @@ DAG is queued: then nothing is submitted (a queued DAGMan may not have written i
 yet). With a rescue DAG a plain condor_submit_dag resumes from it; after a finished run (files
 left, no rescue DAG) -f is added; --fresh always adds -f.
 
-Watch follows the DAGMan job's own event log (<dag>.dagman.log, htcondor.JobEventLog) until the
+Watch follows the DAGMan job's own event log (<dag>.dagman.log, htcondor2.JobEventLog) until the
 job exits, showing condor_watch_q meanwhile where it runs (else one progress line per change),
 then prints the DAG's result: DagStatus from the metrics file of that DAGMan, and for a failure
 each failed node with its one-line error (BASE_DIR/error/<node>.<retry>.err) or hold reason, or

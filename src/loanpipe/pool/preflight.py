@@ -3,7 +3,7 @@
 The job runs the DAG's own interpreter ($(PYTHON), as rendered by make paths) on an execute
 node; scripts/preflight.py checks the pinned imports and BASE_DIR from there. Its files go to
 the DAG's run directory: <dag>.preflight.log (event log), .out and .err. The verdict comes
-from the job's event log (htcondor.JobEventLog):
+from the job's event log (loanpipe.dagman.events, on htcondor2.JobEventLog):
 
 - JOB_TERMINATED: the last `verdict:` line of its output (exit 0: ok);
 - JOB_HELD: the hold reason; code 6 means the interpreter could not be started on the execute
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from loanpipe.dagman import state as ds
+from loanpipe.dagman.events import EventLog
 
 HOLD_VERDICTS = {
     6: "the execute node cannot start the interpreter {python} (errno {subcode}: 2 = no such "
@@ -47,24 +48,17 @@ def remove(cluster: int, why: str) -> None:
 
 def wait(log: Path, cluster: int, timeout: float) -> tuple[str, Any]:
     """('terminated', event) | ('held', event) | ('aborted', event) | ('timeout', None)."""
-    htcondor = ds._bindings()
-    etype = htcondor.JobEventType
     deadline = time.monotonic() + timeout
     while not log.exists() and time.monotonic() < deadline:
         time.sleep(0.2)
     if not log.exists():
         return "timeout", None
-    events = htcondor.JobEventLog(str(log))
+    events = EventLog(log)
+    verdicts = {"JOB_TERMINATED": "terminated", "JOB_HELD": "held", "JOB_ABORTED": "aborted"}
     while time.monotonic() < deadline:
-        for event in events.events(stop_after=1):
-            if event.cluster != cluster:
-                continue
-            if event.type == etype.JOB_TERMINATED:
-                return "terminated", event
-            if event.type == etype.JOB_HELD:
-                return "held", event
-            if event.type == etype.JOB_ABORTED:
-                return "aborted", event
+        for event in events.read(wait=1):
+            if event["cluster"] == cluster and event["type"] in verdicts:
+                return verdicts[event["type"]], event
     return "timeout", None
 
 

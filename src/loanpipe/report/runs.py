@@ -17,6 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from loanpipe.dagman import events as event_log
+from loanpipe.dagman import submit as submit_file
 from loanpipe.dagman.dag import DAG_STATUS, DagError, parse_dag
 
 DAG_NAME = "dagfile.dag"
@@ -124,30 +126,14 @@ def load_dag(path: Path, notes: list[str]) -> dict[str, dict[str, Any]]:
 
 
 def read_submit(path: Path | None) -> dict[str, str]:
-    """``key = value`` lines of a submit file, keys lower-cased (no queue, no includes)."""
-    if path is None or not path.is_file():
-        return {}
-    out: dict[str, str] = {}
-    with contextlib.suppress(OSError):
-        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-            match = re.match(r"\s*([A-Za-z_+.][\w.+]*)\s*=\s*(.*?)\s*$", line)
-            if match and not line.lstrip().startswith("#"):
-                out[match.group(1).lower().lstrip("+")] = match.group(2)
-    return out
+    """A submit file's definitions, unexpanded, keys lower-cased, includes read
+    (loanpipe.dagman.submit); {} when it is missing or does not parse."""
+    return submit_file.read_submit(path)
 
 
 def expand(value: str, macros: dict[str, str]) -> str:
-    lowered = {k.lower(): v for k, v in macros.items()}
-    for _ in range(10):
-        new = re.sub(
-            r"\$\(([A-Za-z_][\w.]*)\)",
-            lambda m: lowered.get(m.group(1).lower(), m.group(0)),
-            value,
-        )
-        if new == value:
-            break
-        value = new
-    return value
+    """``value`` with the macros expanded as condor_submit would ($INT() included)."""
+    return submit_file.expand_value(value, macros)
 
 
 def node_paths(base: Path, node: str, info: dict[str, Any] | None, retry: int) -> dict[str, Any]:
@@ -222,29 +208,13 @@ def load_dag_metrics(path: Path) -> dict[str, Any] | None:
 
 
 def read_event_log(path: Path) -> list[dict[str, Any]]:
-    """The events of an HTCondor job event log, as plain dicts, via the htcondor bindings."""
-    os.environ.setdefault("CONDOR_CONFIG", os.devnull)
+    """The events of an HTCondor job event log, as plain dicts (loanpipe.dagman.events)."""
+    if not path.exists():
+        raise ReportError(f"cannot read event log {path}: no such file")
     try:
-        import htcondor
-    except ImportError:
-        raise ReportError(
-            f"cannot read event log {path}: the htcondor Python bindings are not installed"
-        ) from None
-    if not os.access(path, os.R_OK):
-        raise ReportError(f"cannot read event log {path}: permission denied")
-    try:
-        events = [
-            {
-                "type": event.type.name,
-                "cluster": event.cluster,
-                "proc": event.proc,
-                "time": float(event.timestamp),
-                **dict(event.items()),
-            }
-            for event in htcondor.JobEventLog(str(path)).events(stop_after=0)
-        ]
-    except Exception as exc:  # the bindings raise their own error types
-        raise ReportError(f"cannot read event log {path}: {exc}") from None
+        events = event_log.read_events(path)
+    except event_log.EventLogError as exc:
+        raise ReportError(str(exc)) from None
     if not events and path.stat().st_size > 0:
         raise ReportError(f"cannot read event log {path}: no HTCondor events in it")
     return events

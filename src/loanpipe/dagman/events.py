@@ -1,0 +1,88 @@
+"""HTCondor job event logs, read with the official bindings (``htcondor2.JobEventLog``): the one
+reader of the nodes' event log (make status's hold reasons, make report's attempts) and of the
+DAGMan job's own log (make watch).
+
+Every event is a plain dict: ``type`` (the ``JobEventType`` name: ``SUBMIT``, ``EXECUTE``,
+``JOB_TERMINATED``, ``JOB_HELD``, ...), ``cluster``, ``proc``, ``time`` (epoch seconds), then
+the event's own fields (``ReturnValue``, ``HoldReason``, ``LogNotes``, ``MemoryUsage``, ...).
+No pool is needed (``CONDOR_CONFIG=/dev/null`` is set when nothing else is).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+__all__ = ["EventLogError", "EventLog", "read_events", "event_dict", "dag_node"]
+
+DAG_NODE = re.compile(r"DAG Node: (\S+)")
+
+
+class EventLogError(Exception):
+    """The log cannot be read: one line naming it and why."""
+
+
+def _bindings(path: Path) -> Any:
+    os.environ.setdefault("CONDOR_CONFIG", os.devnull)  # no pool: no warning
+    try:
+        import htcondor2  # imported late: --help and the offline tools work without it
+    except ImportError:
+        why = "the htcondor Python bindings are not installed"
+        raise EventLogError(f"cannot read event log {path}: {why}") from None
+    return htcondor2
+
+
+def event_dict(event: Any) -> dict[str, Any]:
+    """One ``htcondor2.JobEvent`` as a plain dict (see the module's docstring)."""
+    return {
+        "type": event.type.name,
+        "cluster": event.cluster,
+        "proc": event.proc,
+        "time": float(event.timestamp),
+        **dict(event.items()),
+    }
+
+
+def dag_node(event: dict[str, Any]) -> str | None:
+    """The DAG node a SUBMIT event's job belongs to (DAGMan's ``DAG Node: <name>`` note)."""
+    match = DAG_NODE.match(str(event.get("LogNotes", "")))
+    return match.group(1) if match else None
+
+
+class EventLog:
+    """Follows one event log: :meth:`read` returns the events written since its last call."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._log: Any = None
+
+    def read(self, wait: float = 0.0, partial: bool = False) -> list[dict[str, Any]]:
+        """New events, waiting up to ``wait`` s for one; [] while the file does not exist.
+
+        EventLogError when the log cannot be read; with ``partial``, the events read before
+        the problem instead (a log being written may end in half an event).
+        """
+        out: list[dict[str, Any]] = []
+        try:
+            if self._log is None:
+                if not self.path.exists():
+                    return []
+                if not os.access(self.path, os.R_OK):
+                    raise EventLogError(f"cannot read event log {self.path}: permission denied")
+                self._log = _bindings(self.path).JobEventLog(str(self.path))
+            for event in self._log.events(stop_after=int(wait)):
+                out.append(event_dict(event))
+        except EventLogError:
+            if not partial:
+                raise
+        except Exception as exc:  # the bindings raise their own error types
+            if not partial:
+                raise EventLogError(f"cannot read event log {self.path}: {exc}") from None
+        return out
+
+
+def read_events(path: Path, partial: bool = False) -> list[dict[str, Any]]:
+    """Every event of the log at ``path`` (see :meth:`EventLog.read`)."""
+    return EventLog(path).read(partial=partial)
