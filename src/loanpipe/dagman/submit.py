@@ -299,6 +299,8 @@ def _getenv(names: str) -> dict[str, str]:
     words = [w for w in re.split(r"[,\s]+", names.strip()) if w]
     if len(words) == 1 and words[0].lower() in ("true", "yes", "t", "y", "1"):
         return dict(os.environ)
+    if len(words) == 1 and words[0].lower() in ("false", "no", "f", "n", "0"):
+        return {}
     keep = [w for w in words if not w.startswith("-")]
     drop = [w[1:] for w in words if w.startswith("-")]
     return {
