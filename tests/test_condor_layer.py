@@ -21,7 +21,7 @@ from conftest import SEED_NODES
 PROJECT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("CONDOR_CONFIG", "/dev/null")
 
-from loanpipe.check import offline  # noqa: E402  (imported once CONDOR_CONFIG is set)
+from loanpipe import pipeline  # noqa: E402
 from loanpipe.dagman import render  # noqa: E402  (imported once CONDOR_CONFIG is set)
 from loanpipe.dagman.dag import parse_dag  # noqa: E402
 from loanpipe.dagman.submit import node_job_ad  # noqa: E402  (imported once CONDOR_CONFIG is set)
@@ -29,27 +29,9 @@ from loanpipe.dagman.submit import node_job_ad  # noqa: E402  (imported once CON
 PYTHON = str(PROJECT / ".venv" / "bin" / "python")
 MAKE = shutil.which("make")
 
-SEED_EDGES = {
-    ("data_processing", "train_test_split"),
-    ("train_test_split", "modeling_v1"),
-    ("train_test_split", "modeling_v2"),
-    ("modeling_v1", "evaluate_model_v1"),
-    ("modeling_v2", "evaluate_model_v2"),
-    ("evaluate_model_v1", "deploy_best_model"),
-    ("evaluate_model_v2", "deploy_best_model"),
-    ("deploy_best_model", "loan_prediction"),
-}
-# node -> (submit file, stage script, model)
-NODES = {
-    "data_processing": ("process.sub", "process.py", None),
-    "train_test_split": ("split.sub", "split.py", None),
-    "modeling_v1": ("train.sub", "train.py", "v1"),
-    "modeling_v2": ("train.sub", "train.py", "v2"),
-    "evaluate_model_v1": ("evaluate.sub", "evaluate.py", "v1"),
-    "evaluate_model_v2": ("evaluate.sub", "evaluate.py", "v2"),
-    "deploy_best_model": ("deploy.sub", "deploy.py", None),
-    "loan_prediction": ("predict.sub", "predict.py", None),
-}
+SEED_EDGES = pipeline.DEFAULT_EDGES
+# node -> (submit file, stage script, model), from the one spec (tests/test_pipeline.py pins it)
+NODES = {s.node: (s.submit, s.script, s.model) for s in pipeline.DEFAULT}
 # Peak RSS measured at 45,000 rows (MiB), as quoted in the submit files.
 MEASURED_PEAK_MIB = {
     "process.sub": 122,
@@ -491,8 +473,3 @@ class TestMakeTargets:
         assert ours[0].startswith("error: condor_") and "make local" in ours[0]
         assert proc.stdout == ""
         assert not (work["dag"] / "dagfile.dag").exists()  # nothing rendered without a pool
-
-
-def test_check_module_knows_seed_graph() -> None:
-    assert set(offline.EDGES) == SEED_EDGES
-    assert set(offline.STAGES) == set(SEED_NODES)

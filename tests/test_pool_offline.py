@@ -15,6 +15,7 @@ import pytest
 PROJECT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("CONDOR_CONFIG", os.devnull)
 
+from loanpipe.dagman import metrics as dag_metrics  # noqa: E402
 from loanpipe.dagman import state as ds  # noqa: E402  (imported once CONDOR_CONFIG is set)
 from loanpipe.pool import commands  # noqa: E402  (imported once CONDOR_CONFIG is set)
 
@@ -251,9 +252,9 @@ def test_one_line_error(tmp_path: Path) -> None:
 
 def test_metrics_belong_to_their_dagman(tmp_path: Path) -> None:
     path = write(tmp_path / "m", '{"dagman_id": "41", "DagStatus": 2}')
-    assert ds.read_metrics(path, 41) == {"dagman_id": "41", "DagStatus": 2}
-    assert ds.read_metrics(path, 42) is None  # an older run's metrics
-    assert ds.dag_status(ds.read_metrics(path)) == 2
+    assert dag_metrics.read(path, 41) == {"dagman_id": "41", "DagStatus": 2}
+    assert dag_metrics.read(path, 42) is None  # an older run's metrics
+    assert dag_metrics.dag_status(dag_metrics.read(path)) == 2
 
 
 # --------------------------------------------------------------------------- submit

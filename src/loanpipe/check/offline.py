@@ -4,7 +4,7 @@
 No pool is needed. The DAG rendered for a base directory (BASE_DIR/dags/dagfile.dag, written by
 make paths) is parsed with loanpipe.dagman.dag, then:
 
-- the graph is acyclic and is exactly SEED.md's eight nodes and edges, plus, in a DAG with the
+- the graph is acyclic and is exactly the pipeline's eight nodes and edges, plus, in a DAG with the
   model search (dag/tune.dag), the search's nodes and edges; there every row of the candidate
   table is validated against its estimator and must be one job of model_search
   (loanpipe.check.search_table);
@@ -33,34 +33,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from loanpipe import config
+from loanpipe import config, pipeline
 from loanpipe.check import search_table
 from loanpipe.dagman.dag import Dag, DagError, Node, parse_dag
 from loanpipe.dagman.submit import node_job_ads
 
-# SEED.md: node -> (stage script, --model value or None)
-STAGES: dict[str, tuple[str, str | None]] = {
-    "data_processing": ("process.py", None),
-    "train_test_split": ("split.py", None),
-    "modeling_v1": ("train.py", "v1"),
-    "modeling_v2": ("train.py", "v2"),
-    "evaluate_model_v1": ("evaluate.py", "v1"),
-    "evaluate_model_v2": ("evaluate.py", "v2"),
-    "deploy_best_model": ("deploy.py", None),
-    "loan_prediction": ("predict.py", None),
-}
-EDGES: frozenset[tuple[str, str]] = frozenset(
-    {
-        ("data_processing", "train_test_split"),
-        ("train_test_split", "modeling_v1"),
-        ("train_test_split", "modeling_v2"),
-        ("modeling_v1", "evaluate_model_v1"),
-        ("modeling_v2", "evaluate_model_v2"),
-        ("evaluate_model_v1", "deploy_best_model"),
-        ("evaluate_model_v2", "deploy_best_model"),
-        ("deploy_best_model", "loan_prediction"),
-    }
-)
 PATH_VARS = ("BASE_DIR", "PROJECT_DIR", "PYTHON")
 REQUIRED_ENV = ("PYTHONUNBUFFERED=1", "OMP_NUM_THREADS=1")
 REQUIRED_CONFIG = ("DAGMAN_MAX_JOB_HOLDS", "DAGMAN_USER_LOG_SCAN_INTERVAL")
@@ -81,16 +58,18 @@ class Problems:
 
 
 def check_graph(dag: Dag, out: Problems) -> None:
-    """The nodes and edges are exactly SEED.md's, plus the search's in a search DAG (tune.dag)."""
-    stages, edges_wanted = search_table.expected_graph(dag, STAGES, EDGES)
-    nodes, expected = set(dag.nodes), set(stages)
+    """The nodes and edges are exactly the pipeline's (loanpipe.pipeline), with the search's in
+    a search DAG (tune.dag)."""
+    search = search_table.is_search_dag(dag)
+    edges_wanted = pipeline.graph(search)
+    nodes, expected = set(dag.nodes), set(pipeline.by_node(search))
     for name in sorted(expected - nodes):
-        out.add(dag.path, f"node {name} is missing (SEED.md)")
+        out.add(dag.path, f"node {name} is missing (the pipeline's graph has it)")
     for name in sorted(nodes - expected):
-        out.add(dag.path, f"node {name} is not in SEED.md's graph")
+        out.add(dag.path, f"node {name} is not in the pipeline's graph")
     edges = set(dag.edges())
     for parent, child in sorted(edges_wanted - edges):
-        out.add(dag.path, f"edge {parent} -> {child} is missing (SEED.md)")
+        out.add(dag.path, f"edge {parent} -> {child} is missing (the pipeline's graph has it)")
     for parent, child in sorted(edges - edges_wanted):
         out.add(dag.edge_where.get((parent, child), dag.path), f"extra edge {parent} -> {child}")
 
@@ -130,7 +109,8 @@ def check_ad(node: Node, retry: int, ad: Any, out: Problems) -> None:
         where = f"{node.submit_path} (node {node.name}, job {ad.get('ProcId')}, RETRY {retry})"
     v = node.vars
     base, python = v["BASE_DIR"], v["PYTHON"]
-    script_name, model = {**STAGES, **search_table.STAGES}.get(node.name, (None, None))
+    stage = pipeline.by_node().get(node.name)
+    script_name, model = (stage.script, stage.model) if stage else (None, None)
 
     leftovers = sorted(k for k in ad if isinstance(ad.get(k), str) and "$(" in ad.get(k))
     for key in leftovers:
@@ -196,9 +176,9 @@ def check_nodes(dag: Dag, out: Problems) -> set[Path]:
         if missing:
             out.add(where, f"node {node.name} lacks VARS {', '.join(missing)} (make paths)")
             continue
-        stages = {**STAGES, **search_table.STAGES}
-        if node.name in stages and stages[node.name][1] != node.vars.get("MODEL"):
-            out.add(where, f'node {node.name} needs VARS MODEL="{stages[node.name][1]}"')
+        stage = pipeline.by_node().get(node.name)
+        if stage and stage.model != node.vars.get("MODEL"):
+            out.add(where, f'node {node.name} needs VARS MODEL="{stage.model}"')
         path = node.submit_path
         if path is None or not path.is_file():
             out.add(where, f"submit file {path} does not exist")
@@ -266,7 +246,8 @@ def run_checks(dag_path: Path) -> tuple[list[str], str]:
     check_text(text_files, scripts, out)
     summary = (
         f"check: ok: {len(dag.nodes)} nodes, {len(submit_files)} submit files, "
-        f"{len(dag.edges())} edges as in SEED.md" + (f" plus the search, {table}" if table else "")
+        f"{len(dag.edges())} edges, the pipeline's graph"
+        + (f" plus the search, {table}" if table else "")
     )
     return out.lines, summary
 

@@ -17,43 +17,21 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from loanpipe import pipeline
 from loanpipe.dagman.dag import Dag, Node
 
-SEARCH_NODE = "model_search"
-STAGES: dict[str, tuple[str, str | None]] = {
-    SEARCH_NODE: ("search.py", None),
-    "select_model": ("select_model.py", None),
-    "evaluate_model_v3": ("evaluate.py", "v3"),
-}
-EDGES = frozenset(
-    {
-        ("train_test_split", SEARCH_NODE),
-        (SEARCH_NODE, "select_model"),
-        ("select_model", "evaluate_model_v3"),
-        ("evaluate_model_v3", "deploy_best_model"),
-    }
-)
-DEFAULT_MODELS = ["v1", "v2"]
-SEARCH_MODELS = ["v1", "v2", "v3"]
+SEARCH_NODE = pipeline.SEARCH_NODE
 
 _rows: dict[str, Any] = {}  # the validated table, for the per-job checks
 
 
 def is_search_dag(dag: Dag) -> bool:
-    return any(name in dag.nodes for name in STAGES)
-
-
-def expected_graph(
-    dag: Dag, stages: dict[str, Any], edges: frozenset[tuple[str, str]]
-) -> tuple[dict[str, Any], frozenset[tuple[str, str]]]:
-    """SEED.md's graph, plus the search's nodes and edges when the DAG has any of them."""
-    if not is_search_dag(dag):
-        return stages, edges
-    return {**stages, **STAGES}, edges | EDGES
+    """A DAG with any of the search's nodes must have all of them (pipeline.SEARCH)."""
+    return any(name in dag.nodes for name in pipeline.SEARCH_NODES)
 
 
 def models_of(node: Node) -> list[str]:
-    return node.vars.get("MODELS", " ".join(DEFAULT_MODELS)).split()
+    return node.vars.get("MODELS", " ".join(pipeline.DEFAULT_MODELS)).split()
 
 
 def check_deploy_models(dag: Dag, out: Any) -> None:
@@ -61,7 +39,7 @@ def check_deploy_models(dag: Dag, out: Any) -> None:
     node = dag.nodes.get("deploy_best_model")
     if node is None:
         return
-    want = SEARCH_MODELS if is_search_dag(dag) else DEFAULT_MODELS
+    want = list(pipeline.SEARCH_MODELS if is_search_dag(dag) else pipeline.DEFAULT_MODELS)
     if models_of(node) != want:
         out.add(
             f"{node.file}:{node.line}",

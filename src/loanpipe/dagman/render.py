@@ -151,7 +151,9 @@ def render(static: Path, base_dir: str, project_dir: str, python: str) -> str:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m loanpipe.dagman.render", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument(
         "--dag",
         type=Path,

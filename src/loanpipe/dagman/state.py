@@ -31,28 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from loanpipe.dagman import events
+from loanpipe.dagman.status import NodeStatus
 
-# DagStatus in the metrics file (dagman_main.h / dag.h, enum DagStatus).
-DAG_STATUS = {
-    0: "ok",
-    1: "error",
-    2: "a node failed",
-    3: "aborted (ABORT-DAG-ON)",
-    4: "removed (condor_rm)",
-    5: "cycle in the DAG",
-    6: "halted",
-}
-# Node::status_t (node.h): the NodeStatus of each node and the DagStatus of the status file.
-NODE_STATE = {
-    0: "not ready",
-    1: "ready",
-    2: "PRE script",
-    3: "submitted",
-    4: "POST script",
-    5: "done",
-    6: "error",
-    7: "futile",
-}
 # HoldReasonCode -> what to do (src/condor_utils/condor_holdcodes.h).
 HOLD_HINTS = {
     1: "held by a user or admin (condor_hold); DAGMan removes it and RETRY runs the node again",
@@ -135,34 +115,11 @@ class DagmanLog:
 # --------------------------------------------------------------------------- metrics, status
 
 
-def read_metrics(path: Path, cluster: int | None = None) -> dict[str, Any] | None:
-    """The metrics file, if it is there, parses, and (given ``cluster``) belongs to that run."""
+def _node_label(state: int) -> str:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(data, dict):
-        return None
-    if cluster is not None and str(data.get("dagman_id", "")).split(".")[0] != str(cluster):
-        return None
-    return data
-
-
-def dag_status(metrics: dict[str, Any]) -> int | None:
-    value = metrics.get("DagStatus", metrics.get("dag_status"))
-    return value if isinstance(value, int) else None
-
-
-def finished_after(metrics: Path, rescue: Path) -> bool:
-    """Whether a run of the DAG (DAGMan's or make local's) succeeded, DagStatus 0, after
-    ``rescue`` was written. DAGMan leaves the rescue DAG it resumed from in place when the DAG
-    then succeeds; resuming from it again would skip the nodes it marks DONE."""
-    data = read_metrics(metrics)
-    try:
-        newer = metrics.stat().st_mtime > rescue.stat().st_mtime
-    except OSError:
-        return False
-    return newer and data is not None and dag_status(data) == 0
+        return NodeStatus(state).label
+    except ValueError:
+        return f"state {state}"
 
 
 @dataclass
@@ -179,7 +136,7 @@ class NodeState:
         if self.state == 3 and self.details in ("idle", "not_idle"):
             # DAGMan notes whether the job is idle; not idle = running (or just held)
             return "idle" if self.details == "idle" else "running"
-        return NODE_STATE.get(self.state, f"state {self.state}")
+        return _node_label(self.state)
 
 
 @dataclass
@@ -194,7 +151,7 @@ class StatusFile:
 
     @property
     def label(self) -> str:
-        base = NODE_STATE.get(self.dag_state, f"state {self.dag_state}")
+        base = _node_label(self.dag_state)
         if self.dag_state == 3 and not self.note:
             base = "running"
         return f"{base} ({self.note})" if self.note else base

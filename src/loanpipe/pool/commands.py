@@ -40,8 +40,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from loanpipe import config
+from loanpipe.dagman import metrics as dag_metrics
 from loanpipe.dagman import state as ds
 from loanpipe.dagman.dag import DagError, parse_dag, rescue_files
+from loanpipe.dagman.status import DagStatus
 
 EXIT_FAILED, EXIT_USAGE, EXIT_NO_CONDOR = 1, 2, 3
 # Files condor_submit_dag writes for a run; any of them makes a plain resubmission fail.
@@ -128,7 +130,7 @@ def submit_command(run_: Run, fresh: bool, batch: str) -> tuple[list[str], str]:
     cmd = ["condor_submit_dag", "-batch-name", batch]
     rescues = [p for _, p in rescue_files(run_.dag)]
     leftovers = [p for p in (run_.file(s) for s in SUBMIT_LEFTOVERS) if p.exists()]
-    if rescues and ds.finished_after(run_.file(".metrics"), rescues[-1]):
+    if rescues and dag_metrics.finished_after(run_.file(".metrics"), rescues[-1]):
         # DAGMan leaves the rescue DAG it resumed from in place after the DAG succeeded; a
         # plain condor_submit_dag would resume from it again and skip the nodes it marks DONE.
         cmd.append("-f")
@@ -259,8 +261,8 @@ class Display:
 
 def verdict(run_: Run, job: ds.DagmanJob) -> tuple[int, list[str]]:
     """(exit code, lines) for a DAGMan job that has ended."""
-    metrics = ds.read_metrics(run_.file(".metrics"), job.cluster)
-    status = ds.dag_status(metrics) if metrics else None
+    metrics = dag_metrics.read(run_.file(".metrics"), job.cluster)
+    status = dag_metrics.dag_status(metrics) if metrics else None
     if not job.done:
         head = f"DAGMan job {job.cluster} left the queue without an end in {run_.name}.dagman.log"
     elif job.removed:
@@ -270,7 +272,7 @@ def verdict(run_: Run, job: ds.DagmanJob) -> tuple[int, list[str]]:
     else:
         head = f"DAGMan job {job.cluster} exited with code {job.exit_code}"
     if status is not None:
-        head += f": DagStatus {status} ({ds.DAG_STATUS.get(status, 'unknown')})"
+        head += f": DagStatus {status} ({DagStatus.describe(status)})"
     if status == 0 and job.exit_code == 0:
         return 0, [f"{head}; every node succeeded"]
     lines = [head]
@@ -432,7 +434,9 @@ def cmd_require(args: argparse.Namespace) -> int:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m loanpipe.pool", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument(
         "--dag",
         type=Path,

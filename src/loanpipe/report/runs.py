@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from loanpipe.dagman import events as event_log
+from loanpipe.dagman import metrics as dag_metrics
 from loanpipe.dagman import submit as submit_file
-from loanpipe.dagman.dag import DAG_STATUS, DagError, parse_dag
+from loanpipe.dagman.dag import DagError, parse_dag
 
 DAG_NAME = "dagfile.dag"
 RUN_DIR = "dags"  # where make paths renders a base directory's DAGs and their runs live
@@ -177,31 +178,7 @@ def load_dag_metrics(path: Path) -> dict[str, Any] | None:
     data = read_json(path, "DAGMan metrics file")
     if not isinstance(data, dict):
         raise ReportError(f"cannot read DAGMan metrics file {path}: not a JSON object")
-    v2 = data.get("metrics_version") == 2 or "nodes" in data
-    status = data.get("DagStatus", data.get("dag_status"))
-    out = {
-        "file": str(path),
-        "format": 2 if v2 else 1,
-        "client": data.get("client"),
-        "version": data.get("version"),
-        "start_time": number(data.get("start_time")),
-        "end_time": number(data.get("end_time")),
-        "duration": number(data.get("duration")),
-        "exitcode": data.get("exitcode"),
-        "dag_status": status,
-        "dag_status_name": DAG_STATUS.get(status, "unknown") if isinstance(status, int) else None,
-        "rescue_dag_number": data.get("rescue_dag_number"),
-        # v1's jobs* count nodes; v2 counts nodes and jobs (node attempts) separately.
-        "nodes": data.get("nodes") if v2 else data.get("jobs"),
-        "nodes_succeeded": data.get("nodes_succeeded") if v2 else data.get("jobs_succeeded"),
-        "nodes_failed": data.get("nodes_failed") if v2 else data.get("jobs_failed"),
-        "total_nodes_run": data.get("total_nodes_run") if v2 else data.get("total_jobs_run"),
-        "jobs_submitted": data.get("jobs_submitted") if v2 else None,
-        "jobs_succeeded": data.get("jobs_succeeded") if v2 else None,
-        "jobs_failed": data.get("jobs_failed") if v2 else None,
-        "raw": data,
-    }
-    return out
+    return dag_metrics.normalise(data, path)
 
 
 # ---------------------------------------------------------------------------- pool runs
