@@ -22,8 +22,7 @@ PROJECT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("CONDOR_CONFIG", "/dev/null")
 
 from loanpipe import pipeline  # noqa: E402
-from loanpipe.dagman import render  # noqa: E402  (imported once CONDOR_CONFIG is set)
-from loanpipe.dagman.dag import parse_dag  # noqa: E402
+from loanpipe.dagman import parse_dag, render  # noqa: E402  (imported once CONDOR_CONFIG is set)
 from loanpipe.dagman.submit import node_job_ad  # noqa: E402  (imported once CONDOR_CONFIG is set)
 
 PYTHON = str(PROJECT / ".venv" / "bin" / "python")
@@ -135,7 +134,7 @@ def test_include_resolves_beside_the_submit_file_not_the_cwd(tmp_path: Path) -> 
     common = copy / "common.sub"
     common.write_text(common.read_text().replace("128MB", "256MB"))
     (tmp_path / "base").mkdir()
-    from loanpipe.dagman.dag import Node
+    from loanpipe.dagman import Node
 
     node = Node(
         name="modeling_v1",

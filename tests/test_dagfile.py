@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import DAGMAN_FIXTURE, needs_fixture
 
-from loanpipe.dagman.dag import DagError, apply_rescue, parse_dag
+from loanpipe.dagman import DagError, apply_rescue, parse_dag
 
 REPO = Path(__file__).resolve().parent.parent
 

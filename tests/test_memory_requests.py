@@ -11,8 +11,7 @@ PROJECT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("CONDOR_CONFIG", "/dev/null")
 
 from loanpipe import sizing  # noqa: E402  (imported once CONDOR_CONFIG is set)
-from loanpipe.dagman import render  # noqa: E402  (imported once CONDOR_CONFIG is set)
-from loanpipe.dagman.dag import parse_dag  # noqa: E402
+from loanpipe.dagman import parse_dag, render  # noqa: E402  (imported once CONDOR_CONFIG is set)
 from loanpipe.dagman.submit import node_job_ad  # noqa: E402  (imported once CONDOR_CONFIG is set)
 
 MIB = 2**20

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from loanpipe import config, pipeline
-from loanpipe.dagman.dag import parse_dag
+from loanpipe.dagman import parse_dag
 
 ORIGINAL_NODES = [
     "data_processing",

@@ -22,7 +22,7 @@ os.environ.setdefault("CONDOR_CONFIG", os.devnull)
 
 from conftest import DAGMAN_FIXTURE, needs_fixture  # noqa: E402  (imported once CONDOR_CONFIG is set)
 
-from loanpipe.report import builder, runs  # noqa: E402  (imported once CONDOR_CONFIG is set)
+from loanpipe.report import builder, sources  # noqa: E402  (imported once CONDOR_CONFIG is set)
 
 FIXTURE = DAGMAN_FIXTURE
 
@@ -369,7 +369,7 @@ def test_local_run(tmp_path: Path) -> None:
     m1 = nodes["modeling_v1"]
     assert (m1["status"], m1["exit_code"]) == ("failed", 2)
     assert m1["stderr_tail"][-1] == "train: X_train.csv: column 'age' is empty"
-    assert len(m1["stderr_tail"]) == runs.STDERR_TAIL_LINES
+    assert len(m1["stderr_tail"]) == sources.STDERR_TAIL_LINES
     m2 = nodes["modeling_v2"]
     assert (m2["status"], m2["signal"], m2["stderr_tail"]) == ("failed", 9, ["Killed"])
     # Results and deployment from the manifest, compared with the newest archived deployment.

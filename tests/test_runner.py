@@ -496,7 +496,7 @@ def test_submit_expansion_with_the_bindings(tmp_path: Path, monkeypatch: Any) ->
         "request_memory = 1GB\n"
         "queue\n"
     )
-    from loanpipe.dagman.dag import Node
+    from loanpipe.dagman import Node
 
     node = Node(
         name="n",

@@ -15,8 +15,10 @@ import pool_harness as ph
 
 os.environ.setdefault("CONDOR_CONFIG", os.devnull)
 
-from loanpipe.dagman import render  # noqa: E402  (imported once CONDOR_CONFIG is set)
-from loanpipe.dagman.dag import parse_dag  # noqa: E402
+from loanpipe.dagman import (
+    parse_dag,  # noqa: E402
+    render,  # noqa: E402  (imported once CONDOR_CONFIG is set)
+)
 from loanpipe.dagman.submit import node_job_ads, node_macros  # noqa: E402
 
 ATTRS = (

@@ -15,8 +15,11 @@ from conftest import DAGMAN_FIXTURE, needs_fixture
 
 os.environ.setdefault("CONDOR_CONFIG", os.devnull)
 
-from loanpipe.dagman import events, submit  # noqa: E402
-from loanpipe.dagman.dag import Node  # noqa: E402
+from loanpipe.dagman import (  # noqa: E402
+    Node,  # noqa: E402
+    events,
+    submit,
+)
 
 
 def node_for(tmp_path: Path, text: str, **vars: str) -> Node:

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 from loanpipe import config
-from loanpipe.dagman.dag import Dag, DagError, parse_dag
+from loanpipe.dagman import Dag, DagError, parse_dag
 
 
 def node_label(dag: Dag, name: str) -> str:

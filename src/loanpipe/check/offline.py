@@ -35,7 +35,7 @@ from typing import Any
 
 from loanpipe import config, pipeline
 from loanpipe.check import search_table
-from loanpipe.dagman.dag import Dag, DagError, Node, parse_dag
+from loanpipe.dagman import Dag, DagError, Node, parse_dag
 from loanpipe.dagman.submit import node_job_ads
 
 PATH_VARS = ("BASE_DIR", "PROJECT_DIR", "PYTHON")

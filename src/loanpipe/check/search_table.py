@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from loanpipe import pipeline
-from loanpipe.dagman.dag import Dag, Node
+from loanpipe.dagman import Dag, Node
 
 SEARCH_NODE = pipeline.SEARCH_NODE
 

@@ -15,12 +15,14 @@ import re
 from pathlib import Path
 from typing import Any
 
+from loanpipe.errors import LoanpipeError
+
 __all__ = ["EventLogError", "EventLog", "read_events", "event_dict", "dag_node"]
 
 DAG_NODE = re.compile(r"DAG Node: (\S+)")
 
 
-class EventLogError(Exception):
+class EventLogError(LoanpipeError):
     """The log cannot be read: one line naming it and why."""
 
 

@@ -32,6 +32,7 @@ import sys
 from pathlib import Path
 
 from loanpipe import config
+from loanpipe.errors import LoanpipeError
 from loanpipe.sizing import vars_text as memory_vars  # request_memory per input
 from loanpipe.stages import common  # atomic writes
 
@@ -48,7 +49,7 @@ WORD = re.compile(r"\S+")
 SCRIPT_KINDS = ("PRE", "POST", "HOLD")
 
 
-class RenderError(Exception):
+class RenderError(LoanpipeError):
     """A path HTCondor cannot take, or a static DAG that cannot be rendered."""
 
 

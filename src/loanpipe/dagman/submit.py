@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from loanpipe.dagman.dag import Node
+from loanpipe.errors import LoanpipeError
 
 __all__ = [
     "SubmitError",
@@ -75,7 +76,7 @@ PLAIN = {
 }
 
 
-class SubmitError(ValueError):
+class SubmitError(LoanpipeError, ValueError):
     """A submit file condor_submit (or DAGMan) would refuse: one line naming it and why."""
 
 

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from loanpipe import config
+from loanpipe.dagman import Dag, DagError, apply_rescue, parse_dag, rescue_files
 from loanpipe.dagman import metrics as dag_metrics
-from loanpipe.dagman.dag import Dag, DagError, apply_rescue, parse_dag, rescue_files
 from loanpipe.dagman.status import DagStatus
 from loanpipe.local.jobspec import RunnerError, close_expander
 from loanpipe.local.lock import PidLock

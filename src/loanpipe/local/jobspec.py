@@ -14,14 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from loanpipe.dagman.dag import Node
+from loanpipe.dagman import Node
 from loanpipe.dagman.submit import SubmitError, node_job_ads, split_args_v2
+from loanpipe.errors import LoanpipeError
 from loanpipe.local.launcher import Worker
 
 EXPANDER: Worker | None = None  # the --expand-node helper (see expand_in_helper)
 
 
-class RunnerError(Exception):
+class RunnerError(LoanpipeError):
     """A problem that stops the run before any node starts (printed as one ``error:`` line)."""
 
 

@@ -6,7 +6,7 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
 
-from loanpipe.dagman.dag import Node
+from loanpipe.dagman import Node
 from loanpipe.local.cluster import Cluster
 from loanpipe.local.jobspec import JobSpec
 

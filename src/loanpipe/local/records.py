@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from loanpipe import config
+from loanpipe.dagman import Dag, rescue
 from loanpipe.dagman import metrics as dag_metrics
-from loanpipe.dagman.dag import Dag
 from loanpipe.dagman.status import DagStatus
 from loanpipe.local.nodes import RunView
 from loanpipe.stages import common
@@ -76,43 +76,24 @@ def kill_orphan(pid: int, argv: list[str]) -> bool:
 
 
 def write_rescue(dag: Dag, runner: RunView, number: int) -> Path:
-    """DAGMan's partial rescue DAG (Dag::WriteRescue, version 2.0.1)."""
-    path = Path(f"{dag.path}.rescue{number:03d}")
-    now = time.gmtime()
-    failed = [n for n, s in runner.states.items() if s.status == "failed"]
+    """DAGMan's partial rescue DAG for this run (dagman.rescue writes the format)."""
     done = [n for n, s in runner.states.items() if s.status == "done"]
-    lines = [
-        "# Rescue DAG file, created after running",
-        f"#   the {dag.path.name} DAG file",
-        f"# Created {now.tm_mon}/{now.tm_mday}/{now.tm_year} "
-        f"{now.tm_hour:02d}:{now.tm_min:02d}:{now.tm_sec:02d} UTC",
-        "# Rescue DAG version: 2.0.1 (partial)",
-        "# (written by loanpipe.local.runner, the project's local runner)",
-        "#",
-        f"# Total number of Nodes: {len(dag.nodes)}",
-        f"# Nodes premarked DONE: {len(done)}",
-        f"# Nodes that failed: {len(failed)}",
-        "#   " + "".join(f"{n}," for n in failed) + "<ENDLIST>",
-        "",
-    ]
+    failed = [n for n, s in runner.states.items() if s.status == "failed"]
+    notes = {}
     for name, node in dag.nodes.items():
         st = runner.states[name]
-        if st.status == "done":
-            lines.append(f"DONE {name}")
-        if node.retry > 0:
-            if (
-                st.status == "failed"
-                and st.retry < node.retry
-                and node.unless_exit is not None
-                and st.retval == node.unless_exit
-            ):
-                lines.append(
-                    f"# {st.retry} of {node.retry} retries performed; remaining attempts "
-                    f"aborted after node returned {st.retval}"
-                )
-            unless = f" UNLESS-EXIT {node.unless_exit}" if node.unless_exit is not None else ""
-            lines.append(f"RETRY {name} {node.retry}{unless}")
-    common.write_text("\n".join(lines) + "\n", path)
+        if (
+            st.status == "failed"
+            and st.retry < node.retry
+            and node.unless_exit is not None
+            and st.retval == node.unless_exit
+        ):
+            notes[name] = (
+                f"{st.retry} of {node.retry} retries performed; remaining attempts "
+                f"aborted after node returned {st.retval}"
+            )
+    path = rescue.rescue_path(dag, number)
+    common.write_text(rescue.rescue_text(dag, done, failed, notes), path)
     return path
 
 

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from loanpipe import config
-from loanpipe.dagman.dag import (
+from loanpipe.dagman import (
     Dag,
     Script,
 )

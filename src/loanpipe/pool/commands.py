@@ -40,10 +40,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from loanpipe import config
+from loanpipe.dagman import DagError, parse_dag, rescue_files
 from loanpipe.dagman import metrics as dag_metrics
 from loanpipe.dagman import state as ds
-from loanpipe.dagman.dag import DagError, parse_dag, rescue_files
 from loanpipe.dagman.status import DagStatus
+from loanpipe.errors import LoanpipeError
 
 EXIT_FAILED, EXIT_USAGE, EXIT_NO_CONDOR = 1, 2, 3
 # Files condor_submit_dag writes for a run; any of them makes a plain resubmission fail.
@@ -51,7 +52,7 @@ SUBMIT_LEFTOVERS = (".condor.sub", ".lib.out", ".lib.err", ".dagman.log")
 QUEUE_CHECK = 60.0  # watch: seconds between asking the schedd whether DAGMan is still queued
 
 
-class PoolError(Exception):
+class PoolError(LoanpipeError):
     """A one-line refusal (bad input, a run in the way); ``code`` is the exit code."""
 
     def __init__(self, message: str, code: int = EXIT_USAGE) -> None:

@@ -44,15 +44,8 @@ from typing import Any
 from loanpipe import config
 from loanpipe.report import leaderboard  # the model search's leaderboard, dag/tune.dag
 from loanpipe.report.render import METRIC_KEYS, make_charts, render_console, render_markdown
-from loanpipe.report.runs import (  # reading a DAG run's records
-    DAG_NAME,
-    RUN_DIR,
-    ReportError,
-    load_run,
-    number,
-    read_json,
-    utc,
-)
+from loanpipe.report.runs import load_run  # a DAG run's records, read into facts
+from loanpipe.report.sources import DAG_NAME, RUN_DIR, ReportError, number, read_json, utc
 from loanpipe.stages import (
     common,  # atomic writes
     modeling,  # the deployment rule

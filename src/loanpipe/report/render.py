@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from loanpipe.report import leaderboard
-from loanpipe.report.runs import HIGH_USE, OVER_REQUEST, is_failed, utc
+from loanpipe.report.runs import is_failed
+from loanpipe.report.sources import HIGH_USE, OVER_REQUEST, utc
 from loanpipe.stages.modeling import METRIC_KEYS  # one source: the stages' metric keys
 
 

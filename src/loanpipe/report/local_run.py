@@ -1,0 +1,120 @@
+"""A local run's nodes for the report, from the local runner's records (``<dag>.local.jsonl``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from loanpipe.report.sources import (
+    ReportError,
+    in_dag_order,
+    number,
+    read_text,
+)
+
+# ---------------------------------------------------------------------------- local runs
+
+
+def load_local_run(
+    path: Path, base: Path, dag: dict[str, dict[str, Any]], notes: list[str]
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Node records of the latest local run (a resumed run includes the run it continues)."""
+    text = read_text(path, "local run records")
+    records: list[dict[str, Any]] = []
+    lines = text.splitlines()
+    for number_, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            if number_ == len(lines):
+                notes.append(f"{path.name}: incomplete last line ignored (runner still writing?)")
+                continue
+            raise ReportError(
+                f"cannot read local run records {path}: line {number_} is not JSON"
+            ) from None
+        if not isinstance(record, dict):
+            raise ReportError(
+                f"cannot read local run records {path}: line {number_} is not an object"
+            )
+        records.append(record)
+    starts = [i for i, r in enumerate(records) if r.get("event") == "run_start"]
+    first = 0
+    for i in reversed(starts):
+        first = i
+        if records[i].get("resumed_from") is None:
+            break
+    run_starts = [r for r in records[first:] if r.get("event") == "run_start"]
+    attempts = [r for r in records[first:] if "node" in r and r.get("event") is None]
+    info = {
+        "file": str(path),
+        "start_time": number(run_starts[0].get("time")) if run_starts else None,
+        "resumed": len(run_starts) > 1,
+        "run_start": run_starts[-1] if run_starts else None,
+    }
+    if run_starts and len(run_starts) > 1:
+        notes.append(
+            f"the local run was resumed {len(run_starts) - 1} time(s): attempts of all parts shown"
+        )
+    run_base = next((r.get("base_dir") for r in reversed(run_starts) if r.get("base_dir")), None)
+    if run_base and Path(run_base).resolve() != base.resolve():
+        notes.append(f"the local run records are for base directory {run_base}, not {base}")
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for record in attempts:
+        grouped.setdefault(str(record["node"]), []).append(record)
+
+    def local_node(name: str, recs: list[dict[str, Any]]) -> dict[str, Any]:
+        last = recs[-1]
+        exit_code = last.get("exit_code")
+        signal = last.get("signal")
+        status = str(last.get("status") or ("ok" if exit_code == 0 and not signal else "failed"))
+        peaks = [number(r.get("peak_rss_mib")) for r in recs]
+        peak_values = [p for p in peaks if p is not None]
+        runs = []
+        for r in recs:
+            start, end = number(r.get("start")), number(r.get("end"))
+            runs.append(
+                {
+                    "attempt": r.get("attempt"),
+                    "started": start,
+                    "ended": end,
+                    "segments": [[start, end]] if start is not None and end is not None else [],
+                    "run_s": end - start if start is not None and end is not None else 0.0,
+                    "queued_s": None,
+                    "exit_code": r.get("exit_code"),
+                    "signal": r.get("signal"),
+                    "status": r.get("status"),
+                    "memory_used_mib": number(r.get("peak_rss_mib")),
+                    "memory_request_mib": number(r.get("request_memory_mib")),
+                    "cmd": r.get("cmd"),
+                }
+            )
+        stderr = last.get("stderr")
+        stderr_file = None
+        if stderr:
+            candidate = Path(str(stderr))
+            options = [candidate] if candidate.is_absolute() else []
+            if not candidate.is_absolute():
+                options += [Path(str(last.get("iwd") or base)) / candidate, base / candidate]
+            stderr_file = next((p for p in options if p.is_file()), None)
+        return {
+            "name": name,
+            "status": status,
+            "attempts": len(recs),
+            "exit_code": exit_code,
+            "signal": signal,
+            "wall_s": sum(r["run_s"] for r in runs),
+            "queued_s": None,
+            "start": runs[0]["started"],
+            "end": runs[-1]["ended"],
+            "memory_used_mib": max(peak_values) if peak_values else None,
+            "memory_request_mib": number(last.get("request_memory_mib")),
+            "holds": [],
+            "host": None,
+            "attempt_list": runs,
+            "stderr_file": str(stderr_file) if stderr_file else None,
+        }
+
+    return in_dag_order(dag, grouped, local_node), info

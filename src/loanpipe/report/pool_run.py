@@ -1,0 +1,252 @@
+"""A pool run's nodes for the report, from the event log every node job shares
+(``<dag>.nodes.log``): per node, each attempt's submit, start, end, holds, memory and host.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from loanpipe.dagman import events as event_log
+from loanpipe.report.sources import (
+    ReportError,
+    in_dag_order,
+    node_paths,
+    number,
+    record,
+)
+
+# ---------------------------------------------------------------------------- pool runs
+
+
+def read_event_log(path: Path) -> list[dict[str, Any]]:
+    """The events of an HTCondor job event log, as plain dicts (loanpipe.dagman.events)."""
+    if not path.exists():
+        raise ReportError(f"cannot read event log {path}: no such file")
+    try:
+        events = event_log.read_events(path)
+    except event_log.EventLogError as exc:
+        raise ReportError(str(exc)) from None
+    if not events and path.stat().st_size > 0:
+        raise ReportError(f"cannot read event log {path}: no HTCondor events in it")
+    return events
+
+
+def event_node(event: dict[str, Any]) -> str | None:
+    notes = event.get("StructuredNotes")
+    if isinstance(notes, dict) and notes.get("DAGNodeName"):
+        return str(notes["DAGNodeName"])
+    if event.get("DAGNodeName"):
+        return str(event["DAGNodeName"])
+    match = re.match(r"DAG Node: (\S+)", str(event.get("LogNotes", "")))
+    return match.group(1) if match else None
+
+
+def host_name(address: Any) -> str | None:
+    if not address:
+        return None
+    match = re.search(r"alias=([^&>]+)", str(address))
+    if match:
+        return match.group(1).split(".")[0]
+    match = re.match(r"<([^:>]+)", str(address))
+    return match.group(1) if match else str(address)
+
+
+def pool_attempts(events: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Group events into node attempts (one submitted cluster each), in submit order.
+
+    A node whose submit file queues many jobs (the model search) is one cluster: its procs make
+    one attempt, ended when all procs ended, with the first failed proc's exit code (DAGMan's
+    rule, loanpipe.local.cluster).
+    """
+    cluster_node: dict[tuple[int, int], str] = {}
+    attempts: dict[str, list[dict[str, Any]]] = {}
+    current: dict[tuple[int, int], dict[str, Any]] = {}
+    open_segments: dict[tuple[int, int], list[Any]] = {}
+    for event in sorted(events, key=lambda e: e["time"]):
+        key = (event["cluster"], event["proc"])
+        kind = event["type"]
+        if kind == "SUBMIT":
+            node = event_node(event) or event.get("_node")
+            if node is None:
+                continue
+            cluster_node[key] = node
+            earlier = attempts.get(node) or [{}]
+            if event["proc"] > 0 and earlier[-1].get("cluster") == f"{event['cluster']}.0":
+                earlier[-1]["procs"] += 1  # another job of the same cluster: the same attempt
+                current[key] = earlier[-1]
+                continue
+            attempt = {
+                "cluster": f"{event['cluster']}.{event['proc']}",
+                "submitted": event["time"],
+                "started": None,
+                "ended": None,
+                "segments": [],
+                "state": "idle",
+                "exit_code": None,
+                "signal": None,
+                "memory_used_mib": None,
+                "memory_request_mib": None,
+                "holds": [],
+                "removed": None,
+                "post_script_exit": None,
+                "host": None,
+                "evictions": 0,
+                "procs": 1,
+                "procs_ended": 0,
+            }
+            current[key] = attempt
+            attempts.setdefault(node, []).append(attempt)
+            continue
+        if kind == "POST_SCRIPT_TERMINATED":
+            node = event_node(event) or cluster_node.get(key)
+            if node in attempts:
+                attempts[node][-1]["post_script_exit"] = event.get("ReturnValue")
+            continue
+        attempt = current.get(key)
+        if attempt is None:
+            continue
+        if kind == "EXECUTE":
+            attempt["started"] = attempt["started"] or event["time"]
+            open_segments[key] = [event["time"], None]  # per proc: a cluster's procs interleave
+            attempt["segments"].append(open_segments[key])
+            attempt["state"] = "running"
+            attempt["host"] = host_name(event.get("ExecuteHost")) or attempt["host"]
+        elif kind == "IMAGE_SIZE" and number(event.get("MemoryUsage")) is not None:
+            used = attempt["memory_used_mib"] or 0.0
+            attempt["memory_used_mib"] = max(used, float(event["MemoryUsage"]))
+        elif kind in {
+            "JOB_EVICTED",
+            "JOB_HELD",
+            "SHADOW_EXCEPTION",
+            "JOB_TERMINATED",
+            "JOB_ABORTED",
+        }:
+            segment = open_segments.pop(key, None)
+            if segment is not None:
+                segment[1] = event["time"]
+            if kind == "JOB_EVICTED":
+                attempt["evictions"] += 1
+                attempt["state"] = "idle"
+            elif kind == "JOB_HELD":
+                attempt["state"] = "held"
+                attempt["holds"].append(
+                    {
+                        "time": event["time"],
+                        "reason": event.get("HoldReason"),
+                        "code": event.get("HoldReasonCode"),
+                        "subcode": event.get("HoldReasonSubCode"),
+                    }
+                )
+            elif kind == "JOB_TERMINATED":
+                attempt["procs_ended"] += 1
+                attempt["state"] = (
+                    "done" if attempt["procs_ended"] >= attempt["procs"] else "running"
+                )
+                attempt["ended"] = event["time"]
+                failed = attempt["signal"] is not None or attempt["exit_code"] not in (None, 0)
+                if failed:
+                    pass  # the first failed proc's code is the node's
+                elif event.get("TerminatedNormally", True):
+                    attempt["exit_code"] = event.get("ReturnValue")
+                else:
+                    attempt["signal"] = event.get("TerminatedBySignal")
+                if number(event.get("MemoryUsage")) is not None:
+                    used = attempt["memory_used_mib"] or 0.0
+                    attempt["memory_used_mib"] = max(used, float(event["MemoryUsage"]))
+                if number(event.get("RequestMemory")) is not None:
+                    attempt["memory_request_mib"] = float(event["RequestMemory"])
+            elif kind == "JOB_ABORTED":
+                attempt["procs_ended"] += 1
+                attempt["state"] = "removed"
+                attempt["ended"] = event["time"]
+                attempt["removed"] = event.get("Reason")
+        elif kind == "JOB_RELEASED":
+            attempt["state"] = "idle"
+    return attempts
+
+
+def node_from_pool(name: str, attempts: list[dict[str, Any]]) -> dict[str, Any]:
+    last = attempts[-1]
+    if last["state"] == "done":
+        job_ok = last["exit_code"] == 0 and last["signal"] is None
+        post = last["post_script_exit"]
+        status = "ok" if (post == 0 if post is not None else job_ok) else "failed"
+    else:
+        status = {"removed": "failed (removed)"}.get(last["state"], last["state"])
+    for attempt in attempts:
+        attempt["run_s"] = sum(
+            (end if end is not None else time.time()) - start for start, end in attempt["segments"]
+        )
+        attempt["queued_s"] = (
+            attempt["started"] - attempt["submitted"] if attempt["started"] is not None else None
+        )
+    peak = max(attempts, key=lambda a: a["memory_used_mib"] or -1.0)
+    return {
+        "name": name,
+        "status": status,
+        "attempts": len(attempts),
+        "exit_code": last["exit_code"],
+        "signal": last["signal"],
+        "post_script_exit": last["post_script_exit"],
+        "wall_s": sum(a["run_s"] for a in attempts),
+        "queued_s": sum(a["queued_s"] or 0.0 for a in attempts),
+        "start": attempts[0]["submitted"],
+        "end": last["ended"],
+        "memory_used_mib": peak["memory_used_mib"],
+        "memory_request_mib": peak["memory_request_mib"] or last["memory_request_mib"],
+        "holds": [hold for a in attempts for hold in a["holds"]],
+        "host": last["host"],
+        "attempt_list": [{k: v for k, v in a.items() if k not in {"holds"}} for a in attempts],
+    }
+
+
+def load_pool_run(
+    base: Path,
+    dag_path: Path,
+    dag: dict[str, dict[str, Any]],
+    since: float | None,
+    sources: list[str],
+    notes: list[str],
+) -> list[dict[str, Any]]:
+    nodes_log = record(dag_path, ".nodes.log")
+    events: list[dict[str, Any]] = []
+    if nodes_log.exists():
+        events = read_event_log(nodes_log)
+        sources.append(str(nodes_log))
+    else:
+        for name, info in dag.items():
+            log = node_paths(base, name, info, 0)["log"]
+            if log is None:
+                continue
+            try:
+                node_events = read_event_log(log)
+            except ReportError as exc:
+                notes.append(f"skipped: {exc}")
+                continue
+            for event in node_events:
+                event["_node"] = name
+            events += node_events
+            sources.append(str(log))
+    if since is not None:
+        # Event logs are appended across runs: keep the jobs submitted since DAGMan started.
+        recent = [e for e in events if e["time"] >= math.floor(since) - 5]
+        if recent and len(recent) < len(events):
+            notes.append("event logs hold earlier runs too: only jobs since DAGMan's start shown")
+            clusters = {(e["cluster"], e["proc"]) for e in recent if e["type"] == "SUBMIT"}
+            events = [e for e in events if (e["cluster"], e["proc"]) in clusters]
+
+    def pool_node(name: str, attempts: list[dict[str, Any]]) -> dict[str, Any]:
+        for retry, attempt in enumerate(attempts):
+            if attempt["memory_request_mib"] is None:  # no terminate event: the submit file's
+                request = node_paths(base, name, dag.get(name), retry)["request_memory_mib"]
+                attempt["memory_request_mib"] = request
+        node = node_from_pool(name, attempts)
+        paths = node_paths(base, name, dag.get(name), node["attempts"] - 1)
+        node["stderr_file"] = str(paths["error"]) if paths["error"] else None
+        return node
+
+    return in_dag_order(dag, pool_attempts(events), pool_node)
