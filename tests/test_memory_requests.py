@@ -105,11 +105,24 @@ def test_every_node_asks_for_the_rendered_request(tmp_path: Path, input_mib: flo
         assert requests == [expected, 2 * expected, 4 * expected], node.name
 
 
-def test_submit_files_fall_back_without_the_vars() -> None:
-    # every job of a DAG, the model search's too, asks for the rendered request
-    for path in sorted((PROJECT / "submit").glob("*.sub")):
+def test_submit_files_fall_back_without_the_vars(tmp_path: Path) -> None:
+    # every job of a DAG, the model search's too, asks for the rendered request; without it 384
+    from loanpipe.dagman.dag import Node
+    from loanpipe.dagman.submit import node_job_ads, read_submit
+
+    stages = [p for p in sorted((PROJECT / "submit").glob("*.sub")) if p.name != "common.sub"]
+    assert len(stages) == 9
+    for path in stages:
         if path.name == "preflight.sub":  # not a DAG node: a fixed, tiny request
             continue
-        text = path.read_text()
-        assert "MEMORY_REQUEST = $(MEMORY_MB:384) *" in text, path.name
-        assert "\nMEMORY_MB" not in text, path.name  # a submit-file value would win over VARS
+        assert "memory_mb" not in read_submit(path), path.name  # it would win over VARS
+        node = Node(
+            name="n",
+            submit=path.name,
+            vars={"BASE_DIR": str(tmp_path), "PROJECT_DIR": str(PROJECT), "PYTHON": "/py"},
+            submit_path=path,
+            node_dir=tmp_path,
+        )
+        for retry, mib in enumerate((384, 768, 1536)):
+            for ad in node_job_ads(node, retry):
+                assert ad.eval("RequestMemory") == mib, (path.name, retry)
