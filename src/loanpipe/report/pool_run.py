@@ -55,6 +55,133 @@ def host_name(address: Any) -> str | None:
     return match.group(1) if match else str(address)
 
 
+ENDS = {"JOB_EVICTED", "JOB_HELD", "SHADOW_EXCEPTION", "JOB_TERMINATED", "JOB_ABORTED"}
+
+
+def new_attempt(event: dict[str, Any]) -> dict[str, Any]:
+    """A node attempt, from the SUBMIT event of its cluster's first proc."""
+    return {
+        "cluster": f"{event['cluster']}.{event['proc']}",
+        "submitted": event["time"],
+        "started": None,
+        "ended": None,
+        "segments": [],
+        "state": "idle",
+        "exit_code": None,
+        "signal": None,
+        "memory_used_mib": None,
+        "memory_request_mib": None,
+        "holds": [],
+        "removed": None,
+        "post_script_exit": None,
+        "host": None,
+        "evictions": 0,
+        "procs": 1,
+        "procs_ended": 0,
+    }
+
+
+def note_memory(attempt: dict[str, Any], event: dict[str, Any]) -> None:
+    if number(event.get("MemoryUsage")) is not None:
+        used = attempt["memory_used_mib"] or 0.0
+        attempt["memory_used_mib"] = max(used, float(event["MemoryUsage"]))
+
+
+def on_terminated(attempt: dict[str, Any], event: dict[str, Any]) -> None:
+    """One proc ended: the attempt ends with its last proc, with the first failed proc's code."""
+    attempt["procs_ended"] += 1
+    attempt["state"] = "done" if attempt["procs_ended"] >= attempt["procs"] else "running"
+    attempt["ended"] = event["time"]
+    failed = attempt["signal"] is not None or attempt["exit_code"] not in (None, 0)
+    if failed:
+        pass  # the first failed proc's code is the node's
+    elif event.get("TerminatedNormally", True):
+        attempt["exit_code"] = event.get("ReturnValue")
+    else:
+        attempt["signal"] = event.get("TerminatedBySignal")
+    note_memory(attempt, event)
+    if number(event.get("RequestMemory")) is not None:
+        attempt["memory_request_mib"] = float(event["RequestMemory"])
+
+
+def on_end(attempt: dict[str, Any], event: dict[str, Any], segment: list[Any] | None) -> None:
+    """An event that ends a proc's run on a machine (ENDS): evicted, held, ended, removed."""
+    kind = event["type"]
+    if segment is not None:
+        segment[1] = event["time"]
+    if kind == "JOB_EVICTED":
+        attempt["evictions"] += 1
+        attempt["state"] = "idle"
+    elif kind == "JOB_HELD":
+        attempt["state"] = "held"
+        attempt["holds"].append(
+            {
+                "time": event["time"],
+                "reason": event.get("HoldReason"),
+                "code": event.get("HoldReasonCode"),
+                "subcode": event.get("HoldReasonSubCode"),
+            }
+        )
+    elif kind == "JOB_TERMINATED":
+        on_terminated(attempt, event)
+    elif kind == "JOB_ABORTED":
+        attempt["procs_ended"] += 1
+        attempt["state"] = "removed"
+        attempt["ended"] = event["time"]
+        attempt["removed"] = event.get("Reason")
+
+
+class Attempts:
+    """Node attempts built from the nodes' event log, one event at a time."""
+
+    def __init__(self) -> None:
+        self.by_node: dict[str, list[dict[str, Any]]] = {}
+        self.cluster_node: dict[tuple[int, int], str] = {}
+        self.current: dict[tuple[int, int], dict[str, Any]] = {}
+        self.segments: dict[tuple[int, int], list[Any]] = {}  # per proc: a cluster's interleave
+
+    def submitted(self, key: tuple[int, int], event: dict[str, Any]) -> None:
+        node = event_node(event) or event.get("_node")
+        if node is None:
+            return
+        self.cluster_node[key] = node
+        earlier = self.by_node.get(node) or [{}]
+        if event["proc"] > 0 and earlier[-1].get("cluster") == f"{event['cluster']}.0":
+            earlier[-1]["procs"] += 1  # another job of the same cluster: the same attempt
+            self.current[key] = earlier[-1]
+            return
+        attempt = new_attempt(event)
+        self.current[key] = attempt
+        self.by_node.setdefault(node, []).append(attempt)
+
+    def add(self, event: dict[str, Any]) -> None:
+        key = (event["cluster"], event["proc"])
+        kind = event["type"]
+        if kind == "SUBMIT":
+            self.submitted(key, event)
+            return
+        if kind == "POST_SCRIPT_TERMINATED":
+            node = event_node(event) or self.cluster_node.get(key)
+            if node in self.by_node:
+                self.by_node[node][-1]["post_script_exit"] = event.get("ReturnValue")
+            return
+        attempt = self.current.get(key)
+        if attempt is None:
+            return
+        if kind == "EXECUTE":
+            attempt["started"] = attempt["started"] or event["time"]
+            self.segments[key] = [event["time"], None]
+            attempt["segments"].append(self.segments[key])
+            attempt["state"] = "running"
+            attempt["host"] = host_name(event.get("ExecuteHost")) or attempt["host"]
+        elif kind == "IMAGE_SIZE":
+            note_memory(attempt, event)
+        elif kind in ENDS:
+            on_end(attempt, event, self.segments.pop(key, None))
+        elif kind == "JOB_RELEASED":
+            attempt["state"] = "idle"
+
+
 def pool_attempts(events: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     """Group events into node attempts (one submitted cluster each), in submit order.
 
@@ -62,111 +189,10 @@ def pool_attempts(events: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]
     one attempt, ended when all procs ended, with the first failed proc's exit code (DAGMan's
     rule, loanpipe.local.cluster).
     """
-    cluster_node: dict[tuple[int, int], str] = {}
-    attempts: dict[str, list[dict[str, Any]]] = {}
-    current: dict[tuple[int, int], dict[str, Any]] = {}
-    open_segments: dict[tuple[int, int], list[Any]] = {}
+    attempts = Attempts()
     for event in sorted(events, key=lambda e: e["time"]):
-        key = (event["cluster"], event["proc"])
-        kind = event["type"]
-        if kind == "SUBMIT":
-            node = event_node(event) or event.get("_node")
-            if node is None:
-                continue
-            cluster_node[key] = node
-            earlier = attempts.get(node) or [{}]
-            if event["proc"] > 0 and earlier[-1].get("cluster") == f"{event['cluster']}.0":
-                earlier[-1]["procs"] += 1  # another job of the same cluster: the same attempt
-                current[key] = earlier[-1]
-                continue
-            attempt = {
-                "cluster": f"{event['cluster']}.{event['proc']}",
-                "submitted": event["time"],
-                "started": None,
-                "ended": None,
-                "segments": [],
-                "state": "idle",
-                "exit_code": None,
-                "signal": None,
-                "memory_used_mib": None,
-                "memory_request_mib": None,
-                "holds": [],
-                "removed": None,
-                "post_script_exit": None,
-                "host": None,
-                "evictions": 0,
-                "procs": 1,
-                "procs_ended": 0,
-            }
-            current[key] = attempt
-            attempts.setdefault(node, []).append(attempt)
-            continue
-        if kind == "POST_SCRIPT_TERMINATED":
-            node = event_node(event) or cluster_node.get(key)
-            if node in attempts:
-                attempts[node][-1]["post_script_exit"] = event.get("ReturnValue")
-            continue
-        attempt = current.get(key)
-        if attempt is None:
-            continue
-        if kind == "EXECUTE":
-            attempt["started"] = attempt["started"] or event["time"]
-            open_segments[key] = [event["time"], None]  # per proc: a cluster's procs interleave
-            attempt["segments"].append(open_segments[key])
-            attempt["state"] = "running"
-            attempt["host"] = host_name(event.get("ExecuteHost")) or attempt["host"]
-        elif kind == "IMAGE_SIZE" and number(event.get("MemoryUsage")) is not None:
-            used = attempt["memory_used_mib"] or 0.0
-            attempt["memory_used_mib"] = max(used, float(event["MemoryUsage"]))
-        elif kind in {
-            "JOB_EVICTED",
-            "JOB_HELD",
-            "SHADOW_EXCEPTION",
-            "JOB_TERMINATED",
-            "JOB_ABORTED",
-        }:
-            segment = open_segments.pop(key, None)
-            if segment is not None:
-                segment[1] = event["time"]
-            if kind == "JOB_EVICTED":
-                attempt["evictions"] += 1
-                attempt["state"] = "idle"
-            elif kind == "JOB_HELD":
-                attempt["state"] = "held"
-                attempt["holds"].append(
-                    {
-                        "time": event["time"],
-                        "reason": event.get("HoldReason"),
-                        "code": event.get("HoldReasonCode"),
-                        "subcode": event.get("HoldReasonSubCode"),
-                    }
-                )
-            elif kind == "JOB_TERMINATED":
-                attempt["procs_ended"] += 1
-                attempt["state"] = (
-                    "done" if attempt["procs_ended"] >= attempt["procs"] else "running"
-                )
-                attempt["ended"] = event["time"]
-                failed = attempt["signal"] is not None or attempt["exit_code"] not in (None, 0)
-                if failed:
-                    pass  # the first failed proc's code is the node's
-                elif event.get("TerminatedNormally", True):
-                    attempt["exit_code"] = event.get("ReturnValue")
-                else:
-                    attempt["signal"] = event.get("TerminatedBySignal")
-                if number(event.get("MemoryUsage")) is not None:
-                    used = attempt["memory_used_mib"] or 0.0
-                    attempt["memory_used_mib"] = max(used, float(event["MemoryUsage"]))
-                if number(event.get("RequestMemory")) is not None:
-                    attempt["memory_request_mib"] = float(event["RequestMemory"])
-            elif kind == "JOB_ABORTED":
-                attempt["procs_ended"] += 1
-                attempt["state"] = "removed"
-                attempt["ended"] = event["time"]
-                attempt["removed"] = event.get("Reason")
-        elif kind == "JOB_RELEASED":
-            attempt["state"] = "idle"
-    return attempts
+        attempts.add(event)
+    return attempts.by_node
 
 
 def node_from_pool(name: str, attempts: list[dict[str, Any]]) -> dict[str, Any]:
