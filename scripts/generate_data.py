@@ -132,7 +132,7 @@ def used_entries(folder: Path) -> list[str]:
         return [folder.name]
     used = []
     for entry in sorted(folder.iterdir()):
-        if entry.name == "README.md" and folder.resolve() == config.PROJECT_DIR / "data":
+        if entry.name == "README.md" and folder.resolve() == config.DEFAULT_BASE_DIR:
             continue
         if entry.is_dir() and not entry.is_symlink():
             inside = list(entry.iterdir())

@@ -113,6 +113,11 @@ class Layout:
         return self.base / "report"
 
     @property
+    def pipeline_lock(self) -> Path:
+        """Held by a run of the local runner: one run per base directory, whatever its DAG."""
+        return self.base / ".pipeline.lock"
+
+    @property
     def run_dir(self) -> Path:
         """Where a base directory's DAGs are rendered and DAGMan (or make local) runs them."""
         return self.base / RUN_DIR

@@ -122,7 +122,7 @@ def take_locks(dag: Dag, dag_path: Path, locks: list[PidLock]) -> tuple[bool, li
     for base in base_dirs:
         if not base.is_dir():
             raise RunnerError(f"BASE_DIR {base} does not exist")
-        lock = PidLock(base / ".pipeline.lock", f"BASE_DIR {base}")
+        lock = PidLock(config.Layout(base).pipeline_lock, f"BASE_DIR {base}")
         locks.append(lock)
         base_note = lock.acquire()
         if base_note:

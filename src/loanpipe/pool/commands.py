@@ -121,7 +121,7 @@ def check_inputs(run_dir: Path, base_dir: Path) -> None:
             f"{run_dir} is under /tmp: DAGMan refuses a node log there (DAGMAN_USE_STRICT) "
             "and exits before any node runs; use a BASE_DIR outside /tmp (e.g. under $HOME)"
         )
-    data = base_dir / "loan_data.csv"
+    data = config.Layout(base_dir).raw_csv
     if not data.is_file():
         raise PoolError(f"{data}: no such file: put the data there, or `make data` for a sample")
 
