@@ -14,7 +14,7 @@ Per size it prints:
 - each stage run one after another as a pool job runs it (``python scripts/<stage>.py``, a new
   interpreter), its seconds and peak RSS (os.wait4) against the request_memory that make paths
   renders for this input (loanpipe.sizing); a stage over its request is flagged;
-- the DAG's wall time under loanpipe.local.runner (what ``make local`` runs: jobs forked from a warm
+- the DAG's wall time under the local runner (what ``make local`` runs: jobs forked from a warm
   interpreter, two at once on two cores), and with --exec-too also with every job exec'd.
 
 Nothing is asserted: shared machines are noisy, so figures belong here and in the README, not in
@@ -155,7 +155,7 @@ def bench_size(base: Path, rows: int, args: argparse.Namespace) -> None:
     for exec_jobs in modes:
         seconds, outcome = run_dag(base, args.jobs, exec_jobs)
         how = "every job exec'd" if exec_jobs else "jobs forked from a warm interpreter"
-        print(f"DAG, loanpipe.local.runner -j {args.jobs} ({how}): {seconds:.2f} s, {outcome}")
+        print(f"DAG, python -m loanpipe.local -j {args.jobs} ({how}): {seconds:.2f} s, {outcome}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,7 +17,8 @@ directory is refused):
 - ``dagfile.dag.metrics`` (DAGMan's metrics file, version 1 or 2);
 - a pool run: ``dagfile.dag.nodes.log`` (read with the htcondor bindings), or each node job's own
   event log when there is no nodes log; stderr files via the submit files' paths, else by name;
-- a local run (``loanpipe.local.runner``): ``dagfile.dag.local.jsonl``, one record per node attempt.
+- a local run (``python -m loanpipe.local``): ``dagfile.dag.local.jsonl``, one record per node
+  attempt.
 
 It writes ``report.md`` plus PNG charts into ``BASE_DIR/report/`` (or ``--output DIR``), prints
 a summary and the report's path (``--json``: the same facts as JSON on stdout). When the base

@@ -271,14 +271,10 @@ def run_summary(run: dict[str, Any]) -> list[str]:
     return lines
 
 
-def render_markdown(facts: dict[str, Any]) -> str:
-    out = ["# Loan-approval pipeline report", ""]
-    out.append(f"Base directory `{facts['base_dir']}`; generated {facts['generated_at']}.")
-    out.append("")
-    if facts["notes"]:
-        out += ["**Notes**", ""] + [f"- {note}" for note in facts["notes"]] + [""]
+def md_results(facts: dict[str, Any]) -> list[str]:
+    """## Results: every model's metrics, the deployment decision, against the earlier one."""
     results = facts["results"]
-    out += ["## Results", ""]
+    out = ["## Results", ""]
     if results["models"]:
         out += md_table(
             ["version", "model", *METRIC_KEYS, "test rows", "deployed"], model_rows(facts)
@@ -299,19 +295,16 @@ def render_markdown(facts: dict[str, Any]) -> str:
             f"archived {earlier['stamp']}):",
             "",
         ]
-        out += md_table(
-            ["metric", "earlier", "now", "change"],
+        changes = [
             [
-                [
-                    k,
-                    fmt(earlier["metrics"].get(k)),
-                    fmt(deployment["metrics"].get(k)),
-                    signed(earlier["change"].get(k)),
-                ]
-                for k in METRIC_KEYS
-            ],
-        )
-        out.append("")
+                k,
+                fmt(earlier["metrics"].get(k)),
+                fmt(deployment["metrics"].get(k)),
+                signed(earlier["change"].get(k)),
+            ]
+            for k in METRIC_KEYS
+        ]
+        out += md_table(["metric", "earlier", "now", "change"], changes) + [""]
     elif deployment.get("source") == "manifest":
         out += ["No earlier deployment archived (`model/archive/`).", ""]
     for chart, title in (
@@ -320,63 +313,74 @@ def render_markdown(facts: dict[str, Any]) -> str:
     ):
         if chart in facts["charts"]:
             out += [f"![{title}]({chart})", ""]
-    out += leaderboard.markdown(facts.get("search"), facts["charts"])
-    run = facts["run"]
-    out += ["## The run", ""]
-    if not run:
-        out += ["No DAG records (no metrics file, nodes log or local run records).", ""]
-    else:
-        out += [f"{line}." if not line.endswith(")") else line for line in run_summary(run)] + [""]
-        if run["nodes"]:
-            out += md_table(NODE_HEADER, node_rows(run["nodes"]))
-            out += [
-                "",
-                "_wall s_: time on an execute slot (all attempts); _queued s_: submit to start. "
-                f"Flags: use above {HIGH_USE:.0%} of the request (risk of a hold on pools that "
-                f"enforce memory), or a request over {OVER_REQUEST:g}x the use. HTCondor samples "
-                "memory periodically: a job of a few seconds can report far less than its real "
-                "peak (1 MiB = not sampled), so measure before cutting a request.",
-                "",
-            ]
-        for node in run["nodes"]:
-            for hold in node["holds"]:
-                out.append(
-                    f"- **{node['name']} held** at {utc(hold['time'])} (code {hold['code']}, "
-                    f"subcode {hold['subcode']}): {hold['reason']}"
-                )
-        if any(n["holds"] for n in run["nodes"]):
-            out.append("")
-        for node in run["nodes"]:
-            if is_failed(node):
-                out.append(f"### {node['name']}: {node['status']}")
-                out.append("")
-                if node.get("stderr_tail") is not None:
-                    out += [f"Last lines of `{node['stderr_file']}`:", "", "```"]
-                    out += node["stderr_tail"] or ["(empty)"]
-                    out += ["```", ""]
-                else:
-                    out += ["No stderr file found for this node.", ""]
-        for chart, title in (("timeline.png", "Node timeline"), ("memory.png", "Memory")):
-            if chart in facts["charts"]:
-                out += [f"![{title}]({chart})", ""]
-        out += ["Read from: " + ", ".join(f"`{s}`" for s in run["sources"]), ""]
-    out += ["## Provenance", ""]
-    prov = facts["provenance"]
-    if prov["models"]:
-        rows = []
-        for version, p in prov["models"].items():
-            rows.append(
-                [
-                    version,
-                    p.get("input_file"),
-                    p.get("input_sha256"),
-                    p.get("input_rows"),
-                    json.dumps(p.get("parameters"), sort_keys=True),
-                    ", ".join(f"{k} {v}" for k, v in (p.get("versions") or {}).items()),
-                    p.get("git_commit"),
-                    p.get("host"),
-                ]
+    return out
+
+
+def md_failures(nodes: list[dict[str, Any]]) -> list[str]:
+    """Each hold, then each failed node with the last lines of its stderr."""
+    out = []
+    for node in nodes:
+        for hold in node["holds"]:
+            out.append(
+                f"- **{node['name']} held** at {utc(hold['time'])} (code {hold['code']}, "
+                f"subcode {hold['subcode']}): {hold['reason']}"
             )
+    if any(n["holds"] for n in nodes):
+        out.append("")
+    for node in nodes:
+        if is_failed(node):
+            out += [f"### {node['name']}: {node['status']}", ""]
+            if node.get("stderr_tail") is not None:
+                out += [f"Last lines of `{node['stderr_file']}`:", "", "```"]
+                out += node["stderr_tail"] or ["(empty)"]
+                out += ["```", ""]
+            else:
+                out += ["No stderr file found for this node.", ""]
+    return out
+
+
+def md_run(facts: dict[str, Any]) -> list[str]:
+    """## The run: its summary, the node table, holds and failures, the charts."""
+    run = facts["run"]
+    out = ["## The run", ""]
+    if not run:
+        return out + ["No DAG records (no metrics file, nodes log or local run records).", ""]
+    out += [f"{line}." if not line.endswith(")") else line for line in run_summary(run)] + [""]
+    if run["nodes"]:
+        out += md_table(NODE_HEADER, node_rows(run["nodes"]))
+        out += [
+            "",
+            "_wall s_: time on an execute slot (all attempts); _queued s_: submit to start. "
+            f"Flags: use above {HIGH_USE:.0%} of the request (risk of a hold on pools that "
+            f"enforce memory), or a request over {OVER_REQUEST:g}x the use. HTCondor samples "
+            "memory periodically: a job of a few seconds can report far less than its real "
+            "peak (1 MiB = not sampled), so measure before cutting a request.",
+            "",
+        ]
+    out += md_failures(run["nodes"])
+    for chart, title in (("timeline.png", "Node timeline"), ("memory.png", "Memory")):
+        if chart in facts["charts"]:
+            out += [f"![{title}]({chart})", ""]
+    return out + ["Read from: " + ", ".join(f"`{s}`" for s in run["sources"]), ""]
+
+
+def md_provenance(prov: dict[str, Any]) -> list[str]:
+    """## Provenance: where each model's figures came from, and this report."""
+    out = ["## Provenance", ""]
+    if prov["models"]:
+        rows = [
+            [
+                version,
+                p.get("input_file"),
+                p.get("input_sha256"),
+                p.get("input_rows"),
+                json.dumps(p.get("parameters"), sort_keys=True),
+                ", ".join(f"{k} {v}" for k, v in (p.get("versions") or {}).items()),
+                p.get("git_commit"),
+                p.get("host"),
+            ]
+            for version, p in prov["models"].items()
+        ]
         out += md_table(
             ["model", "input", "sha256", "rows", "parameters", "versions", "git commit", "host"],
             rows,
@@ -384,13 +388,25 @@ def render_markdown(facts: dict[str, Any]) -> str:
     else:
         out.append("The metrics files carry no provenance (the original pipeline wrote none).")
     own = prov["report"]
-    out += [
+    return out + [
         "",
         f"This report: `{own['command']}` on {own['host']}, git commit {own['git_commit']}, "
         + ", ".join(f"{k} {v}" for k, v in own["versions"].items())
         + ".",
         "",
     ]
+
+
+def render_markdown(facts: dict[str, Any]) -> str:
+    out = ["# Loan-approval pipeline report", ""]
+    out.append(f"Base directory `{facts['base_dir']}`; generated {facts['generated_at']}.")
+    out.append("")
+    if facts["notes"]:
+        out += ["**Notes**", ""] + [f"- {note}" for note in facts["notes"]] + [""]
+    out += md_results(facts)
+    out += leaderboard.markdown(facts.get("search"), facts["charts"])
+    out += md_run(facts)
+    out += md_provenance(facts["provenance"])
     return "\n".join(out)
 
 
