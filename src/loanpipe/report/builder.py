@@ -110,28 +110,97 @@ def metric_values(data: Any) -> dict[str, float]:
     return {key: float(data[key]) for key in METRIC_KEYS if number(data.get(key)) is not None}
 
 
+def derived_deployment(models: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Without a manifest: the decision the deployment rule makes from the metrics files."""
+    if not models:
+        return None
+    version, rule, margin = decide(models)
+    chosen = next(m for m in models if m["version"] == version)
+    return {
+        "source": "derived",
+        "candidate": version,
+        "model_name": chosen["name"],
+        "rule": rule,
+        "margin": margin,
+        "metrics": {key: chosen[key] for key in METRIC_KEYS},
+        "note": "no deployment manifest (model/deployed_model.json): decision derived from "
+        "the metrics files with the deployment rule",
+        "earlier": None,
+    }
+
+
+def model_file_check(base: Path, manifest: dict[str, Any], notes: list[str]) -> str | None:
+    """The deployed model file against the manifest's sha256: matches, MISMATCH or missing."""
+    if not manifest.get("model_file"):
+        return None
+    model_dir = config.Layout(base).deploy_dir
+    model_file = Path(str(manifest["model_file"]))
+    if not model_file.is_absolute():
+        candidates = [model_dir / model_file, base / model_file, model_dir / model_file.name]
+        model_file = next((p for p in candidates if p.exists()), candidates[0])
+    if not model_file.exists():
+        notes.append(f"deployed model file {model_file} is missing")
+        return "model file missing"
+    if common.sha256_file(model_file) == manifest.get("sha256"):
+        return "matches"
+    notes.append(
+        f"{model_file} does not match the manifest's sha256: the deployed model "
+        "was replaced after the manifest was written"
+    )
+    return "MISMATCH"
+
+
+def note_stale_metrics(
+    manifest: dict[str, Any], models: list[dict[str, Any]], notes: list[str]
+) -> None:
+    """Say so when the decision was made from other metrics than staging/metrics holds now."""
+    candidates = manifest.get("candidates") if isinstance(manifest.get("candidates"), dict) else {}
+    for model in models:
+        seen = metric_values(candidates.get(model["version"]))
+        now = {key: model[key] for key in METRIC_KEYS}
+        if seen and any(abs(seen[k] - now[k]) > 1e-12 for k in seen):
+            notes.append(
+                f"the deployment manifest was made from other metrics for {model['version']} "
+                "than staging/metrics holds now (evaluated again without deploying?)"
+            )
+            return
+
+
+def earlier_deployment(
+    base: Path, manifest: dict[str, Any], now: dict[str, float]
+) -> dict[str, Any] | None:
+    """The newest archived deployment that is not the current one, and the metrics' change."""
+    archive = config.Layout(base).archive_dir
+    entries = sorted(archive.glob("*/deployed_model.json")) if archive.is_dir() else []
+    for entry in reversed(entries):
+        earlier = read_json(entry, "archived deployment manifest")
+        if not isinstance(earlier, dict):
+            raise ReportError(
+                f"cannot read archived deployment manifest {entry}: not a JSON object"
+            )
+        same = earlier.get("deployed_at") == manifest.get("deployed_at")
+        if same and earlier.get("sha256") == manifest.get("sha256"):
+            continue
+        before = metric_values(earlier.get("metrics"))
+        return {
+            "file": str(entry),
+            "stamp": entry.parent.name,
+            "candidate": earlier.get("candidate"),
+            "model_name": earlier.get("model_name"),
+            "deployed_at": earlier.get("deployed_at"),
+            "metrics": before,
+            "change": {k: now[k] - before[k] for k in METRIC_KEYS if k in now and k in before},
+        }
+    return None
+
+
 def load_deployment(
     base: Path, models: list[dict[str, Any]], notes: list[str]
 ) -> dict[str, Any] | None:
     """The deployment manifest (or a decision derived from the metrics), plus the earlier one."""
-    model_dir = config.Layout(base).deploy_dir
-    manifest_path = model_dir / "deployed_model.json"
+    manifest_path = config.Layout(base).manifest
     if not manifest_path.exists():
-        if not models:
-            return None
-        version, rule, margin = decide(models)
-        chosen = next(m for m in models if m["version"] == version)
-        return {
-            "source": "derived",
-            "candidate": version,
-            "model_name": chosen["name"],
-            "rule": rule,
-            "margin": margin,
-            "metrics": {key: chosen[key] for key in METRIC_KEYS},
-            "note": "no deployment manifest (model/deployed_model.json): decision derived from "
-            "the metrics files with the deployment rule",
-            "earlier": None,
-        }
+        return derived_deployment(models)
     manifest = read_json(manifest_path, "deployment manifest")
     if not isinstance(manifest, dict) or "candidate" not in manifest:
         raise ReportError(f"cannot read deployment manifest {manifest_path}: no 'candidate'")
@@ -149,59 +218,11 @@ def load_deployment(
         "sha256": manifest.get("sha256"),
         "earlier": None,
     }
-    # The deployed model file against the manifest's hash.
-    if manifest.get("model_file"):
-        model_file = Path(str(manifest["model_file"]))
-        if not model_file.is_absolute():
-            candidates = [model_dir / model_file, base / model_file, model_dir / model_file.name]
-            model_file = next((p for p in candidates if p.exists()), candidates[0])
-        if not model_file.exists():
-            deployment["sha256_check"] = "model file missing"
-            notes.append(f"deployed model file {model_file} is missing")
-        else:
-            ok = common.sha256_file(model_file) == manifest.get("sha256")
-            deployment["sha256_check"] = "matches" if ok else "MISMATCH"
-            if not ok:
-                notes.append(
-                    f"{model_file} does not match the manifest's sha256: the deployed model "
-                    "was replaced after the manifest was written"
-                )
-    # Was the decision made from the metrics files now in staging?
-    candidates = manifest.get("candidates") if isinstance(manifest.get("candidates"), dict) else {}
-    for model in models:
-        seen = metric_values(candidates.get(model["version"]))
-        now = {key: model[key] for key in METRIC_KEYS}
-        if seen and any(abs(seen[k] - now[k]) > 1e-12 for k in seen):
-            notes.append(
-                f"the deployment manifest was made from other metrics for {model['version']} "
-                "than staging/metrics holds now (evaluated again without deploying?)"
-            )
-            break
-    # The earlier deployment: the newest archive entry that is not this one.
-    archive = config.Layout(base).archive_dir
-    entries = sorted(archive.glob("*/deployed_model.json")) if archive.is_dir() else []
-    for entry in reversed(entries):
-        earlier = read_json(entry, "archived deployment manifest")
-        if not isinstance(earlier, dict):
-            raise ReportError(
-                f"cannot read archived deployment manifest {entry}: not a JSON object"
-            )
-        if earlier.get("deployed_at") == manifest.get("deployed_at") and earlier.get(
-            "sha256"
-        ) == manifest.get("sha256"):
-            continue
-        before = metric_values(earlier.get("metrics"))
-        now = deployment["metrics"]
-        deployment["earlier"] = {
-            "file": str(entry),
-            "stamp": entry.parent.name,
-            "candidate": earlier.get("candidate"),
-            "model_name": earlier.get("model_name"),
-            "deployed_at": earlier.get("deployed_at"),
-            "metrics": before,
-            "change": {k: now[k] - before[k] for k in METRIC_KEYS if k in now and k in before},
-        }
-        break
+    check = model_file_check(base, manifest, notes)
+    if check is not None:
+        deployment["sha256_check"] = check
+    note_stale_metrics(manifest, models, notes)
+    deployment["earlier"] = earlier_deployment(base, manifest, deployment["metrics"])
     return deployment
 
 
