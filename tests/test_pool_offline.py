@@ -242,6 +242,16 @@ def test_hold_reasons_come_from_the_node_log(tmp_path: Path) -> None:
     assert ds.node_holds(log, since=holds[0].time + 60) == []  # an older run's hold
 
 
+def test_reading_logs_keeps_the_pools_configuration(tmp_path: Path, monkeypatch) -> None:
+    """make watch and make status read DAGMan's logs, then ask the schedd: reading a log must
+    not point the bindings at CONDOR_CONFIG=/dev/null, or on a pool configured through
+    /etc/condor (CONDOR_CONFIG unset) the schedd could no longer be found."""
+    monkeypatch.delenv("CONDOR_CONFIG")
+    ds.DagmanLog(write(tmp_path / "dagfile.dag.dagman.log", DAGMAN_LOG)).update()
+    ds.node_holds(write(tmp_path / "dagfile.dag.nodes.log", NODES_LOG))
+    assert "CONDOR_CONFIG" not in os.environ
+
+
 def test_one_line_error(tmp_path: Path) -> None:
     stage = write(tmp_path / "a.err", "[process] read\nprocess: error: x.csv: bad\n")
     assert ds.one_line_error(stage) == "process: error: x.csv: bad"

@@ -9,6 +9,7 @@
 - ``submit``: a node's submit file expanded through the HTCondor bindings, as DAGMan submits it.
 - ``events``: job event logs (the nodes' shared log) through the bindings' ``JobEventLog``.
 - ``state``: what DAGMan and the schedd say about a run (node status file, holds, the queue).
+- ``bindings``: ``htcondor2`` and ``classad2``, imported on first use, in one place.
 
 The names most callers need are re-exported here; ``submit``, ``events`` and ``state`` import
 the bindings and are imported by name.

@@ -5,7 +5,7 @@ DAGMan job's own log (make watch).
 Every event is a plain dict: ``type`` (the ``JobEventType`` name: ``SUBMIT``, ``EXECUTE``,
 ``JOB_TERMINATED``, ``JOB_HELD``, ...), ``cluster``, ``proc``, ``time`` (epoch seconds), then
 the event's own fields (``ReturnValue``, ``HoldReason``, ``LogNotes``, ``MemoryUsage``, ...).
-No pool is needed (``CONDOR_CONFIG=/dev/null`` is set when nothing else is).
+No pool is needed; which configuration the bindings read is the caller's (dagman.bindings).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from loanpipe.dagman import bindings
 from loanpipe.errors import LoanpipeError
 
 __all__ = ["EventLogError", "EventLog", "read_events", "event_dict", "dag_node"]
@@ -27,13 +28,11 @@ class EventLogError(LoanpipeError):
 
 
 def _bindings(path: Path) -> Any:
-    os.environ.setdefault("CONDOR_CONFIG", os.devnull)  # no pool: no warning
     try:
-        import htcondor2  # imported late: --help and the offline tools work without it
+        return bindings.htcondor()
     except ImportError:
         why = "the htcondor Python bindings are not installed"
         raise EventLogError(f"cannot read event log {path}: {why}") from None
-    return htcondor2
 
 
 def event_dict(event: Any) -> dict[str, Any]:

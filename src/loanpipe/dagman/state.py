@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loanpipe.dagman import events
+from loanpipe.dagman import bindings, events
 from loanpipe.dagman.status import NodeStatus
 
 # HoldReasonCode -> what to do (src/condor_utils/condor_holdcodes.h).
@@ -50,12 +50,6 @@ HOLD_HINTS = {
 STATUS_NOTE = re.compile(r"^\s*DagStatus\s*=\s*\d+\s*;\s*/\*\s*\"?[A-Z_]+\s*\((\w+)\)", re.M)
 ERROR_LINE = re.compile(r"\berror:", re.IGNORECASE)
 DAGMAN_STAMP = re.compile(r"^\d\d/\d\d/\d\d \d\d:\d\d:\d\d ")
-
-
-def _bindings() -> Any:
-    import htcondor2  # the pinned bindings; imported late so that --help works without them
-
-    return htcondor2
 
 
 # --------------------------------------------------------------------------- DAGMan job
@@ -159,7 +153,7 @@ class StatusFile:
 
 def read_status_file(path: Path) -> StatusFile | None:
     """The node status file, or None when it is missing or not (yet) complete."""
-    import classad2
+    classad2 = bindings.classad()
 
     try:
         text = path.read_text(encoding="utf-8")
@@ -312,7 +306,7 @@ def queued_dagmans(run_dir: Path, dag_name: str) -> list[dict[str, Any]]:
 
     Raises OSError when the schedd cannot be asked: the caller must not guess.
     """
-    htcondor = _bindings()
+    htcondor = bindings.htcondor()
     log = os.path.join(str(run_dir), f"{dag_name}.dagman.log")
     try:
         ads = htcondor.Schedd().query(
@@ -329,7 +323,7 @@ def in_queue(cluster: int) -> bool | None:
     """Whether job ``cluster`` is in the schedd's queue (None when the schedd cannot be asked)."""
     try:
         ads = (
-            _bindings()
+            bindings.htcondor()
             .Schedd()
             .query(constraint=f"ClusterId == {cluster}", projection=["JobStatus"])
         )
@@ -342,7 +336,7 @@ def node_jobs(cluster: int) -> list[dict[str, Any]]:
     """Idle and held node jobs of DAGMan ``cluster`` ([] when the schedd cannot be asked)."""
     try:
         ads = (
-            _bindings()
+            bindings.htcondor()
             .Schedd()
             .query(
                 constraint=f"DAGManJobId == {cluster} && (JobStatus == 1 || JobStatus == 5)",

@@ -40,6 +40,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from loanpipe.dagman import bindings
 from loanpipe.dagman.dag import Node
 from loanpipe.errors import LoanpipeError
 
@@ -80,13 +81,6 @@ class SubmitError(LoanpipeError, ValueError):
     """A submit file condor_submit (or DAGMan) would refuse: one line naming it and why."""
 
 
-def _bindings() -> Any:
-    os.environ.setdefault("CONDOR_CONFIG", os.devnull)  # no pool: no warning
-    import htcondor2  # lazily: the local runner keeps it out of its own process
-
-    return htcondor2
-
-
 @contextlib.contextmanager
 def _cwd(path: Path | None) -> Iterator[None]:
     old = os.getcwd()
@@ -125,7 +119,7 @@ def load(path: Path, macros: dict[str, str], cwd: Path | None = None) -> Any:
     prefix = "".join(f"{key} = {value}\n" for key, value in defined.items())
     with _cwd(cwd):
         try:
-            return _bindings().Submit(prefix + text)
+            return bindings.htcondor().Submit(prefix + text)
         except Exception as exc:  # the bindings say only "parse_up_to_q_line() failed"
             why = _why(text, defined, cwd)
             raise SubmitError(f"{path}: condor_submit would fail: {why}") from exc
@@ -173,7 +167,7 @@ def read_submit(path: Path | None) -> dict[str, str]:
 
 def expand_value(value: str, macros: dict[str, str]) -> str:
     """``value`` with the ``$(...)`` macros and functions of ``macros`` expanded."""
-    submit = _bindings().Submit({**macros, "LOANPIPE_VALUE": value})
+    submit = bindings.htcondor().Submit({**macros, "LOANPIPE_VALUE": value})
     return expand(submit, "LOANPIPE_VALUE") or ""
 
 
@@ -344,7 +338,7 @@ def _value(kind: Any, raw: str, classad2: Any) -> Any:
 
 def job_ad(submit: Any, proc: int, cwd: Path) -> Any:
     """The job ClassAd of job ``proc`` of ``submit`` (its queue item already set as macros)."""
-    import classad2
+    classad2 = bindings.classad()
 
     for key in ("Process", "ProcId"):
         submit[key] = str(proc)

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from loanpipe.dagman import bindings
 from loanpipe.dagman import state as ds
 from loanpipe.dagman.events import EventLog
 
@@ -31,7 +32,7 @@ HOLD_VERDICTS = {
 
 def submit(sub_file: Path, macros: dict[str, str]) -> int:
     """Queue one job of ``sub_file`` with ``macros`` defined; its cluster id."""
-    htcondor = ds._bindings()
+    htcondor = bindings.htcondor()
     text = "".join(f"{k} = {v}\n" for k, v in macros.items()) + sub_file.read_text()
     description = htcondor.Submit(text)
     result = htcondor.Schedd().submit(description, count=1)
@@ -39,7 +40,7 @@ def submit(sub_file: Path, macros: dict[str, str]) -> int:
 
 
 def remove(cluster: int, why: str) -> None:
-    htcondor = ds._bindings()
+    htcondor = bindings.htcondor()
     try:
         htcondor.Schedd().act(htcondor.JobAction.Remove, f"ClusterId == {cluster}", why)
     except Exception as exc:  # the verdict matters more than the clean-up

@@ -348,6 +348,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    os.environ.setdefault("CONDOR_CONFIG", os.devnull)  # the bindings read logs offline here
     args = parse_args(argv)
     base = Path(args.base_dir).absolute()
     try:
