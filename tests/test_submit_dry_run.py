@@ -85,7 +85,8 @@ def test_offline_expansion_equals_condor_submit_dry_run(pool, pool_session) -> N
             for retry in range(node.retry + 1):
                 out = root / "dry" / f"{dag_file.stem}.{node.name}.{retry}.txt"
                 macros = " ".join(
-                    f"-a {shlex.quote(f'{k} = {v}')}" for k, v in node_macros(node, retry).items()
+                    f"-a {shlex.quote(f'{k} = {v}')}"
+                    for k, v in node_macros(node.name, node.vars, retry).items()
                 )
                 script.append(
                     f"cd {node.node_dir} && condor_submit -dry-run - {macros} "

@@ -95,14 +95,15 @@ def _cwd(path: Path | None) -> Iterator[None]:
 # --------------------------------------------------------------------------- reading
 
 
-def node_macros(node: Node, retry: int) -> dict[str, str]:
-    """What DAGMan defines before a node's submit file for attempt ``retry`` (0-based)."""
+def node_macros(name: str, node_vars: dict[str, str], retry: int) -> dict[str, str]:
+    """What DAGMan defines before node ``name``'s submit file (its VARS ``node_vars``) for
+    attempt ``retry`` (0-based)."""
     return {
-        "JOB": node.name,
+        "JOB": name,
         "RETRY": str(retry),
         "DAG_STATUS": "0",
         "FAILED_COUNT": "0",
-        **node.vars,
+        **node_vars,
     }
 
 
@@ -381,7 +382,7 @@ def node_job_ads(node: Node, retry: int) -> list[Any]:
         raise SubmitError(f"node {node.name} has no submit file")
     cwd = node.node_dir
     with _cwd(cwd):
-        submit = load(node.submit_path, node_macros(node, retry), cwd)
+        submit = load(node.submit_path, node_macros(node.name, node.vars, retry), cwd)
         items = queue_items(submit, cwd)
         ads = []
         for proc, item in enumerate(items):

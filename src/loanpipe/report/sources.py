@@ -124,29 +124,35 @@ def load_dag(path: Path, notes: list[str]) -> dict[str, dict[str, Any]]:
     return nodes
 
 
-def read_submit(path: Path | None) -> dict[str, str]:
-    """A submit file's definitions, unexpanded, keys lower-cased, includes read
-    (loanpipe.dagman.submit); {} when it is missing or does not parse."""
-    return submit_file.read_submit(path)
-
-
-def expand(value: str, macros: dict[str, str]) -> str:
-    """``value`` with the macros expanded as condor_submit would ($INT() included)."""
-    return submit_file.expand_value(value, macros)
+def node_submit(node: str, info: dict[str, Any] | None, retry: int) -> Any:
+    """The node's submit file for attempt ``retry``, loaded as DAGMan submits it (its VARS,
+    JOB, RETRY; loanpipe.dagman.submit); None when it is missing or does not parse."""
+    path = Path(info["submit"]) if info and info.get("submit") else None
+    if path is None or not path.is_file():
+        return None
+    macros = submit_file.node_macros(node, info["vars"], retry)
+    try:
+        return submit_file.load(path, macros, Path(info["dir"]))
+    except submit_file.SubmitError:
+        return None
 
 
 def node_paths(base: Path, node: str, info: dict[str, Any] | None, retry: int) -> dict[str, Any]:
     """The node job's event log and stderr for attempt ``retry``, and its memory request.
 
-    Paths come from the node's submit file (macros expanded with the DAG's VARS, $(JOB),
-    $(RETRY)); a path that does not exist here (a run copied from another machine) is looked
-    up under the base directory by its last two components; last, by the project's names.
+    Paths come from the node's submit file (expanded as DAGMan submits it); a path that does
+    not exist here (a run copied from another machine) is looked up under the base directory
+    by its last two components; last, by the project's names.
     """
-    submit = read_submit(info["submit"]) if info else {}
-    macros = {**submit, **(info["vars"] if info else {}), "JOB": node, "RETRY": str(retry)}
+    submit = node_submit(node, info, retry)
+
+    def value(key: str) -> str | None:
+        return submit_file.expand(submit, key) if submit is not None else None
+
     iwd = Path(info["dir"]) if info else base
-    if "initialdir" in submit:
-        iwd = iwd / expand(submit["initialdir"], macros)
+    initialdir = value("initialdir")
+    if initialdir:
+        iwd = iwd / initialdir
     short = node.split(":")[0]
     names = {
         "log": ["log/{n}.log"],
@@ -155,17 +161,16 @@ def node_paths(base: Path, node: str, info: dict[str, Any] | None, retry: int) -
     found: dict[str, Any] = {}
     for key, patterns in names.items():
         options: list[Path] = []
-        if submit.get(key):
-            path = Path(expand(submit[key], macros))
+        raw = value(key)
+        if raw:
+            path = Path(raw)
             path = path if path.is_absolute() else iwd / path
             options += [path, base / path.parent.name / path.name]
         for pattern in patterns:
             for name in dict.fromkeys((node, short)):
                 options.append(base / pattern.format(n=name, r=retry))
         found[key] = next((p for p in options if p.is_file()), None)
-    found["request_memory_mib"] = memory_mib(
-        expand(submit["request_memory"], macros) if "request_memory" in submit else None
-    )
+    found["request_memory_mib"] = memory_mib(value("request_memory"))
     return found
 
 
