@@ -37,11 +37,11 @@ from loanpipe import config, pipeline
 from loanpipe.check import search_table
 from loanpipe.dagman import Dag, DagError, Node, parse_dag
 from loanpipe.dagman.submit import node_job_ads
+from loanpipe.errors import EXIT_BAD_INPUT
 
 PATH_VARS = ("BASE_DIR", "PROJECT_DIR", "PYTHON")
 REQUIRED_ENV = ("PYTHONUNBUFFERED=1", "OMP_NUM_THREADS=1")
 REQUIRED_CONFIG = ("DAGMAN_MAX_JOB_HOLDS", "DAGMAN_USER_LOG_SCAN_INTERVAL")
-BAD_INPUT_EXIT = 65  # loanpipe.stages.common EXIT_BAD_INPUT (sysexits.h EX_DATAERR)
 REQUEST_LINE = re.compile(r"^\s*(request_memory|request_disk)\s*=\s*(.*?)\s*$", re.IGNORECASE)
 HAS_UNIT = re.compile(r"[0-9)]\s*[KMGT](i?B)?$", re.IGNORECASE)
 N_JOBS_ALL = re.compile(r"n_jobs\s*=\s*-\s*1(?![0-9])")
@@ -80,7 +80,7 @@ def check_dag_settings(dag: Dag, out: Problems) -> None:
         where = f"{node.file}:{node.line}"
         if node.retry < 1:
             out.add(where, f"node {node.name} has no RETRY for transient failures")
-        if node.unless_exit != BAD_INPUT_EXIT:
+        if node.unless_exit != EXIT_BAD_INPUT:
             out.add(
                 where,
                 f"node {node.name} must not retry exit code 65, bad input (RETRY n UNLESS-EXIT 65)",

@@ -44,9 +44,9 @@ from loanpipe.dagman import DagError, parse_dag, rescue_files
 from loanpipe.dagman import metrics as dag_metrics
 from loanpipe.dagman import state as ds
 from loanpipe.dagman.status import DagStatus
-from loanpipe.errors import LoanpipeError
+from loanpipe.errors import EXIT_FAILURE, EXIT_USAGE, LoanpipeError
 
-EXIT_FAILED, EXIT_USAGE, EXIT_NO_CONDOR = 1, 2, 3
+EXIT_NO_CONDOR = 3  # a tool of HTCondor is not on PATH (make local still works)
 # Files condor_submit_dag writes for a run; any of them makes a plain resubmission fail.
 SUBMIT_LEFTOVERS = (".condor.sub", ".lib.out", ".lib.err", ".dagman.log")
 QUEUE_CHECK = 60.0  # watch: seconds between asking the schedd whether DAGMan is still queued
@@ -163,14 +163,14 @@ def refuse_if_running(run_: Run) -> None:
         raise PoolError(
             f"a DAGMan of {run_.dag} is already in the queue (job {ids}): follow it with "
             f"`make watch`, or remove it with condor_rm {ids} before submitting again",
-            EXIT_FAILED,
+            EXIT_FAILURE,
         )
     lock = run_.file(".lock")
     if lock.exists():
         raise PoolError(
             f"{lock} exists but no DAGMan of this DAG is queued: a `make local` run is going, "
             "or a DAGMan died; if nothing runs, remove the lock file and submit again",
-            EXIT_FAILED,
+            EXIT_FAILURE,
         )
 
 
@@ -285,7 +285,7 @@ def verdict(run_: Run, job: ds.DagmanJob) -> tuple[int, list[str]]:
         lines.append(f"fix the cause, then `make submit` resumes from {rescues[-1].name}")
     else:
         lines.append("fix the cause, then `make submit`")
-    return EXIT_FAILED, lines
+    return EXIT_FAILURE, lines
 
 
 def failure_lines(run_: Run, job: ds.DagmanJob) -> list[str]:
@@ -325,7 +325,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
             f"error: nothing submitted from {run_.dir} (no {log.path.name}): make submit",
             file=sys.stderr,
         )
-        return EXIT_FAILED
+        return EXIT_FAILURE
     if not job.done:
         print(
             f"watch: following DAGMan job {job.cluster} until it exits (Ctrl-C stops "
@@ -483,7 +483,7 @@ def main(argv: list[str] | None = None) -> int:
         return exc.code
     except OSError as exc:  # the schedd cannot be asked, a file cannot be read
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         return 130
 

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from loanpipe import config
+from loanpipe.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from loanpipe.report import leaderboard  # the model search's leaderboard, dag/tune.dag
 from loanpipe.report.render import METRIC_KEYS, make_charts, render_console, render_markdown
 from loanpipe.report.runs import load_run  # a DAG run's records, read into facts
@@ -52,9 +53,6 @@ from loanpipe.stages import (
     modeling,  # the deployment rule
 )
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
 REPORT_VERSION = 1
 
 
