@@ -124,8 +124,3 @@ class Layout:
 
     def dag_file(self, name: str = DEFAULT_DAG) -> Path:
         return self.run_dir / name
-
-    def log_dir(self, kind: str) -> Path:
-        """``output``, ``error`` or ``log``: where node jobs write stdout, stderr, event logs."""
-        assert kind in LOG_DIRS, kind
-        return self.base / kind

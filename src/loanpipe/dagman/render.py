@@ -32,13 +32,11 @@ import sys
 from pathlib import Path
 
 from loanpipe import config
+from loanpipe.dagman.parser import MAX_INCLUDE_DEPTH  # as DAGMan nests INCLUDEs
 from loanpipe.errors import LoanpipeError
 from loanpipe.sizing import vars_text as memory_vars  # request_memory per input
 from loanpipe.stages import common  # atomic writes
 
-RUN_DIR = "dags"
-LOG_DIRS = ("output", "error", "log")
-MAX_INCLUDE_DEPTH = 20
 # Letters, digits and / . _ - + @ = , : only. Everything else is refused, in particular
 # whitespace (splits `arguments`), " and \ (VARS quoting), ' (new-syntax arguments), $ (macro
 # expansion), # (comments), ; (environment), ( ) and non-ASCII characters.
@@ -189,9 +187,9 @@ def main(argv: list[str] | None = None) -> int:
         static: Path = args.dag.absolute()
         if not static.is_file():
             raise RenderError(f"{static}: no such DAG (the static DAGs are in {config.DAG_DIR})")
-        output: Path = args.output or Path(base_dir, RUN_DIR, static.name)
+        output: Path = args.output or Path(base_dir, config.RUN_DIR, static.name)
         text = render(static, base_dir, project_dir, python)
-        for name in (RUN_DIR, *LOG_DIRS):
+        for name in (config.RUN_DIR, *config.LOG_DIRS):
             Path(base_dir, name).mkdir(parents=True, exist_ok=True)
         output.parent.mkdir(parents=True, exist_ok=True)
         unchanged = output.is_file() and output.read_text(encoding="utf-8") == text
