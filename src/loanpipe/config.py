@@ -124,3 +124,9 @@ class Layout:
 
     def dag_file(self, name: str = DEFAULT_DAG) -> Path:
         return self.run_dir / name
+
+    @property
+    def history_dir(self) -> Path:
+        """One summary per run (make runs, make compare), written by each report of the run;
+        beside the other run records, so make clean keeps them."""
+        return self.run_dir / "runs"

@@ -89,6 +89,15 @@ SEARCH: tuple[Stage, ...] = (
 )
 SEARCH_DEPLOY_PARENT = "evaluate_model_v3"
 
+# Both DAGs' FINAL node (dagfile.dag declares it, tune.dag INCLUDEs it; a DAG has at most one):
+# DAGMan runs it after every other node ended, whatever happened (a failed node, ABORT-DAG-ON,
+# condor_rm of the DAG), and it writes the report. It has no parents or children (DAGMan refuses
+# any edge, RETRY or ABORT-DAG-ON on a FINAL node); its arguments carry $(DAG_STATUS) and
+# $(FAILED_COUNT), and it exits non-zero when the DAG failed, because a FINAL node that
+# succeeds makes DAGMan call the whole DAG successful (dag.cpp, Dag::DoneSuccess).
+FINAL = _stage("report", "report.sub", "report.py")
+FINAL_NODE = FINAL.node
+
 # The model versions deploy_best_model chooses among (VARS MODELS), per DAG.
 DEFAULT_MODELS = ("v1", "v2")
 SEARCH_MODELS = ("v1", "v2", "v3")

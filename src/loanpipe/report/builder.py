@@ -44,7 +44,9 @@ from typing import Any
 
 from loanpipe import config
 from loanpipe.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
-from loanpipe.report import leaderboard  # the model search's leaderboard, dag/tune.dag
+from loanpipe.report import history, leaderboard  # run summaries; the search's leaderboard
+from loanpipe.report.html import fallback_page, render_html  # report.html, self-contained
+from loanpipe.report.outcome import outcome  # succeeded or failed, and why
 from loanpipe.report.render import METRIC_KEYS, make_charts, render_console, render_markdown
 from loanpipe.report.runs import load_run  # a DAG run's records, read into facts
 from loanpipe.report.sources import DAG_NAME, RUN_DIR, ReportError, number, read_json, utc
@@ -276,13 +278,16 @@ def choose_output(base: Path, output: str | None, notes: list[str]) -> Path:
     return fallback
 
 
-def build_facts(base: Path, dag_path: Path | None, argv: list[str]) -> dict[str, Any]:
+def build_facts(
+    base: Path, dag_path: Path | None, argv: list[str], final: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Everything the report shows; ``final``: the FINAL node's DAG_STATUS and FAILED_COUNT."""
     if not base.is_dir():
         raise ReportError(f"base directory {base} does not exist")
     notes: list[str] = []
     models = load_models(base)
     dag_path = dag_path if dag_path is not None else base / RUN_DIR / DAG_NAME
-    run = load_run(base, dag_path, notes)
+    run = load_run(base, dag_path, notes, final=final is not None)
     if run is None:
         raise ReportError(
             f"no run of {dag_path.name} for this base directory: no records in {dag_path.parent}"
@@ -299,9 +304,11 @@ def build_facts(base: Path, dag_path: Path | None, argv: list[str]) -> dict[str,
         "results": {"models": models, "deployment": deployment},
         "search": leaderboard.load(base, notes) if leaderboard.searched(run) else None,
         "run": run,
+        "outcome": outcome(run, final),
         "provenance": provenance(models, argv, notes),
         "charts": {},
         "report_file": None,
+        "html_file": None,
     }
 
 
@@ -312,7 +319,9 @@ def write_report(facts: dict[str, Any], out_dir: Path) -> Path:
         facts["charts"][name] = str(out_dir / name)
     report = out_dir / "report.md"
     facts["report_file"] = str(report)
+    facts["html_file"] = str(out_dir / "report.html")
     common.write_text(render_markdown(facts), report)
+    common.write_text(render_html(facts, charts), out_dir / "report.html")
     common.write_text(json.dumps(facts, indent=2, default=str) + "\n", out_dir / "report.json")
     return report
 
@@ -341,7 +350,54 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "directory when the base directory is not writable)",
     )
     parser.add_argument("--json", action="store_true", help="print the facts as JSON on stdout")
+    final = parser.add_argument_group(
+        "as the DAG's FINAL node (submit/report.sub)",
+        "the run is still going: its outcome comes from DAGMan's $(DAG_STATUS) and "
+        "$(FAILED_COUNT); the exit code is non-zero when the DAG failed (a FINAL node that "
+        "succeeds would make DAGMan call the whole DAG successful)",
+    )
+    final.add_argument("--final", action="store_true", help="report as the FINAL node")
+    final.add_argument("--dag-status", type=int, default=0, metavar="N", help="$(DAG_STATUS)")
+    final.add_argument("--failed-count", type=int, default=0, metavar="N", help="$(FAILED_COUNT)")
+    final.add_argument("--dagman-job-id", default="", metavar="ID", help="$(DAGManJobId)")
     return parser.parse_args(argv)
+
+
+def final_outcome(args: argparse.Namespace) -> dict[str, Any] | None:
+    if not args.final:
+        return None
+    return {"dag_status": args.dag_status, "failed_count": args.failed_count}
+
+
+def write_history(facts: dict[str, Any], args: argparse.Namespace) -> None:
+    """The run's summary for make runs, where the base directory's run records are writable."""
+    if not writable(config.Layout(Path(facts["base_dir"])).history_dir):
+        return
+    by = "FINAL node" if args.final else "make report"
+    try:
+        history.record(facts, by, args.dagman_job_id or None)
+    except OSError as exc:
+        facts["notes"].append(f"cannot write the run's summary (make runs): {exc}")
+
+
+def write_fallback(base: Path, args: argparse.Namespace, error: str) -> None:
+    """As the FINAL node, when the full report cannot be made: a page with the outcome and
+    the reason, so that a run never ends without a report.html."""
+    out_dir = Path(args.output) if args.output else config.Layout(base).report_dir
+    try:
+        page = fallback_page(base, final_outcome(args) or {}, error)
+        common.write_text(page, out_dir / "report.html")
+        print(f"report: wrote a short {out_dir / 'report.html'} instead", file=sys.stderr)
+    except OSError as exc:
+        print(f"report: cannot write {out_dir / 'report.html'}: {exc}", file=sys.stderr)
+
+
+def exit_code(args: argparse.Namespace, written: int) -> int:
+    """As the FINAL node: the DAG's own failure first (DAGMan takes the FINAL node's result as
+    the DAG's), then the report's."""
+    if args.final and (args.dag_status != 0 or args.failed_count != 0):
+        return EXIT_FAILURE
+    return written
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -350,19 +406,28 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     base = Path(args.base_dir).absolute()
     try:
-        facts = build_facts(base, Path(args.dag).absolute() if args.dag else None, argv)
+        dag = Path(args.dag).absolute() if args.dag else None
+        facts = build_facts(base, dag, argv, final_outcome(args))
         out_dir = choose_output(base, args.output, facts["notes"])
         try:
             report = write_report(facts, out_dir)
         except OSError as exc:
             print(f"report: cannot write the report into {out_dir}: {exc}", file=sys.stderr)
-            return EXIT_FAILURE
+            return exit_code(args, EXIT_FAILURE)
+        write_history(facts, args)
     except ReportError as exc:
         print(f"report: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        if args.final:
+            write_fallback(base, args, str(exc))
+        return exit_code(args, EXIT_USAGE)
     except KeyboardInterrupt:
         print("report: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # the FINAL node still leaves a page, then fails with a traceback
+        if not args.final:
+            raise
+        write_fallback(base, args, f"the report crashed: {type(exc).__name__}: {exc}")
+        raise
     if args.json:
         for note in facts["notes"]:
             print(f"report: note: {note}", file=sys.stderr)
@@ -371,7 +436,8 @@ def main(argv: list[str] | None = None) -> int:
         print(render_console(facts))
         print("")
         print(f"Report: {report}")
-    return EXIT_OK
+        print(f"Page:   {facts['html_file']}")
+    return exit_code(args, EXIT_OK)
 
 
 if __name__ == "__main__":

@@ -53,14 +53,18 @@ def annotate_nodes(nodes: list[dict[str, Any]]) -> None:
                 node["stderr_tail"] = tail(Path(node["stderr_file"]))
 
 
-def load_run(base: Path, dag_path: Path, notes: list[str]) -> dict[str, Any] | None:
+def load_run(
+    base: Path, dag_path: Path, notes: list[str], final: bool = False
+) -> dict[str, Any] | None:
     """The latest run of the DAG ``dag_path`` (None when it has no records).
 
     Only runs made for ``base`` count: a DAG rendered for another base directory (its
-    ``VARS ALL_NODES BASE_DIR``) is refused, so a report never mixes two data sets.
+    ``VARS ALL_NODES BASE_DIR``) is refused, so a report never mixes two data sets. ``final``:
+    the report runs as the DAG's FINAL node, so the run is still going: the metrics file is the
+    previous run's (DAGMan writes it after the FINAL node) and the lock is this run's.
     """
     name = dag_path.name
-    metrics = load_dag_metrics(record(dag_path, ".metrics"))
+    metrics = None if final else load_dag_metrics(record(dag_path, ".metrics"))
     nodes_log = record(dag_path, ".nodes.log")
     local = record(dag_path, ".local.jsonl")
     dag = load_dag(dag_path, notes) if (metrics or nodes_log.exists() or local.exists()) else {}
@@ -93,7 +97,7 @@ def load_run(base: Path, dag_path: Path, notes: list[str]) -> dict[str, Any] | N
     if metrics and dag and metrics["nodes"] is not None and metrics["nodes"] != len(dag):
         notes.append(f"{name}.metrics counts {metrics['nodes']} nodes, the DAG file {len(dag)}")
     lock = record(dag_path, ".lock")
-    if lock.exists():
+    if lock.exists() and not final:
         notes.append(f"{lock.name} exists: the DAG may still be running (figures are partial)")
     rescues = sorted(dag_path.parent.glob(f"{name}.rescue[0-9][0-9][0-9]"))
     # DAGMan leaves the rescue DAG it resumed from in place when the DAG then succeeds; make
@@ -113,6 +117,9 @@ def load_run(base: Path, dag_path: Path, notes: list[str]) -> dict[str, Any] | N
         "local": None,
     }
     since = metrics["start_time"] if metrics else None
+    if final and lock.exists():
+        since = lock.stat().st_mtime  # DAGMan writes its lock when it starts
+    run["since"] = since
     if kind == "pool":
         run["nodes"] = load_pool_run(base, dag_path, dag, since, sources, notes)
         mark_done_earlier(run["nodes"], dag_path, (metrics or {}).get("rescue_dag_number"), notes)
