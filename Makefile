@@ -15,6 +15,8 @@ BATCH       ?= loans#            make submit: batch name shown by condor_q
 JOB_PYTHON  ?= $(VENV)/bin/python#  the interpreter node jobs run (a venv on the shared filesystem)
 REPORT_ARGS ?=#                  make report: e.g. REPORT_ARGS="--output /tmp/r --json"
 PREFLIGHT   ?=#                  PREFLIGHT=1: make submit runs the execute-node preflight job first
+RUN_A       ?=#                  make compare: a run id (make runs) or a base directory (its latest run)
+RUN_B       ?=#                  make compare: the other one (default: the last two runs of BASE_DIR)
 
 # Absolute, so that the sample data, the rendered paths and the jobs all mean the same folder.
 override BASE_DIR := $(if $(filter /%,$(BASE_DIR)),$(BASE_DIR),$(CURDIR)/$(BASE_DIR))
@@ -27,7 +29,7 @@ POOL := $(VPY) -m loanpipe.pool --dag "$(DAG_FILE)"
 export BASE_DIR
 
 .DEFAULT_GOAL := help
-.PHONY: help setup data paths check local graph submit watch status preflight report rollback clean \
+.PHONY: help setup data paths check local graph submit watch status preflight report runs compare rollback clean \
 	chmod bench test lint format
 
 help: ## Show this help
@@ -86,8 +88,15 @@ preflight: | $(VENV)/.installed ## One tiny pool job: the jobs' Python, pinned i
 
 # ---- results
 
-report: $(VENV)/.installed ## Report results, deployment and the latest run (BASE_DIR/report/report.md)
+report: $(VENV)/.installed ## Report results, deployment and the latest run (BASE_DIR/report/report.html and .md)
 	$(VPY) -m loanpipe.report --base-dir "$(BASE_DIR)" --dag "$(DAG_FILE)" $(REPORT_ARGS)
+
+runs: $(VENV)/.installed ## List BASE_DIR's runs: when, DAG, input hash, deployed model, wall time, outcome
+	@$(VPY) -m loanpipe.report.history --base-dir "$(BASE_DIR)" runs
+
+compare: $(VENV)/.installed ## Two runs side by side (RUN_A, RUN_B: run ids or base directories)
+	@$(VPY) -m loanpipe.report.history --base-dir "$(BASE_DIR)" compare \
+		$(if $(RUN_A),"$(RUN_A)") $(if $(RUN_B),"$(RUN_B)")
 
 rollback: $(VENV)/.installed ## Restore the previous deployment from BASE_DIR/model/archive
 	$(VPY) scripts/deploy.py --base-dir "$(BASE_DIR)" --rollback

@@ -107,7 +107,7 @@ def render_lines(static: Path, depth: int = 0) -> list[str]:
     for number, line in enumerate(lines, 1):
         words = line.split()
         keyword = words[0].upper() if words else ""
-        if keyword == "JOB" and len(words) >= 3:
+        if keyword in ("JOB", "FINAL") and len(words) >= 3:
             line = _replace_word(line, 2, _absolute(words[2], here))
         elif keyword == "CONFIG" and len(words) == 2:
             line = _replace_word(line, 1, _absolute(words[1], here))
@@ -128,10 +128,22 @@ def render_lines(static: Path, depth: int = 0) -> list[str]:
     return out
 
 
-def render(static: Path, base_dir: str, project_dir: str, python: str) -> str:
-    """The text of BASE_DIR/dags/<name>.dag."""
+def render(
+    static: Path, base_dir: str, project_dir: str, python: str, dag_file: str | None = None
+) -> str:
+    """The text of BASE_DIR/dags/<name>.dag (``dag_file``: where it is written, by default
+    there; a FINAL node gets it as DAG_FILE, the DAG whose run it reports)."""
     lines = render_lines(static)
-    nodes = [w[1] for w in (line.split() for line in lines) if len(w) > 1 and w[0].upper() == "JOB"]
+    words = [line.split() for line in lines]
+    nodes = [w[1] for w in words if len(w) > 1 and w[0].upper() == "JOB"]
+    paths = f'BASE_DIR="{base_dir}" PROJECT_DIR="{project_dir}" PYTHON="{python}"'
+    dag_file = dag_file or os.path.join(base_dir, config.RUN_DIR, static.name)
+    # VARS ALL_NODES skips a FINAL node (dag.cpp, FindAllNodesByName): it gets its own line.
+    finals = [
+        f'VARS {w[1]} {paths} DAG_FILE="{dag_file}"'
+        for w in words
+        if len(w) > 1 and w[0].upper() == "FINAL"
+    ]
     return "\n".join(
         [
             f"# Rendered from {static} by loanpipe.dagman.render (make paths): do not edit;",
@@ -143,7 +155,8 @@ def render(static: Path, base_dir: str, project_dir: str, python: str) -> str:
             *memory_vars(Path(base_dir), nodes).splitlines(),
             "",
             "# ---- paths for every node (absolute, identical on the submit and execute nodes)",
-            f'VARS ALL_NODES BASE_DIR="{base_dir}" PROJECT_DIR="{project_dir}" PYTHON="{python}"',
+            f"VARS ALL_NODES {paths}",
+            *finals,
             "",
         ]
     )
@@ -188,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
         if not static.is_file():
             raise RenderError(f"{static}: no such DAG (the static DAGs are in {config.DAG_DIR})")
         output: Path = args.output or Path(base_dir, config.RUN_DIR, static.name)
-        text = render(static, base_dir, project_dir, python)
+        dag_file = check_path("the rendered DAG", str(output.absolute()))
+        text = render(static, base_dir, project_dir, python, dag_file)
         for name in (config.RUN_DIR, *config.LOG_DIRS):
             Path(base_dir, name).mkdir(parents=True, exist_ok=True)
         output.parent.mkdir(parents=True, exist_ok=True)

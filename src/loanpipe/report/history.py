@@ -215,8 +215,19 @@ def flatten(run: dict[str, Any]) -> dict[str, str]:
     for version, model in sorted(run.get("models", {}).items()):
         for key, value in model["metrics"].items():
             out[f"{version} {key}"] = fmt(value)
-        for key, value in sorted((model.get("parameters") or {}).items()):
+        for key, value in sorted(leaves(model.get("parameters") or {}).items()):
             out[f"{version} param {key}"] = json.dumps(value, sort_keys=True)
+    return out
+
+
+def leaves(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested parameters as dotted names: classifier_params.C."""
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        if isinstance(value, dict):
+            out.update(leaves(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
     return out
 
 
@@ -230,7 +241,12 @@ def compare_table(a: dict[str, Any], b: dict[str, Any], every: bool = False) -> 
     ]
     same = sum(1 for key in keys if fa.get(key) == fb.get(key))
     lines = text_table(["", "A", "B"], rows)
-    return [*lines, "", f"{len(rows) - 2} facts differ, {same} are the same (--all shows them)"]
+    return [
+        *lines,
+        "",
+        f"{len(rows) - 2} facts differ, {same} are the same "
+        "(python -m loanpipe.report.history compare --all shows them)",
+    ]
 
 
 def resolve(spec: str, base: Path) -> dict[str, Any]:

@@ -167,7 +167,7 @@ def gantt(nodes: list[dict[str, Any]], now: float) -> str:
         out.append(f'<line x1="{x:.1f}" y1="0" x2="{x:.1f}" y2="{height - 25}" stroke="#eee"/>')
         out.append(
             f'<text x="{x:.1f}" y="{height - 10}" text-anchor="middle">'
-            f"{(t1 - t0) * i / 5:.0f} s</text>"
+            f"{(t1 - t0) * i / 5:.{0 if t1 - t0 >= 50 else 1}f} s</text>"
         )
     for y, node in enumerate(ran):
         top = y * row + 4

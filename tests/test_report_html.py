@@ -1,0 +1,206 @@
+"""report.html, make runs and make compare, as a user meets them: runs through make on one base
+directory (a run that fails at its first node, then a good one), the page opened in headless
+Chromium (Debian's `chromium`; those tests are skipped, with the reason, where it is missing).
+"""
+
+from __future__ import annotations
+
+import html.parser
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import REPO, SEED_NODES
+
+BAD_CSV = "a,b\n1,2\n3,4\n"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None, reason="no headless Chromium (Debian: apt-get install chromium)"
+)
+
+
+def make(target: str, base: Path, *assignments: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("BASE_DIR", "MAKEFLAGS", "MFLAGS")}
+    return subprocess.run(
+        ["make", "--no-print-directory", "-C", str(REPO), target, f"BASE_DIR={base}", *assignments],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, sample_csv) -> dict:
+    """One base directory: a run whose input is bad (data_processing fails, exit 65), its page
+    kept; the input fixed; a good run. A snapshot of the base directory after the bad run is
+    a second base directory for make compare."""
+    base = tmp_path_factory.mktemp("history") / "base"
+    base.mkdir()
+    (base / "loan_data.csv").write_text(BAD_CSV)
+    out: dict = {"base": base, "bad": make("local", base, "JOBS=2")}
+    out["bad_report"] = make("report", base)
+    out["bad_page"] = (base / "report" / "report.html").read_text()
+    out["bad_snapshot"] = tmp_path_factory.mktemp("snapshot") / "base"
+    shutil.copytree(base, out["bad_snapshot"])
+    shutil.copy(sample_csv, base / "loan_data.csv")
+    out["good"] = make("local", base, "JOBS=2")
+    out["good_report"] = make("report", base)
+    out["runs"] = make("runs", base)
+    out["compare"] = make("compare", base)
+    out["compare_dirs"] = make("compare", base, f"RUN_A={out['bad_snapshot']}", f"RUN_B={base}")
+    return out
+
+
+class Page(html.parser.HTMLParser):
+    """What a browser would fetch for a page, its sections and its Gantt bars."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.fetches: list[str] = []
+        self.ids: list[str] = []
+        self.bars: list[dict[str, str]] = []
+        self.images: list[str] = []
+        self.tags: set[str] = set()
+        self.feed(text)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        self.tags.add(tag)
+        self.ids += [a["id"]] if "id" in a else []
+        for key in ("src", "href", "data", "poster"):
+            if key in a:
+                self.fetches.append(a[key])
+        if tag == "img":
+            self.images.append(a.get("data-chart", ""))
+        if tag == "rect" and "bar" in a.get("class", ""):
+            self.bars.append(a)
+
+
+def test_a_run_that_fails_at_its_first_node_has_a_page_naming_it(runs) -> None:
+    assert runs["bad"].returncode != 0
+    assert runs["bad_report"].returncode == 0, runs["bad_report"].stderr
+    page = runs["bad_page"]
+    assert 'data-dag-status="2"' in page
+    outcome = page.split('<section id="outcome">', 1)[1].split("</section>", 1)[0]
+    assert "The run failed: DAG status 2 (a node failed). Node data_processing failed" in outcome
+    assert "(exit 65)" in outcome
+    assert "target column &#x27;loan_status&#x27; not found" in outcome
+
+
+def test_the_page_is_self_contained(runs) -> None:
+    page = Page((runs["base"] / "report" / "report.html").read_text())
+    assert "script" not in page.tags and "link" not in page.tags and "iframe" not in page.tags
+    assert page.fetches and all(f.startswith("data:image/png;base64,") for f in page.fetches)
+    assert sorted(page.images) == ["confusion_matrices.png", "memory.png", "metrics_by_model.png"]
+    for section in ("outcome", "results", "decision", "timeline", "gantt", "nodes", "memory"):
+        assert section in page.ids
+    assert "provenance" in page.ids and "search" not in page.ids  # no search in this DAG
+    # One bar per attempt: the good run resumed the bad one (its rescue DAG), so the page shows
+    # both parts: data_processing's failed attempt, then every node's good one.
+    classes = [b["class"] for b in page.bars]
+    assert (classes.count("bar failed"), classes.count("bar ok")) == (1, len(SEED_NODES))
+
+
+def test_the_markdown_report_stays(runs) -> None:
+    text = (runs["base"] / "report" / "report.md").read_text()
+    assert text.startswith("# Loan-approval pipeline report")
+    facts = json.loads((runs["base"] / "report" / "report.json").read_text())
+    assert facts["outcome"]["status"] == 0 and facts["outcome"]["failed_nodes"] == []
+    assert facts["html_file"] == str(runs["base"] / "report" / "report.html")
+
+
+def chromium(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=cwd,
+        env={**os.environ, "HOME": str(cwd)},
+    )
+
+
+# Appended to a copy of the page: what Chromium made of it, in the DOM it dumps.
+PROBE = """<script>
+window.addEventListener("load", () => {
+  const imgs = [...document.images];
+  const bars = [...document.querySelectorAll("#gantt rect.bar")];
+  document.body.dataset.probe = JSON.stringify({
+    images: imgs.length,
+    decoded: imgs.filter(i => i.complete && i.naturalWidth > 100).length,
+    bars: bars.length,
+    drawn: bars.filter(b => b.getBBox().width > 0).length,
+    sections: [...document.querySelectorAll("section")].map(s => s.id),
+    height: document.body.scrollHeight,
+  });
+});
+</script>"""
+
+
+@needs_chromium
+def test_the_page_renders_in_chromium_with_its_charts(runs, tmp_path: Path) -> None:
+    page = (runs["base"] / "report" / "report.html").read_text()
+    probe = tmp_path / "probe.html"
+    probe.write_text(page.replace("</body>", PROBE + "</body>"))
+    dom = chromium("--virtual-time-budget=5000", "--dump-dom", probe.as_uri(), cwd=tmp_path)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    start = dom.stdout.index("data-probe=") + len("data-probe=") + 1
+    quote = dom.stdout[start - 1]
+    probed = json.loads(html.unescape(dom.stdout[start : dom.stdout.index(quote, start)]))
+    assert probed["images"] == 3 and probed["decoded"] == 3, probed
+    assert probed["bars"] == probed["drawn"] == len(SEED_NODES) + 1, probed
+    assert probed["sections"][:3] == ["outcome", "results", "timeline"], probed
+    # The screenshot of the page itself (no probe): drawn, and not one blank colour.
+    shot = tmp_path / "page.png"
+    proc = chromium(
+        "--window-size=1200,2400",
+        f"--screenshot={shot}",
+        (runs["base"] / "report" / "report.html").as_uri(),
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0 and shot.is_file(), proc.stderr[-2000:]
+    from PIL import Image
+
+    with Image.open(shot) as image:
+        colours = image.convert("RGB").getcolors(maxcolors=1 << 20)
+    assert colours is not None and len(colours) > 50  # text, tables, charts: many colours
+
+
+def test_make_runs_lists_both_runs(runs) -> None:
+    proc = runs["runs"]
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].split()[:3] == ["run", "started", "(UTC)"]
+    bad, good = lines[2], lines[3]
+    assert len(lines) == 4
+    assert bad.startswith("dagfile-local-") and "dagfile.dag" in bad
+    assert "a node failed: data_processing (exit 65)" in bad
+    assert good.endswith(" ok") and "Logistic Regression" in good or "Decision Tree" in good
+    inputs = [line.split()[3] for line in (bad, good)]
+    assert inputs[0] != inputs[1] and all(len(h) == 12 for h in inputs)
+
+
+def test_make_compare_shows_what_differs(runs) -> None:
+    for key in ("compare", "compare_dirs"):
+        proc = runs[key]
+        assert proc.returncode == 0, proc.stderr
+        rows = {line.split("  ")[0]: line for line in proc.stdout.splitlines()}
+        assert "outcome" in rows and "a node failed" in rows["outcome"] and " ok" in rows["outcome"]
+        assert "input sha256" in rows and "deployed" in rows
+        assert "v1 Precision" in rows and "v1 param classifier_params.C" in rows
+        assert "facts differ" in proc.stdout
+
+
+def test_compare_names_an_unknown_run(runs) -> None:
+    proc = make("compare", runs["base"], "RUN_A=no-such-run")
+    assert proc.returncode != 0
+    assert proc.stderr.splitlines()[0] == (
+        f"history: no run of {runs['base']} named 'no-such-run' (make runs lists them)"
+    )
+    assert "Traceback" not in proc.stderr
