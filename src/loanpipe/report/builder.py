@@ -435,8 +435,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(render_console(facts))
         print("")
-        print(f"Report: {report}")
         print(f"Page:   {facts['html_file']}")
+        print(f"Report: {report}")
     return exit_code(args, EXIT_OK)
 
 
