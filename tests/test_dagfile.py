@@ -201,7 +201,13 @@ def test_abort_without_return_and_unless_exit_zero_is_unset(tmp_path: Path) -> N
         ("JOB A a.sub\nRETRY A two\n", 2, "invalid RETRY count"),
         ("JOB A a.sub\nRETYR A 2\n", 2, "unknown command 'RETYR'"),
         ("JOB A a.sub\n\n# c\nSPLICE s s.dag\n", 4, "SPLICE is not supported"),
-        ("JOB A a.sub\nFINAL F f.sub\n", 2, "FINAL is not supported"),
+        ("FINAL F f.sub\nFINAL G g.sub\n", 2, "a second FINAL node 'G'"),
+        ("JOB A a.sub\nFINAL F f.sub\nPARENT A CHILD F\n", 3, "cannot have parents"),
+        ("FINAL F f.sub\nRETRY F 2\n", 2, "RETRY cannot name the FINAL node"),
+        ("FINAL F f.sub\nABORT-DAG-ON F 1\n", 2, "ABORT-DAG-ON cannot name the FINAL node"),
+        ("FINAL F f.sub\nCATEGORY F c\n", 2, "CATEGORY cannot name the FINAL node"),
+        ("FINAL F f.sub\nDONE F\n", 2, "cannot be set to DONE"),
+        ("FINAL F f.sub DONE\n", 1, "cannot be set to DONE"),
         ("JOB A a.sub\nSUBDAG EXTERNAL S s.dag\n", 2, "SUBDAG is not supported"),
         ("JOB A a.sub\nSERVICE S s.sub\n", 2, "SERVICE is not supported"),
         ("JOB A a.sub\nPROVISIONER P p.sub\n", 2, "PROVISIONER is not supported"),
@@ -218,6 +224,23 @@ def test_errors_are_file_and_line(tmp_path: Path, body: str, lineno: int, fragme
         parse_dag(path)
     assert str(exc.value).startswith(f"{path}:{lineno}: "), str(exc.value)
     assert fragment in str(exc.value)
+
+
+def test_all_nodes_skips_the_final_node(tmp_path: Path) -> None:
+    """ALL_NODES never reaches the FINAL node (Dag::FindAllNodesByName); naming it does."""
+    dag = parse_dag(
+        write(
+            tmp_path / "f.dag",
+            'JOB A a.sub\nfinal F f.sub NOOP\nRETRY ALL_NODES 2\nVARS ALL_NODES x="1"\n'
+            "SCRIPT PRE ALL_NODES pre.sh\nPRE_SKIP ALL_NODES 3\nCATEGORY ALL_NODES c\n"
+            'VARS F y="2"\nSCRIPT POST F post.sh $DAG_STATUS\n',
+        )
+    )
+    a, f = dag.nodes["A"], dag.nodes["F"]
+    assert dag.final_node is f and f.final and f.noop and not a.final
+    assert (a.retry, a.vars, a.category, a.pre_skip) == (2, {"x": "1"}, "c", 3)
+    assert (f.retry, f.vars, f.category, f.pre, f.pre_skip) == (0, {"y": "2"}, None, None, None)
+    assert f.post is not None and f.post.args == ["$DAG_STATUS"]
 
 
 def test_error_inside_include_names_the_included_file(tmp_path: Path) -> None:

@@ -544,3 +544,41 @@ def test_live_status_line_on_a_terminal_only(tmp_path: Path) -> None:
     assert "\r\x1b[K" in text
     assert "1/2 done; running: slow" in text  # quick finished, slow still running
     assert "DAG succeeded" in text
+
+
+def test_sigterm_runs_the_final_node_as_a_removed_dag_does(tmp_path: Path) -> None:
+    """Like condor_rm of the DAGMan job (checked on the pool): the running nodes are killed,
+    the rescue DAG is written, then the FINAL node runs with DAG_STATUS 4 and, succeeding,
+    makes the exit code 0 while DagStatus stays 4."""
+    dag = make_dag(
+        tmp_path,
+        """
+        JOB a node.sub
+        VARS a cmd="echo $$ > a.pid; exec sleep 60"
+        FINAL f node.sub
+        VARS f cmd="echo $(DAG_STATUS) > final.txt"
+        """,
+    )
+    proc = subprocess.Popen(
+        [*RUNNER, "--dag", str(dag)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "CONDOR_CONFIG": "/dev/null"},
+    )
+    pid_file = tmp_path / "a.pid"
+    deadline = time.time() + SAFETY_TIMEOUT
+    while not (pid_file.is_file() and pid_file.read_text().strip()):
+        assert time.time() < deadline and proc.poll() is None
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=SAFETY_TIMEOUT)
+    assert proc.returncode == 0, out + err
+    assert (tmp_path / "final.txt").read_text() == "4\n"
+    assert "FINAL node f succeeded" in out
+    recs = by_node(last_run(dag))
+    assert recs["a"][0]["status"] == "interrupted" and recs["f"][0]["status"] == "done"
+    assert metrics(dag)["DagStatus"] == 4
+    rescue = Path(f"{dag}.rescue001").read_text().splitlines()
+    assert "# Nodes premarked DONE: 0" in rescue
+    assert not [line for line in rescue if line.startswith("DONE")]  # never the FINAL node

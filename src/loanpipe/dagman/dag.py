@@ -45,6 +45,7 @@ class Node:
     dir: str | None = None
     noop: bool = False
     done: bool = False
+    final: bool = False  # the FINAL node: runs last, whatever happened (one per DAG at most)
     vars: dict[str, str] = field(default_factory=dict)
     retry: int = 0
     unless_exit: int | None = None
@@ -77,6 +78,11 @@ class Dag:
     files: list[Path] = field(default_factory=list)
     # "FILE:LINE" of the PARENT line that first declared each edge (for error messages).
     edge_where: dict[tuple[str, str], str] = field(default_factory=dict, repr=False)
+
+    @property
+    def final_node(self) -> Node | None:
+        """The DAG's FINAL node, if it has one."""
+        return next((node for node in self.nodes.values() if node.final), None)
 
     def edges(self) -> list[tuple[str, str]]:
         """All (parent, child) pairs, parents in node order, children in node order."""

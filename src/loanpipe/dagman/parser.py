@@ -17,6 +17,8 @@ Semantics follow ``condor_dagman``'s parser (``src/condor_dagman/parse.cpp``, 23
 - ``VARS`` values must be double-quoted; inside, only ``\\"`` and ``\\\\`` are escapes.
 - ``RETRY ... UNLESS-EXIT 0`` is ignored by DAGMan (0 means "unset"); so it is here.
 - Keywords (and ``ALL_NODES``) are case-insensitive; node names are case-sensitive.
+- ``FINAL name submit [DIR d] [NOOP]``: at most one; no PARENT/CHILD, DONE, RETRY,
+  ABORT-DAG-ON or CATEGORY for it, and ``ALL_NODES`` skips it (``Dag::FindAllNodesByName``).
 
 Usage::
 
@@ -45,6 +47,7 @@ MAX_INCLUDE_DEPTH = 20
 
 SUPPORTED = {
     "JOB",
+    "FINAL",
     "PARENT",
     "VARS",
     "RETRY",
@@ -66,7 +69,6 @@ UNSUPPORTED = {
     "DATA",
     "SUBDAG",
     "SPLICE",
-    "FINAL",
     "SERVICE",
     "PROVISIONER",
     "SET_JOB_ATTR",
@@ -211,12 +213,17 @@ class _Parser:
         p = Path(name)
         return p if p.is_absolute() else self.dag.cwd / p
 
-    def targets(self, name: str, where: str) -> list[Node]:
+    def targets(self, name: str, where: str, final_refused: str = "") -> list[Node]:
+        """The node named ``name``, or every node for ALL_NODES. ALL_NODES skips the FINAL node
+        (``Dag::FindAllNodesByName``); naming it is an error for the commands that give
+        ``final_refused`` (RETRY, ABORT-DAG-ON, CATEGORY: ``parse.cpp``)."""
         if name.upper() == ALL_NODES:
-            return list(self.dag.nodes.values())
+            return [node for node in self.dag.nodes.values() if not node.final]
         node = self.dag.nodes.get(name)
         if node is None:
             raise DagError(f"{where}: unknown node {name!r}")
+        if node.final and final_refused:
+            raise DagError(f"{where}: {final_refused} cannot name the FINAL node {name!r}")
         return [node]
 
     def parse_file(self, path: Path) -> None:
@@ -241,23 +248,27 @@ class _Parser:
                     f"{where}: unknown command {ln.words[0]!r} (expected one of "
                     f"{', '.join(sorted(SUPPORTED))})"
                 )
-            if kw == "JOB":
+            if kw in ("JOB", "FINAL"):
                 self.cmd_job(ln, path, where)
         # Pass 2: everything else, in file order.
         for ln in lines:
             where = f"{path}:{ln.number}"
             kw = ln.words[0].upper()
-            if kw != "JOB":
+            if kw not in ("JOB", "FINAL"):
                 getattr(self, "cmd_" + kw.lower().replace("-", "_"))(ln, where)
         self.stack.pop()
 
     # -- node definition
 
     def cmd_job(self, ln: _Line, path: Path, where: str) -> None:
-        usage = "usage: JOB name submitfile [DIR directory] [NOOP] [DONE]"
+        """``JOB`` or ``FINAL``: a node (FINAL: run last, whatever happened; one per DAG)."""
+        kw = ln.words[0].upper()
+        usage = f"usage: {kw} name submitfile [DIR directory] [NOOP]" + (
+            " [DONE]" if kw == "JOB" else ""
+        )
         parts = ln.text.split(None, 2)
         if len(parts) < 3:
-            raise DagError(f"{where}: JOB needs a node name and a submit file ({usage})")
+            raise DagError(f"{where}: {kw} needs a node name and a submit file ({usage})")
         name = parts[1]
         if name.upper() in RESERVED_WORDS:
             raise DagError(f"{where}: node name {name!r} is a reserved word")
@@ -286,6 +297,14 @@ class _Parser:
             words = words[1:]
         if words:
             raise DagError(f"{where}: invalid parameter {words[0]!r} ({usage})")
+        if kw == "FINAL" and done:
+            raise DagError(f"{where}: a FINAL node cannot be set to DONE")
+        final = self.dag.final_node
+        if kw == "FINAL" and final is not None:
+            raise DagError(
+                f"{where}: a second FINAL node {name!r} (the DAG's FINAL node is {final.name!r}, "
+                f"{final.file}:{final.line})"
+            )
         if name in self.dag.nodes:
             first = self.dag.nodes[name]
             raise DagError(f"{where}: duplicate node {name!r} (first at {first.file}:{first.line})")
@@ -297,6 +316,7 @@ class _Parser:
             dir=directory,
             noop=noop,
             done=done,
+            final=kw == "FINAL",
             file=path,
             line=ln.number,
             submit_path=sub if sub.is_absolute() else node_dir / sub,
@@ -321,6 +341,8 @@ class _Parser:
         for name in parents + children:
             if name not in self.dag.nodes:
                 raise DagError(f"{where}: unknown node {name!r}")
+            if self.dag.nodes[name].final:
+                raise DagError(f"{where}: FINAL node {name!r} cannot have parents or children")
         for p in parents:
             for c in children:
                 if p == c:
@@ -355,7 +377,7 @@ class _Parser:
             if w[3].upper() != "UNLESS-EXIT":
                 raise DagError(f"{where}: invalid RETRY option {w[3]!r} (expected UNLESS-EXIT)")
             unless = _int(w[4], where, "UNLESS-EXIT code") or None  # DAGMan: 0 means unset
-        for node in self.targets(w[1], where):
+        for node in self.targets(w[1], where, "RETRY"):
             node.retry = count
             if unless is not None:
                 node.unless_exit = unless
@@ -406,14 +428,14 @@ class _Parser:
             ret = _int(w[4], where, "RETURN value", 0)
             if ret > 255:
                 raise DagError(f"{where}: RETURN value must be between 0 and 255, not {ret}")
-        for node in self.targets(w[1], where):
+        for node in self.targets(w[1], where, "ABORT-DAG-ON"):
             node.abort_dag_on = (code, ret)
 
     def cmd_category(self, ln: _Line, where: str) -> None:
         w = ln.words
         if len(w) != 3:
             raise DagError(f"{where}: usage: CATEGORY node|ALL_NODES category")
-        for node in self.targets(w[1], where):
+        for node in self.targets(w[1], where, "CATEGORY"):
             node.category = w[2]
 
     def cmd_maxjobs(self, ln: _Line, where: str) -> None:
@@ -476,6 +498,8 @@ class _Parser:
             raise DagError(f"{where}: usage: DONE node")
         if w[1] not in self.dag.nodes:
             raise DagError(f"{where}: unknown node {w[1]!r}")
+        if self.dag.nodes[w[1]].final:
+            raise DagError(f"{where}: FINAL node {w[1]!r} cannot be set to DONE")
         self.dag.nodes[w[1]].done = True
 
 

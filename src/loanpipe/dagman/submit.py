@@ -95,14 +95,18 @@ def _cwd(path: Path | None) -> Iterator[None]:
 # --------------------------------------------------------------------------- reading
 
 
-def node_macros(name: str, node_vars: dict[str, str], retry: int) -> dict[str, str]:
+def node_macros(
+    name: str, node_vars: dict[str, str], retry: int, run: dict[str, str] | None = None
+) -> dict[str, str]:
     """What DAGMan defines before node ``name``'s submit file (its VARS ``node_vars``) for
-    attempt ``retry`` (0-based)."""
+    attempt ``retry`` (0-based); ``run``: the values of the run at submit time (DAG_STATUS,
+    FAILED_COUNT), 0 when not given (make check, the report)."""
     return {
         "JOB": name,
         "RETRY": str(retry),
         "DAG_STATUS": "0",
         "FAILED_COUNT": "0",
+        **(run or {}),
         **node_vars,
     }
 
@@ -374,15 +378,15 @@ def job_ad(submit: Any, proc: int, cwd: Path) -> Any:
     return ad
 
 
-def node_job_ads(node: Node, retry: int) -> list[Any]:
+def node_job_ads(node: Node, retry: int, run: dict[str, str] | None = None) -> list[Any]:
     """The job ClassAds DAGMan would submit for attempt ``retry`` (0-based) of ``node``: one
-    per job of its cluster. SubmitError when condor_submit would refuse the file or it queues
-    no job."""
+    per job of its cluster (``run``: see :func:`node_macros`). SubmitError when condor_submit
+    would refuse the file or it queues no job."""
     if node.submit_path is None or node.node_dir is None:
         raise SubmitError(f"node {node.name} has no submit file")
     cwd = node.node_dir
     with _cwd(cwd):
-        submit = load(node.submit_path, node_macros(node.name, node.vars, retry), cwd)
+        submit = load(node.submit_path, node_macros(node.name, node.vars, retry, run), cwd)
         items = queue_items(submit, cwd)
         ads = []
         for proc, item in enumerate(items):

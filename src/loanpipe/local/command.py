@@ -187,7 +187,30 @@ def recover_dead_run(dag: Dag, runner: Runner, start: Start) -> None:
 
 
 def outcome(runner: Runner) -> tuple[DagStatus, int, bool]:
-    """(DagStatus, exit code, write a rescue DAG), as condor_dagman decides them."""
+    """(DagStatus, exit code, write a rescue DAG), as condor_dagman decides them.
+
+    A FINAL node that ran decides the exit code (0 when it succeeded, else 1:
+    ``Dag::DoneSuccess``/``DoneFailed``); DagStatus stays what the other nodes made it, and
+    the rescue DAG the run would have written without it is still written (DAGMan writes it
+    before starting the FINAL node), and also when the FINAL node failed."""
+    status, exitcode, rescue = outcome_of_nodes(runner)
+    final = runner.final
+    if final is None or not runner.final_started:
+        return status, exitcode, rescue
+    name = final.node.name
+    if runner.final_interrupted is not None:
+        sig = runner.final_interrupted
+        print(f"interrupted by {signal.Signals(sig).name}: FINAL node {name} killed")
+        return DagStatus.REMOVED, 128 + sig, True
+    if final.status == "done":
+        print(f"FINAL node {name} succeeded: the DAG's exit code is 0, as under DAGMan")
+        return runner.dag_status, 0, rescue
+    print(f"FINAL node {name} failed: the DAG fails")
+    return runner.dag_status, 1, True
+
+
+def outcome_of_nodes(runner: Runner) -> tuple[DagStatus, int, bool]:
+    """The outcome of the nodes other than the FINAL node."""
     if runner.interrupted is not None:
         print(f"\ninterrupted by {signal.Signals(runner.interrupted).name}: nodes killed")
         return DagStatus.REMOVED, 128 + runner.interrupted, True
@@ -197,9 +220,9 @@ def outcome(runner: Runner) -> tuple[DagStatus, int, bool]:
         if ret is None:
             return DagStatus.ABORTED, retval % 256, True
         return (DagStatus.ABORTED if ret != 0 else DagStatus.OK), ret, ret != 0
-    if runner.any_failed():
+    if any(s.status == "failed" for s in runner.states.values() if not s.node.final):
         return DagStatus.NODE_FAILED, 1, True
-    if all(s.status == "done" for s in runner.states.values()):
+    if all(s.status == "done" for s in runner.states.values() if not s.node.final):
         return DagStatus.OK, 0, False
     return DagStatus.ERROR, 1, True
 
@@ -233,7 +256,7 @@ def run(
     )
 
     def on_signal(signum: int, _frame: Any) -> None:
-        runner.interrupted = signum
+        runner.interrupt(signum)
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         handlers[sig] = signal.signal(sig, on_signal)

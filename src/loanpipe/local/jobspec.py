@@ -71,13 +71,14 @@ def _eval_int(ad: Any, attr: str) -> int | None:
     return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def expand_submit(node: Node, retry: int) -> list[JobSpec]:
-    """Expand the node's submit file for attempt ``retry`` (0-based) (loanpipe.dagman.submit).
+def expand_submit(node: Node, retry: int, run: dict[str, str] | None = None) -> list[JobSpec]:
+    """Expand the node's submit file for attempt ``retry`` (0-based) (loanpipe.dagman.submit),
+    ``run`` the run's values DAGMan defines (DAG_STATUS, FAILED_COUNT).
 
     One JobSpec per job the submit file queues (``queue ... from`` a table gives many).
     """
     try:
-        ads = node_job_ads(node, retry)
+        ads = node_job_ads(node, retry, run)
     except SubmitError as exc:
         raise RunnerError(str(exc)) from None
     except Exception as exc:  # noqa: BLE001 - bindings raise several internal error types
@@ -118,7 +119,7 @@ def job_spec(ad: Any) -> JobSpec:
     )
 
 
-def expand_in_helper(node: Node, retry: int) -> list[JobSpec]:
+def expand_in_helper(node: Node, retry: int, run: dict[str, str] | None = None) -> list[JobSpec]:
     """Run :func:`expand_submit` in a child process (one per runner, reused: it imports the
     bindings once).
 
@@ -133,6 +134,7 @@ def expand_in_helper(node: Node, retry: int) -> list[JobSpec]:
         "node_dir": str(node.node_dir),
         "vars": node.vars,
         "retry": retry,
+        "run": run or {},
     }
     if EXPANDER is None or EXPANDER.broken:
         EXPANDER = Worker(
@@ -185,7 +187,7 @@ def expand_node(req: dict[str, Any]) -> dict[str, Any]:
         node_dir=Path(req["node_dir"]),
     )
     try:
-        specs = expand_submit(node, int(req["retry"]))
+        specs = expand_submit(node, int(req["retry"]), req.get("run"))
     except RunnerError as exc:
         return {"ok": False, "error": str(exc)}
     out = [{k: (str(v) if isinstance(v, Path) else v) for k, v in vars(s).items()} for s in specs]

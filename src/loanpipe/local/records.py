@@ -77,7 +77,8 @@ def kill_orphan(pid: int, argv: list[str]) -> bool:
 
 def write_rescue(dag: Dag, runner: RunView, number: int) -> Path:
     """DAGMan's partial rescue DAG for this run (dagman.rescue writes the format)."""
-    done = [n for n, s in runner.states.items() if s.status == "done"]
+    # DAGMan never marks the FINAL node DONE in a rescue DAG (Dag::WriteRescue).
+    done = [n for n, s in runner.states.items() if s.status == "done" and not s.node.final]
     failed = [n for n, s in runner.states.items() if s.status == "failed"]
     notes = {}
     for name, node in dag.nodes.items():

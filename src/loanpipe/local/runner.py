@@ -86,6 +86,13 @@ class Runner:
         self.procs: dict[int, Proc] = {}
         self.interrupted: int | None = None
         self.aborted: tuple[str, int, int | None] | None = None  # node, retval, RETURN
+        # DAGMan's DagStatus while the DAG runs: the first failure's, or forced by an abort or
+        # a removal (Dag::SetStatus); jobs and scripts see it as DAG_STATUS.
+        self.dag_status = DagStatus.OK
+        final = dag.final_node
+        self.final = self.states[final.name] if final is not None else None
+        self.final_started = False
+        self.final_interrupted: int | None = None  # a signal while the FINAL node ran
         self.jsonl = Path(f"{dag.path}.local.jsonl")
         self.width = max((len(n) for n in dag.nodes), default=4)
         self.jobs_submitted = self.jobs_succeeded = self.jobs_failed = 0
@@ -156,16 +163,63 @@ class Runner:
                 st.status = st.final = "done"
                 st.premarked = True
         for st in self.states.values():
-            if st.status == "waiting":
+            if st.status == "waiting" and not st.node.final:
                 st.waiting_on = sum(1 for p in st.node.parents if self.states[p].status != "done")
                 if st.waiting_on == 0:
                     st.status = "ready"
 
+    def set_status(self, status: DagStatus, force: bool = False) -> None:
+        """``Dag::SetStatus``: the first failure sticks unless an abort or removal forces it."""
+        if force or self.dag_status == DagStatus.OK:
+            self.dag_status = status
+
+    def failed_count(self) -> int:
+        return sum(1 for s in self.states.values() if s.status == "failed")
+
+    def run_values(self) -> dict[str, str]:
+        """What DAGMan gives every job it submits now, as submit macros (dagman_submit.cpp)."""
+        return {"DAG_STATUS": str(int(self.dag_status)), "FAILED_COUNT": str(self.failed_count())}
+
+    def interrupt(self, signum: int) -> None:
+        """SIGINT/SIGTERM, as condor_rm of the DAGMan job: the nodes are killed and the FINAL
+        node runs; a signal while the FINAL node runs kills it too."""
+        if self.final_started:
+            self.final_interrupted = signum
+        else:
+            self.interrupted = signum
+
+    def stopping(self) -> bool:
+        if self.final_started:
+            return self.final_interrupted is not None
+        return self.interrupted is not None or self.aborted is not None
+
     def run(self) -> None:
-        """Drive the DAG until no more progress is possible."""
+        """Drive the DAG until no more progress is possible, then run its FINAL node, if it has
+        one, whatever happened (main_shutdown_rescue and Dag::StartFinalNode in DAGMan)."""
+        self.drive()
+        if self.interrupted is not None:
+            self.set_status(DagStatus.REMOVED, force=True)
+        if self.stopping():
+            self.kill_all()
+        final = self.final
+        if final is None or final.status != "waiting":
+            return
+        self.final_started = True
+        self.say(
+            final.node.name,
+            f"FINAL node starts (DAG_STATUS {int(self.dag_status)}, "
+            f"FAILED_COUNT {self.failed_count()})",
+        )
+        final.status = "ready"
+        self.drive()
+        if self.stopping():
+            self.kill_all()
+
+    def drive(self) -> None:
+        """Start what is ready and reap what ends until nothing runs or the run must stop."""
         order = list(self.dag.nodes)
         while True:
-            if self.interrupted is not None or self.aborted is not None:
+            if self.stopping():
                 break
             now = time.time()
             for name in order:
@@ -179,7 +233,7 @@ class Runner:
                     self.start_job(st)
                 elif st.status == "job" and st.cluster and st.cluster.next_proc() is not None:
                     self.start_procs(st)
-            if self.interrupted is not None or self.aborted is not None:
+            if self.stopping():
                 break
             if not self.procs and not any(
                 s.status in ("ready", "deferred", "queued") for s in self.states.values()
@@ -197,8 +251,6 @@ class Runner:
             if proc is None:
                 continue
             self.reaped(proc, wstatus, ru)
-        if self.interrupted is not None or self.aborted is not None:
-            self.kill_all()
 
     # -- node lifecycle
 
@@ -230,8 +282,8 @@ class Runner:
             "$MAX_RETRIES": str(st.node.retry),
             "$RETURN": str(st.job_return if st.job_return is not None else -1),
             "$PRE_SCRIPT_RETURN": str(st.pre_exit if st.pre_exit is not None else -1),
-            "$DAG_STATUS": str(int(DagStatus.NODE_FAILED if self.any_failed() else DagStatus.OK)),
-            "$FAILED_COUNT": str(sum(1 for s in self.states.values() if s.status == "failed")),
+            "$DAG_STATUS": str(int(self.dag_status)),
+            "$FAILED_COUNT": str(self.failed_count()),
             "$JOBID": f"local.{os.getpid()}",
         }
         out = []
@@ -274,7 +326,7 @@ class Runner:
         """
         name = st.node.name
         try:
-            specs = expand_in_helper(st.node, st.retry)
+            specs = expand_in_helper(st.node, st.retry, self.run_values())
             for spec in specs:
                 check_job_files(spec)
         except RunnerError as exc:
@@ -476,6 +528,9 @@ class Runner:
             self.attempt_record(st, "failed", will_retry=False)
             st.status = st.final = "failed"
             self.aborted = (name, retval, node.abort_dag_on[1])
+            self.mark_futile(name)  # the node failed first (Dag::CheckForDagAbort comes after)
+            ok = node.abort_dag_on[1] == 0  # ABORT-DAG-ON ... RETURN 0
+            self.set_status(DagStatus.OK if ok else DagStatus.ABORTED, force=True)
             self.say(name, f"failed (exit {retval}): ABORT-DAG-ON {node.abort_dag_on[0]}")
             return
         stop = node.unless_exit is not None and retval == node.unless_exit
@@ -487,8 +542,13 @@ class Runner:
             return
         self.attempt_record(st, "failed", will_retry=False)
         st.status = st.final = "failed"
+        self.set_status(DagStatus.NODE_FAILED)
         why = f", UNLESS-EXIT {retval}: no more retries" if stop and st.retry < node.retry else ""
         self.say(name, f"failed (exit {retval}{why})")
+        self.mark_futile(name)
+
+    def mark_futile(self, name: str) -> None:
+        """The descendants of a failed node never run (Node::SetDescendantsToFutile)."""
         for d in sorted(self.dag.descendants(name), key=list(self.dag.nodes).index):
             ds = self.states[d]
             if ds.status in ("waiting", "ready"):

@@ -1,0 +1,118 @@
+"""The local runner against condor_dagman: each case runs one tiny DAG both ways and compares
+exit codes, DagStatus and node counts, node outcomes, what the jobs and scripts ran (and with
+which values) and the rescue DAGs (tests/dagman_diff.py). All cases are submitted to the pool
+at once and run locally meanwhile, so the module costs about one DAGMan run.
+
+``python tests/dagman_diff.py [CASE...]`` runs cases by hand and prints both summaries.
+"""
+
+from __future__ import annotations
+
+import os
+
+import dagman_diff as dd
+import pool_harness as ph
+import pytest
+
+os.environ.setdefault("CONDOR_CONFIG", os.devnull)  # the bindings read the status file offline
+
+MODE, WHERE = ph.locate()
+pytestmark = [
+    pytest.mark.xdist_group("dagman_parity"),
+    pytest.mark.skipif(MODE == "skip", reason=WHERE),
+]
+
+# A FINAL node with PRE and POST scripts; the scripts and the job record DAGMan's values.
+FINAL_F = """\
+FINAL F node.sub
+VARS F cmd="echo F job $(DAG_STATUS) $(FAILED_COUNT) >> trace{exit}"
+SCRIPT PRE F /bin/sh trace.sh 0 F pre $DAG_STATUS $FAILED_COUNT
+SCRIPT POST F /bin/sh trace.sh {post} F post $DAG_STATUS $FAILED_COUNT $RETURN
+"""
+
+CASES = [
+    # A node fails: its child is futile, the others run, then FINAL sees DAG_STATUS 2 and one
+    # failure; its success makes the DAG's exit code 0, while DagStatus and the rescue DAG
+    # (written before FINAL ran, without FINAL) keep the failure.
+    dd.Case(
+        "final_after_failure",
+        """\
+        JOB A node.sub
+        VARS A cmd="echo A $(DAG_STATUS) $(FAILED_COUNT) >> trace; exit 3"
+        JOB B node.sub
+        VARS B cmd="echo B >> trace"
+        JOB C node.sub
+        VARS C cmd="echo C >> trace"
+        PARENT A CHILD B
+        RETRY ALL_NODES 1
+        """
+        + FINAL_F.format(exit="", post=0),
+    ),
+    # Every node succeeds, FINAL fails (its POST turns the job's 0 into 4): the DAG fails.
+    dd.Case(
+        "final_fails",
+        """\
+        JOB A node.sub
+        VARS A cmd="echo A >> trace"
+        VARS ALL_NODES cmd="echo A all >> trace"
+        """
+        + FINAL_F.format(exit="", post=4),
+    ),
+    # ABORT-DAG-ON stops the DAG; FINAL still runs, with DAG_STATUS 3, and fails.
+    dd.Case(
+        "final_after_abort",
+        """\
+        JOB A node.sub
+        VARS A cmd="echo A >> trace; exit 3"
+        JOB B node.sub
+        VARS B cmd="echo B >> trace"
+        PARENT A CHILD B
+        ABORT-DAG-ON A 3
+        """
+        + FINAL_F.format(exit="; exit 5", post="$RETURN"),
+    ),
+    # The same with a FINAL node that succeeds: exit code 0, DagStatus 3.
+    dd.Case(
+        "final_after_abort_ok",
+        """\
+        JOB A node.sub
+        VARS A cmd="echo A >> trace; exit 3"
+        ABORT-DAG-ON A 3
+        """
+        + FINAL_F.format(exit="", post=0),
+    ),
+    # ABORT-DAG-ON ... RETURN 0 and a FINAL node that succeeds.
+    dd.Case(
+        "final_after_abort_return_0",
+        """\
+        JOB A node.sub
+        VARS A cmd="echo A >> trace; exit 3"
+        JOB B node.sub
+        VARS B cmd="echo B >> trace"
+        PARENT A CHILD B
+        ABORT-DAG-ON A 3 RETURN 0
+        """
+        + FINAL_F.format(exit="", post=0),
+    ),
+]
+FINAL_CASES = [c.name for c in CASES if c.name.startswith("final")]
+
+
+@pytest.fixture(scope="module")
+def runs(pool, pool_session, tmp_path_factory) -> dict[str, tuple[dd.Summary, dd.Summary]]:
+    return dd.run_cases(pool, pool_session, tmp_path_factory.mktemp("parity"), CASES)
+
+
+@pytest.mark.parametrize("name", [c.name for c in CASES])
+def test_local_runner_does_what_dagman_does(runs, name) -> None:
+    dagman, local = runs[name]
+    assert dagman.exit is not None, dd.explain(name, dagman, local)
+    assert local.facts() == dagman.facts(), dd.explain(name, dagman, local)
+
+
+@pytest.mark.parametrize("name", FINAL_CASES)
+def test_final_node_runs_last_with_the_dag_status(runs, name) -> None:
+    for summary in runs[name]:
+        final = [i for i, line in enumerate(summary.order) if line.startswith("F ")]
+        assert final and final[0] == len(summary.order) - len(final), summary.order
+        assert summary.nodes["F"] in ("done", "failed")
