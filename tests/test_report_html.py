@@ -43,13 +43,14 @@ def runs(tmp_path_factory, sample_csv) -> dict:
     base.mkdir()
     (base / "loan_data.csv").write_text(BAD_CSV)
     out: dict = {"base": base, "bad": make("local", base, "JOBS=2")}
-    out["bad_report"] = make("report", base)
-    out["bad_page"] = (base / "report" / "report.html").read_text()
+    out["bad_page"] = (base / "report" / "report.html").read_text()  # the FINAL node's
+    out["bad_facts"] = json.loads((base / "report" / "report.json").read_text())
     out["bad_snapshot"] = tmp_path_factory.mktemp("snapshot") / "base"
     shutil.copytree(base, out["bad_snapshot"])
     shutil.copy(sample_csv, base / "loan_data.csv")
     out["good"] = make("local", base, "JOBS=2")
-    out["good_report"] = make("report", base)
+    out["good_final_page"] = (base / "report" / "report.html").read_text()
+    out["good_report"] = make("report", base)  # by hand too: the same run, its page again
     out["runs"] = make("runs", base)
     out["compare"] = make("compare", base)
     out["compare_dirs"] = make("compare", base, f"RUN_A={out['bad_snapshot']}", f"RUN_B={base}")
@@ -82,14 +83,28 @@ class Page(html.parser.HTMLParser):
 
 
 def test_a_run_that_fails_at_its_first_node_has_a_page_naming_it(runs) -> None:
+    """Written by the DAG's FINAL node: make local alone, no make report."""
     assert runs["bad"].returncode != 0
-    assert runs["bad_report"].returncode == 0, runs["bad_report"].stderr
+    assert "DAG FAILED (DagStatus 2)" in runs["bad"].stdout
+    facts = runs["bad_facts"]
+    assert facts["run"]["final"] is True and facts["outcome"]["source"] == "FINAL node"
+    assert "python -m loanpipe.report --base-dir" in facts["provenance"]["report"]["command"]
+    assert "--final --dag-status 2 --failed-count 1" in facts["provenance"]["report"]["command"]
     page = runs["bad_page"]
     assert 'data-dag-status="2"' in page
     outcome = page.split('<section id="outcome">', 1)[1].split("</section>", 1)[0]
     assert "The run failed: DAG status 2 (a node failed). Node data_processing failed" in outcome
     assert "(exit 65)" in outcome
     assert "target column &#x27;loan_status&#x27; not found" in outcome
+
+
+def test_the_final_node_of_a_good_run_writes_the_page_and_succeeds(runs) -> None:
+    assert runs["good"].returncode == 0, runs["good"].stdout + runs["good"].stderr
+    assert 'data-dag-status="0"' in runs["good_final_page"]
+    assert "The run succeeded" in runs["good_final_page"]
+    assert "from the FINAL node" in runs["good_final_page"]
+    assert runs["good_report"].returncode == 0, runs["good_report"].stderr
+    assert "from the local runner metrics" in (runs["base"] / "report" / "report.html").read_text()
 
 
 def test_the_page_is_self_contained(runs) -> None:
@@ -101,9 +116,10 @@ def test_the_page_is_self_contained(runs) -> None:
         assert section in page.ids
     assert "provenance" in page.ids and "search" not in page.ids  # no search in this DAG
     # One bar per attempt: the good run resumed the bad one (its rescue DAG), so the page shows
-    # both parts: data_processing's failed attempt, then every node's good one.
+    # both parts: data_processing's failed attempt and the FINAL node's (failing on purpose),
+    # then every node's good one and the FINAL node's.
     classes = [b["class"] for b in page.bars]
-    assert (classes.count("bar failed"), classes.count("bar ok")) == (1, len(SEED_NODES))
+    assert (classes.count("bar failed"), classes.count("bar ok")) == (2, len(SEED_NODES) + 1)
 
 
 def test_the_markdown_report_stays(runs) -> None:
@@ -154,7 +170,7 @@ def test_the_page_renders_in_chromium_with_its_charts(runs, tmp_path: Path) -> N
     quote = dom.stdout[start - 1]
     probed = json.loads(html.unescape(dom.stdout[start : dom.stdout.index(quote, start)]))
     assert probed["images"] == 3 and probed["decoded"] == 3, probed
-    assert probed["bars"] == probed["drawn"] == len(SEED_NODES) + 1, probed
+    assert probed["bars"] == probed["drawn"] == len(SEED_NODES) + 3, probed
     assert probed["sections"][:3] == ["outcome", "results", "timeline"], probed
     # The screenshot of the page itself (no probe): drawn, and not one blank colour.
     shot = tmp_path / "page.png"

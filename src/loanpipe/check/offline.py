@@ -4,9 +4,10 @@
 No pool is needed. The DAG rendered for a base directory (BASE_DIR/dags/dagfile.dag, written by
 make paths) is parsed with loanpipe.dagman.dag, then:
 
-- the graph is acyclic and is exactly the pipeline's eight nodes and edges, plus, in a DAG with the
-  model search (dag/tune.dag), the search's nodes and edges; there every row of the candidate
-  table is validated against its estimator and must be one job of model_search
+- the graph is acyclic and is exactly the pipeline's eight nodes and edges and its FINAL node
+  `report` (given the rendered DAG as DAG_FILE), plus, in a DAG with the model search
+  (dag/tune.dag), the search's nodes and edges; there every row of the candidate table is
+  validated against its estimator and must be one job of model_search
   (loanpipe.check.search_table);
 - every node retries transient failures but not exit code 65 (RETRY n UNLESS-EXIT 65), the DAG
   has its CONFIG file (with DAGMAN_MAX_JOB_HOLDS and DAGMAN_USER_LOG_SCAN_INTERVAL) and a
@@ -62,7 +63,19 @@ def check_graph(dag: Dag, out: Problems) -> None:
     a search DAG (tune.dag)."""
     search = search_table.is_search_dag(dag)
     edges_wanted = pipeline.graph(search)
-    nodes, expected = set(dag.nodes), set(pipeline.by_node(search))
+    nodes, expected = set(dag.nodes), set(pipeline.by_node(search)) | {pipeline.FINAL_NODE}
+    final = dag.final_node
+    if final is not None and final.name != pipeline.FINAL_NODE:
+        out.add(f"{final.file}:{final.line}", f"the FINAL node must be {pipeline.FINAL_NODE}")
+    elif final is None and pipeline.FINAL_NODE in dag.nodes:
+        node = dag.nodes[pipeline.FINAL_NODE]
+        out.add(f"{node.file}:{node.line}", f"{node.name} must be the DAG's FINAL node")
+    if final is not None and final.vars.get("DAG_FILE") != str(dag.path):
+        out.add(
+            f"{final.file}:{final.line}",
+            f"the FINAL node reports DAG_FILE={final.vars.get('DAG_FILE')!r}, not this DAG "
+            "(make paths gives it VARS DAG_FILE)",
+        )
     for name in sorted(expected - nodes):
         out.add(dag.path, f"node {name} is missing (the pipeline's graph has it)")
     for name in sorted(nodes - expected):
@@ -78,6 +91,8 @@ def check_dag_settings(dag: Dag, out: Problems) -> None:
     """RETRY ... UNLESS-EXIT 65 everywhere, CONFIG with the two knobs, a node status file."""
     for node in dag.nodes.values():
         where = f"{node.file}:{node.line}"
+        if node.final:
+            continue  # DAGMan allows no RETRY on a FINAL node
         if node.retry < 1:
             out.add(where, f"node {node.name} has no RETRY for transient failures")
         if node.unless_exit != EXIT_BAD_INPUT:
@@ -123,7 +138,13 @@ def check_ad(node: Node, retry: int, ad: Any, out: Problems) -> None:
         out.add(where, f"executable {cmd!r} does not exist or is not executable")
 
     args = str(ad.get("Args", ad.get("Arguments", ""))).split()
-    if script_name is not None:
+    if node.final:  # the report: the DAG it reports, DAGMan's outcome macros
+        final = pipeline.FINAL
+        expected = [f"{v['PROJECT_DIR']}/scripts/{final.script}", "--base-dir", base, "--dag"]
+        expected += [v.get("DAG_FILE", "$(DAG_FILE)"), "--final", "--dag-status"]
+        if args[: len(expected)] != expected:
+            out.add(where, f"arguments are {' '.join(args)!r}, expected {' '.join(expected)} ...")
+    elif script_name is not None:
         expected = [f"{v['PROJECT_DIR']}/scripts/{script_name}", "--base-dir", base]
         if model is not None:
             expected += ["--model", model]

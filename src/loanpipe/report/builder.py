@@ -396,6 +396,11 @@ def exit_code(args: argparse.Namespace, written: int) -> int:
     """As the FINAL node: the DAG's own failure first (DAGMan takes the FINAL node's result as
     the DAG's), then the report's."""
     if args.final and (args.dag_status != 0 or args.failed_count != 0):
+        print(
+            f"report: the DAG failed (DAG status {args.dag_status}, {args.failed_count} failed "
+            "node(s)): this FINAL node exits 1 so that it stays failed",
+            file=sys.stderr,
+        )
         return EXIT_FAILURE
     return written
 

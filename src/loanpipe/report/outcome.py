@@ -20,7 +20,7 @@ def error_line(node: dict[str, Any]) -> str | None:
     """The line of a failed node's stderr that says what went wrong: its last ``error:`` line,
     else its last line (a traceback's exception)."""
     lines = [ln.strip() for ln in node.get("stderr_tail") or [] if ln.strip()]
-    errors = [ln for ln in lines if ln.lower().startswith("error")]
+    errors = [ln for ln in lines if "error:" in ln.lower()]
     return (errors or lines or [None])[-1]
 
 
@@ -47,6 +47,9 @@ def outcome(run: dict[str, Any] | None, final: dict[str, Any] | None) -> dict[st
         status, count, source = final["dag_status"], final["failed_count"], "FINAL node"
     elif metrics and metrics.get("dag_status") is not None:
         status, count = metrics["dag_status"], metrics.get("nodes_failed")
+        final_nodes = [n for n in (run or {}).get("nodes", []) if n["name"] == pipeline.FINAL_NODE]
+        if isinstance(count, int) and final_nodes and is_failed(final_nodes[0]):
+            count -= 1  # the FINAL node fails on purpose when the DAG failed: not a cause
         source = f"{'DAGMan' if (run or {}).get('kind') == 'pool' else 'local runner'} metrics"
     else:
         status, count, source = None, len(failed), "node records"

@@ -249,6 +249,11 @@ def run_summary(run: dict[str, Any]) -> list[str]:
             + f" [{Path(run['dag']).name}.metrics format v{metrics['format']}, {metrics['client']} "
             f"{metrics['version']}]"
         )
+    elif run.get("final"):
+        name = Path(run["dag"]).name
+        lines.append(
+            f"Written by the DAG's FINAL node as the run ends ({name}.metrics comes after)"
+        )
     else:
         name = Path(run["dag"]).name
         lines.append(f"No {name}.metrics (DAG still running, or it never finished)")

@@ -120,6 +120,7 @@ def load_run(
     if final and lock.exists():
         since = lock.stat().st_mtime  # DAGMan writes its lock when it starts
     run["since"] = since
+    run["final"] = final
     if kind == "pool":
         run["nodes"] = load_pool_run(base, dag_path, dag, since, sources, notes)
         mark_done_earlier(run["nodes"], dag_path, (metrics or {}).get("rescue_dag_number"), notes)
