@@ -41,6 +41,7 @@ MEASURED_PEAK_MIB = {
     "predict.sub": 201,
     "search.sub": 249,  # the model search (dag/tune.dag): one job per candidate
     "select.sub": 246,
+    "report.sub": 81,  # the FINAL node: the report (matplotlib), the same at any input size
 }
 
 
@@ -154,10 +155,11 @@ def test_include_resolves_beside_the_submit_file_not_the_cwd(tmp_path: Path) -> 
 def test_rendering_under_arbitrary_base_dir(work: dict[str, Path]) -> None:
     base = str(work["base"])
     rendered = (work["dag"] / "dagfile.dag").read_text().splitlines()
-    # VARS ALL_NODES reaches only the nodes defined before it: it is the last line.
-    assert rendered[-1] == (
-        f'VARS ALL_NODES BASE_DIR="{base}" PROJECT_DIR="{PROJECT}" PYTHON="{PYTHON}"'
-    )
+    # VARS ALL_NODES reaches only the nodes defined before it, and never the FINAL node: it
+    # is the last line but one, then the FINAL node's own VARS with the DAG it reports.
+    paths = f'BASE_DIR="{base}" PROJECT_DIR="{PROJECT}" PYTHON="{PYTHON}"'
+    assert rendered[-2] == f"VARS ALL_NODES {paths}"
+    assert rendered[-1] == f'VARS report {paths} DAG_FILE="{work["dag"] / "dagfile.dag"}"'
     for name in ("output", "error", "log", "dags"):
         assert (work["base"] / name).is_dir()
     count = 0
@@ -171,7 +173,7 @@ def test_rendering_under_arbitrary_base_dir(work: dict[str, Path]) -> None:
             assert str(PROJECT / "data") not in ad[key]
         assert str(PROJECT / "data") not in ad["Args"]
         count += 1
-    assert count == 8 * 3
+    assert count == 8 * 3 + 1  # the FINAL node has no RETRY
 
 
 def test_python_override_and_default(tmp_path: Path) -> None:
@@ -271,10 +273,15 @@ def test_rendering_a_missing_dag_is_one_line(tmp_path: Path, capsys) -> None:
 
 def test_dag_graph_is_seeds(work: dict[str, Path]) -> None:
     dag = parse_dag(work["dag"] / "dagfile.dag")
-    assert list(dag.nodes) == SEED_NODES
+    assert list(dag.nodes) == [*SEED_NODES, pipeline.FINAL_NODE]
+    assert dag.final_node is dag.nodes[pipeline.FINAL_NODE]
     assert set(dag.edges()) == SEED_EDGES
     assert dag.topological_order()[0] == "data_processing"
     for name, node in dag.nodes.items():
+        if node.final:
+            assert (node.retry, node.submit) == (0, str(work["submit"] / "report.sub"))
+            assert node.vars["DAG_FILE"] == str(work["dag"] / "dagfile.dag")
+            continue
         sub, _script, model = NODES[name]
         assert node.submit == str(work["submit"] / sub)
         assert node.vars.get("MODEL") == model
@@ -316,7 +323,7 @@ def run_check(work: dict[str, Path]) -> subprocess.CompletedProcess:
 def test_check_passes_on_the_project(work: dict[str, Path]) -> None:
     proc = run_check(work)
     assert proc.returncode == 0, proc.stderr
-    assert "check: ok: 8 nodes, 6 submit files, 8 edges" in proc.stdout
+    assert "check: ok: 9 nodes, 7 submit files, 8 edges" in proc.stdout
 
 
 def _append(path: Path, text: str) -> None:
@@ -403,7 +410,7 @@ def test_graph_png_from_the_dag_file(work: dict[str, Path]) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "8 nodes, 8 edges" in proc.stdout
+    assert "9 nodes, 8 edges" in proc.stdout
 
 
 # --------------------------------------------------------------------------- make targets

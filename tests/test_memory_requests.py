@@ -66,6 +66,7 @@ def test_only_a_dag_with_the_model_search_asks_for_its_memory(tmp_path: Path) ->
             node_job_ad(node, 0).eval("RequestMemory")
             for node in dag.nodes.values()
             if node.name != "model_search"  # one job per candidate: its submit file is shared
+            and not node.final  # the report: VARS ALL_NODES skips it, see below
         } | {int(rendered.split('VARS ALL_NODES MEMORY_MB="')[1].split('"')[0])}
     assert requests["dagfile"] == {sizing.memory_mb(76.5)}
     assert requests["tune"] == {sizing.memory_mb(76.5, sizing.DEFAULT_STAGES + SEARCH)}
@@ -98,8 +99,11 @@ def test_every_node_asks_for_the_rendered_request(tmp_path: Path, input_mib: flo
     expected = sizing.memory_mb(input_mib or 0.0)
     assert f'VARS ALL_NODES MEMORY_MB="{expected}"' in dag_file.read_text()
     dag = parse_dag(dag_file)
-    assert len(dag.nodes) == 8
+    assert len(dag.nodes) == 9
     for node in dag.nodes.values():
+        if node.final:  # VARS ALL_NODES skips the FINAL node: common.sub's default, no retries
+            assert node_job_ad(node, 0).eval("RequestMemory") == 384 and node.retry == 0
+            continue
         requests = [node_job_ad(node, retry).eval("RequestMemory") for retry in range(3)]
         # Equal along the chain (claim reuse); retries grow 2x, then 4x.
         assert requests == [expected, 2 * expected, 4 * expected], node.name
@@ -111,7 +115,7 @@ def test_submit_files_fall_back_without_the_vars(tmp_path: Path) -> None:
     from loanpipe.dagman.submit import node_job_ads, read_submit
 
     stages = [p for p in sorted((PROJECT / "submit").glob("*.sub")) if p.name != "common.sub"]
-    assert len(stages) == 9
+    assert len(stages) == 10
     for path in stages:
         if path.name == "preflight.sub":  # not a DAG node: a fixed, tiny request
             continue

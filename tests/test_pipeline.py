@@ -69,7 +69,9 @@ def test_every_stage_names_a_submit_file_and_script_of_the_checkout() -> None:
 @pytest.mark.parametrize("name, search", [("dagfile.dag", False), ("tune.dag", True)])
 def test_the_static_dags_say_what_the_spec_says(name: str, search: bool) -> None:
     dag = parse_dag(config.DAG_DIR / name)
-    assert set(dag.nodes) == {s.node for s in pipeline.stages(search)}
+    assert set(dag.nodes) == {s.node for s in pipeline.stages(search)} | {pipeline.FINAL_NODE}
+    assert dag.final_node is not None and dag.final_node.name == pipeline.FINAL_NODE
+    assert dag.final_node.submit_path.name == pipeline.FINAL.submit  # one, from dagfile.dag
     assert set(dag.edges()) == pipeline.graph(search)
     for stage in pipeline.stages(search):
         node = dag.nodes[stage.node]
