@@ -18,10 +18,13 @@ from pathlib import Path
 import pytest
 from conftest import REAL_DATA, REPO, RUNNER
 
+from loanpipe import pipeline
+
 NODES = [
     "data_processing", "train_test_split", "modeling_v1", "modeling_v2",
     "evaluate_model_v1", "evaluate_model_v2", "deploy_best_model", "loan_prediction",
 ]  # fmt: skip
+FINAL = pipeline.FINAL_NODE  # both DAGs' FINAL node: the report, after every run
 ROWS = "3000"
 
 
@@ -81,7 +84,9 @@ def test_make_local_generates_data_runs_the_dag_and_reports(fresh):
     assert "DAG succeeded" in result.stdout
 
     attempts = {r["node"]: r for r in last_run_attempts(dag_dir)}
-    assert sorted(attempts) == sorted(NODES)
+    assert sorted(attempts) == sorted([*NODES, FINAL])  # the FINAL node wrote the report
+    assert attempts[FINAL]["start"] >= max(attempts[n]["end"] for n in NODES)
+    assert 'data-dag-status="0"' in (base / "report" / "report.html").read_text()
     assert all(r["status"] == "done" and r["exit_code"] == 0 for r in attempts.values())
     # The submit files' expansion chose the command, the logs and the memory request.
     train = attempts["modeling_v2"]
@@ -101,7 +106,7 @@ def test_make_local_generates_data_runs_the_dag_and_reports(fresh):
     assert first["job_start"] < second["job_end"] and second["job_start"] < first["job_end"]
 
     metrics = json.loads((dag_dir / "dagfile.dag.metrics").read_text())
-    assert (metrics["DagStatus"], metrics["nodes_succeeded"], metrics["nodes_failed"]) == (0, 8, 0)
+    assert (metrics["DagStatus"], metrics["nodes_succeeded"], metrics["nodes_failed"]) == (0, 9, 0)
 
     # make clean removes intermediate files and logs, never the input data nor the deployment;
     # the run records stay in dags/ (they are the base directory's history).
@@ -146,7 +151,7 @@ def test_killed_run_resumes_with_only_the_unfinished_nodes(fresh):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "recovering: the previous run died" in result.stdout
     rerun = {r["node"] for r in last_run_attempts(dag_dir)}
-    assert rerun == set(NODES) - finished
+    assert rerun == set(NODES) - finished | {FINAL}  # a FINAL node is never DONE: it reruns
     assert (base / "predictions/predictions.csv").is_file()
 
 
@@ -159,7 +164,8 @@ def test_bad_input_fails_the_dag_once_with_the_stage_message(fresh):
     assert "loan_data.csv: target column 'loan_status' has a single class" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
     attempts = last_run_attempts(dag_dir)
-    assert [(r["node"], r["exit_code"]) for r in attempts] == [("data_processing", 65)]  # no retry
+    # no retry; the FINAL node reports, then exits 1 so that the DAG stays failed
+    assert [(r["node"], r["exit_code"]) for r in attempts] == [("data_processing", 65), (FINAL, 1)]
     assert (dag_dir / "dagfile.dag.rescue001").is_file()
     assert not (base / "staging/split_data/processed_data.csv").exists()
 
@@ -176,7 +182,7 @@ def test_clean_after_a_failed_run_drops_the_rescue_dag(fresh, sample_csv):
     assert not list(dag_dir.glob("dagfile.dag.rescue*"))
     result = make("local", dag_dir, base)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert {r["node"] for r in last_run_attempts(dag_dir)} == set(NODES)
+    assert {r["node"] for r in last_run_attempts(dag_dir)} == {*NODES, FINAL}
 
 
 def test_a_second_run_on_the_same_base_directory_is_refused(fresh, tmp_path):
