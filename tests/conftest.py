@@ -179,3 +179,67 @@ def pool_session(pool) -> Path:
     yield path
     if os.environ.get("POOL_KEEP") != "1":
         shutil.rmtree(path, ignore_errors=True)
+
+
+# ---- headless Chromium (Debian's `chromium`), for report.html: skipped where it is missing
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None, reason="no headless Chromium (Debian: apt-get install chromium)"
+)
+
+
+def chromium(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", *args],
+        capture_output=True,
+        text=True,
+        timeout=SAFETY_TIMEOUT,
+        check=False,
+        cwd=cwd,
+        env={**os.environ, "HOME": str(cwd)},
+    )
+
+
+# Appended to a copy of the page: what Chromium made of it, in the DOM it dumps.
+PROBE = """<script>
+window.addEventListener("load", () => {
+  const imgs = [...document.images];
+  const bars = [...document.querySelectorAll("#gantt rect.bar")];
+  document.body.dataset.probe = JSON.stringify({
+    images: imgs.length,
+    decoded: imgs.filter(i => i.complete && i.naturalWidth > 100).length,
+    bars: bars.length,
+    drawn: bars.filter(b => b.getBBox().width > 0).length,
+    sections: [...document.querySelectorAll("section")].map(s => s.id),
+  });
+});
+</script>"""
+
+
+def chromium_probe(page: Path, work: Path) -> dict:
+    """What Chromium rendered of ``page``: images and how many decoded, Gantt bars and how many
+    were drawn, the sections in order (a probe script in a copy of the page, read back from
+    the DOM Chromium dumps)."""
+    import html
+    import json
+
+    probe = work / "probe.html"
+    probe.write_text(page.read_text().replace("</body>", PROBE + "</body>"))
+    dom = chromium("--virtual-time-budget=5000", "--dump-dom", probe.as_uri(), cwd=work)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    start = dom.stdout.index("data-probe=") + len("data-probe=") + 1
+    quote = dom.stdout[start - 1]
+    return json.loads(html.unescape(dom.stdout[start : dom.stdout.index(quote, start)]))
+
+
+def chromium_screenshot(page: Path, work: Path) -> int:
+    """Chromium's screenshot of ``page`` (the page itself, no probe): its number of colours."""
+    from PIL import Image
+
+    shot = work / "page.png"
+    proc = chromium("--window-size=1200,2400", f"--screenshot={shot}", page.as_uri(), cwd=work)
+    assert proc.returncode == 0 and shot.is_file(), proc.stderr[-2000:]
+    with Image.open(shot) as image:
+        colours = image.convert("RGB").getcolors(maxcolors=1 << 20)
+    return len(colours or [])

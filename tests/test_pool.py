@@ -21,7 +21,9 @@ from pathlib import Path
 
 import pool_harness as ph
 import pytest
-from conftest import SEED_NODES
+from conftest import SEED_NODES, chromium_probe, chromium_screenshot, needs_chromium
+
+from loanpipe.pipeline import FINAL_NODE  # the report, after every run (dag/dagfile.dag)
 
 os.environ.setdefault("CONDOR_CONFIG", os.devnull)  # the bindings read logs offline here
 
@@ -104,6 +106,9 @@ def clean_run(checkout, sample) -> dict:
     out["status"] = wait_for(mid_run)
     out["watch"] = co.make("watch")
     out["facts"] = facts(co, local=False)
+    out["page"] = co.base / "report" / "report.html"  # the FINAL node's
+    shutil.copy(out["page"], co.root / "final-page.html")
+    out["page"] = co.root / "final-page.html"
     out["report"] = co.make("report")
     return out
 
@@ -123,10 +128,11 @@ def test_clean_run_watch_exits_0_with_every_output(clean_run) -> None:
         assert (co.base / rel).is_file(), rel
     assert clean_run["facts"]["metrics"] == {
         "DagStatus": 0,
-        "nodes": 8,
-        "succeeded": 8,
+        "nodes": 9,  # the eight stages and the FINAL node
+        "succeeded": 9,
         "failed": 0,
     }
+    assert f"report: {co.base / 'report' / 'report.html'}" in watch
     assert set(clean_run["facts"]["outcomes"].values()) == {"done"}
 
 
@@ -147,6 +153,17 @@ def test_status_mid_run_labels_node_states(clean_run) -> None:
     assert set(states.values()) <= {"done", "running", "idle", "ready", "not"}
     assert "aborted" not in text and "error" not in states.values()
     assert "condor_q -dag -nobatch" in text
+
+
+@needs_chromium
+def test_the_final_node_page_renders_in_chromium_with_its_charts(clean_run, tmp_path) -> None:
+    page = clean_run["page"]
+    assert 'data-dag-status="0"' in page.read_text() and "from the FINAL node" in page.read_text()
+    probed = chromium_probe(page, tmp_path)
+    assert probed["images"] == probed["decoded"] == 3, probed
+    assert probed["bars"] == probed["drawn"] >= len(SEED_NODES), probed
+    assert probed["sections"][:3] == ["outcome", "results", "timeline"], probed
+    assert chromium_screenshot(page, tmp_path) > 50
 
 
 def test_report_reads_the_pool_run(clean_run) -> None:
@@ -176,6 +193,7 @@ def bad_input(checkout, sample) -> dict:
     co.put_data(sample, BAD_CSV)
     ok(co.make("submit"))
     out = {"fail": co.make("watch"), "failed": facts(co, local=False)}
+    out["page"] = (co.base / "report" / "report.html").read_text()  # the FINAL node's
     co.put_data(sample)
     since = time.time()
     out["submit"] = co.make("submit")
@@ -188,6 +206,8 @@ def bad_input(checkout, sample) -> dict:
     out["again"] = co.make("submit")
     co.pool.condor(f"condor_rm -constraint 'JobUniverse == 7 && Iwd == \"{co.run_dir}\"'")
     out["removed"] = co.make("watch")
+    out["removed_page"] = (co.base / "report" / "report.html").read_text()
+    out["runs"] = co.make("runs")
     return out
 
 
@@ -201,9 +221,36 @@ def test_bad_input_watch_names_the_node_and_its_error(bad_input) -> None:
     assert "target column 'loan_status' not found" in lines[0]
     assert "DagStatus 2 (a node failed)" in fail.stdout
     failed = bad_input["failed"]
-    assert failed["metrics"] == {"DagStatus": 2, "nodes": 8, "succeeded": 0, "failed": 1}
+    # The FINAL node exits 1 when the DAG failed (else DAGMan would call the DAG successful):
+    # the metrics count it among the failed nodes.
+    assert failed["metrics"] == {"DagStatus": 2, "nodes": 9, "succeeded": 0, "failed": 2}
     assert failed["rescue_done"] == set()
     assert failed["outcomes"]["data_processing"] == "failed"
+    assert failed["outcomes"][FINAL_NODE] == "failed"
+
+
+def test_a_run_that_fails_at_its_first_node_leaves_a_page_naming_it(bad_input) -> None:
+    """Written by the FINAL node, before anyone ran make report."""
+    page = bad_input["page"]
+    outcome = page.split('<section id="outcome">', 1)[1].split("</section>", 1)[0]
+    assert 'data-dag-status="2"' in outcome and "from the FINAL node" in outcome
+    assert "Node data_processing failed after 1 attempt(s) (exit 65)" in outcome
+    assert "target column &#x27;loan_status&#x27; not found" in outcome
+    assert "report: " in bad_input["fail"].stdout
+    assert "failed node report" not in bad_input["fail"].stdout  # it failed on purpose
+
+
+def test_a_removed_dag_leaves_a_page_and_make_runs_lists_every_run(bad_input) -> None:
+    """condor_rm of DAGMan: its FINAL node still runs and says so; make runs lists the failed
+    run, the resumed good one and the removed one."""
+    assert 'data-dag-status="4"' in bad_input["removed_page"]
+    assert "The run was removed: DAG status 4 (removed (condor_rm))" in bad_input["removed_page"]
+    lines = ok(bad_input["runs"]).splitlines()[2:]
+    assert len(lines) == 3, lines
+    assert [line.split()[0].startswith("dagfile-dagman-") for line in lines] == [True] * 3
+    assert "a node failed: data_processing (exit 65)" in lines[0]
+    assert lines[1].endswith(" ok") and "Regression" in lines[1] or "Tree" in lines[1]
+    assert lines[2].endswith("removed (condor_rm)")
 
 
 def test_bad_input_fixed_resumes_from_the_rescue_dag(bad_input) -> None:
@@ -211,7 +258,9 @@ def test_bad_input_fixed_resumes_from_the_rescue_dag(bad_input) -> None:
     assert "-f" not in bad_input["submit"].stdout.split()
     assert "every node succeeded" in ok(bad_input["resume"])
     # only the nodes the rescue DAG did not mark DONE ran (here: all of them, once each)
-    assert sorted(bad_input["ran"]) == sorted(set(SEED_NODES) - bad_input["failed"]["rescue_done"])
+    assert sorted(bad_input["ran"]) == sorted(
+        {*SEED_NODES, FINAL_NODE} - bad_input["failed"]["rescue_done"]
+    )
     assert bad_input["resumed"]["metrics"]["DagStatus"] == 0
 
 
@@ -291,11 +340,11 @@ def test_failing_node_is_retried_then_only_it_runs_on_resume(blocked) -> None:
     assert "File exists" in fail.stdout  # the stage's last stderr line, not a traceback dump
     assert blocked["attempts"] == 3
     failed = blocked["failed"]
-    assert failed["rescue_done"] == set(SEED_NODES) - {"loan_prediction"}
-    assert failed["metrics"] == {"DagStatus": 2, "nodes": 8, "succeeded": 7, "failed": 1}
+    assert failed["rescue_done"] == set(SEED_NODES) - {"loan_prediction"}  # never the FINAL node
+    assert failed["metrics"] == {"DagStatus": 2, "nodes": 9, "succeeded": 7, "failed": 2}
     assert "resuming from dagfile.dag.rescue001" in ok(blocked["submit"])
     assert "every node succeeded" in ok(blocked["resume"])
-    assert blocked["ran"] == ["loan_prediction"]
+    assert blocked["ran"] == ["loan_prediction", FINAL_NODE]
 
 
 def test_watch_follows_the_dag_where_condor_watch_q_cannot_start(blocked) -> None:

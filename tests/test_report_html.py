@@ -13,13 +13,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import REPO, SEED_NODES
+from conftest import REPO, SEED_NODES, chromium_probe, chromium_screenshot, needs_chromium
 
 BAD_CSV = "a,b\n1,2\n3,4\n"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-needs_chromium = pytest.mark.skipif(
-    CHROMIUM is None, reason="no headless Chromium (Debian: apt-get install chromium)"
-)
 
 
 def make(target: str, base: Path, *assignments: str) -> subprocess.CompletedProcess[str]:
@@ -130,62 +126,13 @@ def test_the_markdown_report_stays(runs) -> None:
     assert facts["html_file"] == str(runs["base"] / "report" / "report.html")
 
 
-def chromium(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=cwd,
-        env={**os.environ, "HOME": str(cwd)},
-    )
-
-
-# Appended to a copy of the page: what Chromium made of it, in the DOM it dumps.
-PROBE = """<script>
-window.addEventListener("load", () => {
-  const imgs = [...document.images];
-  const bars = [...document.querySelectorAll("#gantt rect.bar")];
-  document.body.dataset.probe = JSON.stringify({
-    images: imgs.length,
-    decoded: imgs.filter(i => i.complete && i.naturalWidth > 100).length,
-    bars: bars.length,
-    drawn: bars.filter(b => b.getBBox().width > 0).length,
-    sections: [...document.querySelectorAll("section")].map(s => s.id),
-    height: document.body.scrollHeight,
-  });
-});
-</script>"""
-
-
 @needs_chromium
 def test_the_page_renders_in_chromium_with_its_charts(runs, tmp_path: Path) -> None:
-    page = (runs["base"] / "report" / "report.html").read_text()
-    probe = tmp_path / "probe.html"
-    probe.write_text(page.replace("</body>", PROBE + "</body>"))
-    dom = chromium("--virtual-time-budget=5000", "--dump-dom", probe.as_uri(), cwd=tmp_path)
-    assert dom.returncode == 0, dom.stderr[-2000:]
-    start = dom.stdout.index("data-probe=") + len("data-probe=") + 1
-    quote = dom.stdout[start - 1]
-    probed = json.loads(html.unescape(dom.stdout[start : dom.stdout.index(quote, start)]))
+    probed = chromium_probe(runs["base"] / "report" / "report.html", tmp_path)
     assert probed["images"] == 3 and probed["decoded"] == 3, probed
     assert probed["bars"] == probed["drawn"] == len(SEED_NODES) + 3, probed
     assert probed["sections"][:3] == ["outcome", "results", "timeline"], probed
-    # The screenshot of the page itself (no probe): drawn, and not one blank colour.
-    shot = tmp_path / "page.png"
-    proc = chromium(
-        "--window-size=1200,2400",
-        f"--screenshot={shot}",
-        (runs["base"] / "report" / "report.html").as_uri(),
-        cwd=tmp_path,
-    )
-    assert proc.returncode == 0 and shot.is_file(), proc.stderr[-2000:]
-    from PIL import Image
-
-    with Image.open(shot) as image:
-        colours = image.convert("RGB").getcolors(maxcolors=1 << 20)
-    assert colours is not None and len(colours) > 50  # text, tables, charts: many colours
+    assert chromium_screenshot(runs["base"] / "report" / "report.html", tmp_path) > 50
 
 
 def test_make_runs_lists_both_runs(runs) -> None:

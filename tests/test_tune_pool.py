@@ -85,11 +85,12 @@ def test_submit_runs_the_search_as_one_cluster_in_parallel(tune_run) -> None:
     metrics = json.loads((dags / "tune.dag.metrics").read_text())
     assert metrics["DagStatus"] == 0
     # Version 1 (23.x, 24.0) names its node counts jobs*; version 2 has nodes* and jobs*.
-    assert metrics.get("nodes_succeeded", metrics["jobs_succeeded"]) == 11
+    # 11 nodes and the FINAL node (the report)
+    assert metrics.get("nodes_succeeded", metrics["jobs_succeeded"]) == 12
     if dagman_version(metrics) >= (25, 0):  # jobs: each job of the 6-job search node counts
-        assert metrics["metrics_version"] == 2 and metrics["jobs_succeeded"] == 10 + 6
+        assert metrics["metrics_version"] == 2 and metrics["jobs_succeeded"] == 11 + 6
     else:  # 24.0: jobs_succeeded counts nodes, the search node once
-        assert metrics["jobs_succeeded"] == 11
+        assert metrics["jobs_succeeded"] == 12
     log = events(tune_run["base"] / "log" / "model_search.log")
     submits = [e for e in log if e["type"] == "SUBMIT"]
     assert len({e["cluster"] for e in submits}) == 1, "one cluster for the node"
@@ -125,6 +126,9 @@ def test_deploys_among_three_and_reports_the_leaderboard(tune_run) -> None:
     assert "Model search: 6 candidates" in report.stdout
     assert "model_search       ok      1" in report.stdout  # one attempt of six jobs
     assert "## Model search" in (base / "report" / "report.md").read_text()
+    page = (base / "report" / "report.html").read_text()
+    assert '<section id="search"><h2>Model search leaderboard</h2>' in page
+    assert page.count("data:image/png;base64,") == 4  # metrics, confusion, memory, leaderboard
     status = tune_run["status"]
     assert status.returncode == 0, status.stdout + status.stderr
     assert "model_search" in status.stdout

@@ -39,7 +39,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from loanpipe import config
+from loanpipe import config, pipeline
 from loanpipe.dagman import DagError, parse_dag, rescue_files
 from loanpipe.dagman import metrics as dag_metrics
 from loanpipe.dagman import state as ds
@@ -274,10 +274,12 @@ def verdict(run_: Run, job: ds.DagmanJob) -> tuple[int, list[str]]:
         head = f"DAGMan job {job.cluster} exited with code {job.exit_code}"
     if status is not None:
         head += f": DagStatus {status} ({DagStatus.describe(status)})"
+    page = report_page(run_)
     if status == 0 and job.exit_code == 0:
-        return 0, [f"{head}; every node succeeded"]
+        return 0, [f"{head}; every node succeeded", *page]
     lines = [head]
     lines += failure_lines(run_, job)
+    lines += page
     if len(lines) == 1:
         lines.append(f"no failed node and no DAGMan error found: see {run_.file('.dagman.out')}")
     rescues = [p for _, p in rescue_files(run_.dag) if p.stat().st_mtime >= job.submitted - 1]
@@ -286,6 +288,15 @@ def verdict(run_: Run, job: ds.DagmanJob) -> tuple[int, list[str]]:
     else:
         lines.append("fix the cause, then `make submit`")
     return EXIT_FAILURE, lines
+
+
+def report_page(run_: Run) -> list[str]:
+    """Where the FINAL node wrote the run's report, when it did."""
+    try:
+        page = config.Layout(Path(run_.base_dir())).report_dir / "report.html"
+    except PoolError:
+        return []
+    return [f"report: {page}"] if page.is_file() else []
 
 
 def failure_lines(run_: Run, job: ds.DagmanJob) -> list[str]:
@@ -298,9 +309,12 @@ def failure_lines(run_: Run, job: ds.DagmanJob) -> list[str]:
         except PoolError:
             base = None
         holds = {h.node: h for h in ds.node_holds(run_.file(".nodes.log"), job.submitted)}
+        failed = [node.name for node in status.nodes if node.state == 6]
         for node in status.nodes:
             if node.state != 6:
                 continue
+            if node.name == pipeline.FINAL_NODE and len(failed) > 1:
+                continue  # the report fails on purpose when another node failed
             why = node.details
             err = ds.node_error_file(base, node.name, node.retries) if base else None
             message = ds.one_line_error(err) if err else None
