@@ -95,6 +95,26 @@ CASES = [
         + FINAL_F.format(exit="", post=0),
     ),
 ]
+CASES += [
+    # DAG file grammar: a comment ending in a backslash does not swallow the RETRY line below
+    # it, a commented-out continuation line is blank, continued lines join with nothing in
+    # between, a Latin-1 byte in a comment is fine, and '.' is legal in a node name.
+    dd.Case(
+        "grammar",
+        "# caf\xe9: a Latin-1 byte in a comment that ends in a backslash \\\n"
+        "RETRY A.1 1\n"
+        "JOB A.1 node.sub\n"
+        'VARS A.1 cmd="echo $(JOB) $(RETRY) >> trace; test $(RETRY) = 1"\n'
+        "JOB B node.sub\n"
+        'VARS B cmd="echo B >> trace"\n'
+        "PARENT A.1 \\\n"
+        "# a commented-out continuation line \\\n"
+        "CHILD B\n"
+        "JOB C node.sub\n"
+        'VARS C cmd="echo C\\\n'
+        ' >> trace"\n',
+    ),
+]
 FINAL_CASES = [c.name for c in CASES if c.name.startswith("final")]
 
 
