@@ -115,6 +115,49 @@ CASES += [
         ' >> trace"\n',
     ),
 ]
+CASES += [
+    # NOOP nodes run their PRE and POST scripts around a job that succeeds without running
+    # ($RETURN 0); a failing POST script fails the node (RETRY applies; its child is futile).
+    dd.Case(
+        "noop_scripts",
+        """\
+        JOB N node.sub NOOP
+        SCRIPT PRE N /bin/sh trace.sh 0 N pre $RETRY
+        SCRIPT POST N /bin/sh trace.sh 3 N post $RETURN $RETRY $PRE_SCRIPT_RETURN
+        RETRY N 1
+        JOB M node.sub NOOP
+        SCRIPT POST M /bin/sh trace.sh 0 M post $RETURN
+        JOB C node.sub
+        VARS C cmd="echo C >> trace"
+        PARENT N CHILD C
+        JOB D node.sub
+        VARS D cmd="echo D >> trace"
+        PARENT M CHILD D
+        """,
+    ),
+    # ABORT-DAG-ON node 0 aborts when the node succeeds: exit code 0, DagStatus 3, no rescue DAG.
+    dd.Case(
+        "abort_on_zero",
+        """\
+        JOB A node.sub
+        VARS A cmd="echo A >> trace"
+        ABORT-DAG-ON A 0
+        JOB B node.sub
+        VARS B cmd="echo B >> trace"
+        PARENT A CHILD B
+        """,
+    ),
+    # ... and is checked after the PRE script too: the job never runs.
+    dd.Case(
+        "abort_on_zero_pre",
+        """\
+        JOB A node.sub
+        VARS A cmd="echo A >> trace"
+        SCRIPT PRE A /bin/sh trace.sh 0 A pre
+        ABORT-DAG-ON A 0
+        """,
+    ),
+]
 FINAL_CASES = [c.name for c in CASES if c.name.startswith("final")]
 
 

@@ -217,9 +217,9 @@ def outcome_of_nodes(runner: Runner) -> tuple[DagStatus, int, bool]:
     if runner.aborted is not None:
         node, retval, ret = runner.aborted
         print(f"\nDAG aborted by ABORT-DAG-ON: node {node} returned {retval}")
-        if ret is None:
-            return DagStatus.ABORTED, retval % 256, True
-        return (DagStatus.ABORTED if ret != 0 else DagStatus.OK), ret, ret != 0
+        # DAGMan exits with the RETURN value, else the node's; a rescue DAG unless that is 0.
+        code = (retval if ret is None else ret) % 256
+        return (DagStatus.ABORTED if ret != 0 else DagStatus.OK), code, code != 0
     if any(s.status == "failed" for s in runner.states.values() if not s.node.final):
         return DagStatus.NODE_FAILED, 1, True
     if all(s.status == "done" for s in runner.states.values() if not s.node.final):

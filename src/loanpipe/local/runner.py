@@ -262,11 +262,6 @@ class Runner:
         st.error = None
         st.spec = None
         st.cluster = None
-        if st.node.noop:
-            self.say(st.node.name, "done (NOOP)")
-            st.final = "noop"
-            self.node_done(st)
-            return
         if st.node.pre is not None:
             st.status = "pre"
             self.start_script(st, "pre")
@@ -325,6 +320,13 @@ class Runner:
         takes one of the ``-j`` slots, the rest start as slots free up.
         """
         name = st.node.name
+        if st.node.noop:
+            # DAGMan runs a NOOP node's PRE and POST scripts around a job that never runs and
+            # succeeds ($RETURN 0).
+            st.status = "job"
+            st.job_exit = 0
+            self.job_finished(st, retval=0)
+            return
         try:
             specs = expand_in_helper(st.node, st.retry, self.run_values())
             for spec in specs:
@@ -486,6 +488,7 @@ class Runner:
                 st.final = "pre_skipped"
                 self.attempt_record(st, "pre_skipped")
                 self.node_done(st)
+                self.check_abort(st, 0)  # PRE_SKIP counts as success (ABORT-DAG-ON node 0)
                 return
             if code != 0:
                 self.say(name, f"PRE script failed (exit {code})")
@@ -493,6 +496,7 @@ class Runner:
                 self.attempt_failed(st, code, abort_check=True)
                 return
             st.status = "queued"
+            self.check_abort(st, 0)  # DAGMan checks ABORT-DAG-ON after every PRE script
             return
         # POST: its exit code replaces the job's.
         if code != 0:
@@ -514,9 +518,11 @@ class Runner:
     def attempt_over(self, st: NodeState, retval: int, abort_check: bool) -> None:
         if retval == 0:
             st.retval = 0
-            st.final = "done"
+            st.final = "noop" if st.node.noop else "done"
             self.attempt_record(st, "done")
             self.node_done(st)
+            if abort_check:
+                self.check_abort(st, 0)  # ABORT-DAG-ON node 0 aborts on success
         else:
             self.attempt_failed(st, retval, abort_check)
 
@@ -527,11 +533,10 @@ class Runner:
         if abort_check and node.abort_dag_on is not None and retval == node.abort_dag_on[0]:
             self.attempt_record(st, "failed", will_retry=False)
             st.status = st.final = "failed"
-            self.aborted = (name, retval, node.abort_dag_on[1])
+            self.say(name, f"failed (exit {retval})")
+            self.set_status(DagStatus.NODE_FAILED)
             self.mark_futile(name)  # the node failed first (Dag::CheckForDagAbort comes after)
-            ok = node.abort_dag_on[1] == 0  # ABORT-DAG-ON ... RETURN 0
-            self.set_status(DagStatus.OK if ok else DagStatus.ABORTED, force=True)
-            self.say(name, f"failed (exit {retval}): ABORT-DAG-ON {node.abort_dag_on[0]}")
+            self.check_abort(st, retval)
             return
         stop = node.unless_exit is not None and retval == node.unless_exit
         if st.retry < node.retry and not stop:
@@ -554,10 +559,22 @@ class Runner:
             if ds.status in ("waiting", "ready"):
                 ds.status = ds.final = "futile"
 
+    def check_abort(self, st: NodeState, retval: int) -> bool:
+        """``Dag::CheckForDagAbort``, after a PRE script, a job without POST script, or a POST
+        script: the node's return value is its ABORT-DAG-ON value (0 included)."""
+        node = st.node
+        if node.abort_dag_on is None or retval != node.abort_dag_on[0]:
+            return False
+        self.aborted = (node.name, retval, node.abort_dag_on[1])
+        ok = node.abort_dag_on[1] == 0  # ABORT-DAG-ON ... RETURN 0
+        self.set_status(DagStatus.OK if ok else DagStatus.ABORTED, force=True)
+        self.say(node.name, f"returned {retval}: ABORT-DAG-ON {retval}, the DAG stops")
+        return True
+
     def node_done(self, st: NodeState) -> None:
         st.status = "done"
-        if st.final in (None, "done"):
-            self.say(st.node.name, "done")
+        if st.final in (None, "done", "noop"):
+            self.say(st.node.name, "done (NOOP)" if st.final == "noop" else "done")
         for child in st.node.children:
             cs = self.states[child]
             if cs.status == "waiting":
