@@ -158,6 +158,43 @@ CASES += [
         """,
     ),
 ]
+CASES += [
+    # Script arguments: only a whole word is a macro, in any case; x$JOB stays as written.
+    dd.Case(
+        "macro_words",
+        """\
+        JOB A node.sub
+        VARS A cmd="echo A >> trace; exit 2"
+        SCRIPT PRE A /bin/sh trace.sh 0 A pre x$JOB $job $Retry $max_retries $NODE_COUNT
+        SCRIPT POST A /bin/sh trace.sh 0 A post $return $Exit_Codes $exit_code_counts $success
+        """,
+    ),
+    # $RETURN in a PRE script: DAGMan stops the DAG (DagStatus 1) before running it. (With a
+    # FINAL node, DAGMan 25.0.13 asserts "! _finalNodeRun" and the schedd restarts it, again
+    # and again; the local runner runs the FINAL node.)
+    dd.Case(
+        "pre_return",
+        """\
+        JOB A node.sub
+        VARS A cmd="echo A >> trace"
+        SCRIPT PRE A /bin/sh trace.sh 0 A pre $RETURN
+        JOB B node.sub
+        VARS B cmd="echo B >> trace"
+        """,
+    ),
+    # An unknown $MACRO in a POST script: the same, once the job has run.
+    dd.Case(
+        "unknown_macro",
+        """\
+        JOB A node.sub
+        VARS A cmd="echo A >> trace"
+        SCRIPT POST A /bin/sh trace.sh 0 A post $NOSUCH
+        JOB B node.sub
+        VARS B cmd="echo B >> trace"
+        PARENT A CHILD B
+        """,
+    ),
+]
 FINAL_CASES = [c.name for c in CASES if c.name.startswith("final")]
 
 

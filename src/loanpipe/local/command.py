@@ -198,6 +198,8 @@ def outcome(runner: Runner) -> tuple[DagStatus, int, bool]:
     if final is None or not runner.final_started:
         return status, exitcode, rescue
     name = final.node.name
+    if runner.fatal is not None and runner.final_interrupted == 0:
+        return DagStatus.ERROR, 1, True
     if runner.final_interrupted is not None:
         sig = runner.final_interrupted
         print(f"interrupted by {signal.Signals(sig).name}: FINAL node {name} killed")
@@ -211,6 +213,9 @@ def outcome(runner: Runner) -> tuple[DagStatus, int, bool]:
 
 def outcome_of_nodes(runner: Runner) -> tuple[DagStatus, int, bool]:
     """The outcome of the nodes other than the FINAL node."""
+    if runner.fatal is not None:
+        print(f"\nDAG stopped: {runner.fatal}")
+        return DagStatus.ERROR, 1, True
     if runner.interrupted is not None:
         print(f"\ninterrupted by {signal.Signals(runner.interrupted).name}: nodes killed")
         return DagStatus.REMOVED, 128 + runner.interrupted, True
