@@ -50,7 +50,7 @@ code=$1; shift
 echo "$*" >> trace
 exit $code
 """
-WAIT_S = 600  # safety net for a hung DAG; never asserted on
+WAIT_S = 300  # safety net for a hung DAG; never asserted on
 METRIC_KEYS = ("exitcode", "nodes", "nodes_failed", "nodes_succeeded", "total_nodes_run")
 # NodeStatus numbers (loanpipe.dagman.status.NodeStatus) and the local runner's final states.
 POOL_STATE = {5: "done", 6: "failed", 7: "futile"}

@@ -193,7 +193,7 @@ def test_abort_without_return_and_unless_exit_zero_is_unset(tmp_path: Path) -> N
     "body, lineno, fragment",
     [
         ("JOB A a.sub\nJOB A b.sub\n", 2, "duplicate node 'A'"),
-        ("JOB A.x a.sub\n", 1, "illegal character"),
+        ('JOB A a.sub\n# caf\xe9\nVARS A x="caf\xe9"\n', 3, "byte 0xe9 is not UTF-8"),
         ("JOB A+x a.sub\n", 1, "illegal character"),
         ("JOB PARENT a.sub\n", 1, "reserved word"),
         ("JOB A a.sub\nPARENT A CHILD B\n", 2, "unknown node 'B'"),
@@ -219,11 +219,35 @@ def test_abort_without_return_and_unless_exit_zero_is_unset(tmp_path: Path) -> N
     ],
 )
 def test_errors_are_file_and_line(tmp_path: Path, body: str, lineno: int, fragment: str) -> None:
-    path = write(tmp_path / "bad.dag", body)
+    path = tmp_path / "bad.dag"
+    path.write_bytes(body.encode("latin-1"))
     with pytest.raises(DagError) as exc:
         parse_dag(path)
     assert str(exc.value).startswith(f"{path}:{lineno}: "), str(exc.value)
     assert fragment in str(exc.value)
+
+
+def test_lines_are_read_as_dagman_reads_them(tmp_path: Path) -> None:
+    """condor_utils' getline: a comment never continues, a commented-out continuation line is
+    blank, continued lines join with nothing in between; a Latin-1 byte in a comment is fine;
+    ``.`` is a legal node-name character (only ``+`` is not)."""
+    path = tmp_path / "g.dag"
+    path.write_bytes(
+        b"# caf\xe9, a comment ending in a backslash \\\n"
+        b"RETRY A.1 1\n"
+        b"JOB A.1 a.sub\r\n"
+        b"JOB B b.sub\n"
+        b"PARENT A.1 \\\n"
+        b"  # commented out \\\n"
+        b"CHILD B\n"
+        b'VARS B x="1\\\n'
+        b'2"\n'
+    )
+    dag = parse_dag(path)
+    assert dag.nodes["A.1"].retry == 1  # not swallowed by the comment above it
+    assert dag.nodes["A.1"].children == {"B"}
+    assert dag.nodes["B"].vars == {"x": "12"}
+    assert dag.nodes["B"].line == 4
 
 
 def test_all_nodes_skips_the_final_node(tmp_path: Path) -> None:

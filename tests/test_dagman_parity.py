@@ -95,6 +95,106 @@ CASES = [
         + FINAL_F.format(exit="", post=0),
     ),
 ]
+CASES += [
+    # DAG file grammar: a comment ending in a backslash does not swallow the RETRY line below
+    # it, a commented-out continuation line is blank, continued lines join with nothing in
+    # between, a Latin-1 byte in a comment is fine, and '.' is legal in a node name.
+    dd.Case(
+        "grammar",
+        "# caf\xe9: a Latin-1 byte in a comment that ends in a backslash \\\n"
+        "RETRY A.1 1\n"
+        "JOB A.1 node.sub\n"
+        'VARS A.1 cmd="echo $(JOB) $(RETRY) >> trace; test $(RETRY) = 1"\n'
+        "JOB B node.sub\n"
+        'VARS B cmd="echo B >> trace"\n'
+        "PARENT A.1 \\\n"
+        "# a commented-out continuation line \\\n"
+        "CHILD B\n"
+        "JOB C node.sub\n"
+        'VARS C cmd="echo C\\\n'
+        ' >> trace"\n',
+    ),
+]
+CASES += [
+    # NOOP nodes run their PRE and POST scripts around a job that succeeds without running
+    # ($RETURN 0); a failing POST script fails the node (RETRY applies; its child is futile).
+    dd.Case(
+        "noop_scripts",
+        """\
+        JOB N node.sub NOOP
+        SCRIPT PRE N /bin/sh trace.sh 0 N pre $RETRY
+        SCRIPT POST N /bin/sh trace.sh 3 N post $RETURN $RETRY $PRE_SCRIPT_RETURN
+        RETRY N 1
+        JOB M node.sub NOOP
+        SCRIPT POST M /bin/sh trace.sh 0 M post $RETURN
+        JOB C node.sub
+        VARS C cmd="echo C >> trace"
+        PARENT N CHILD C
+        JOB D node.sub
+        VARS D cmd="echo D >> trace"
+        PARENT M CHILD D
+        """,
+    ),
+    # ABORT-DAG-ON node 0 aborts when the node succeeds: exit code 0, DagStatus 3, no rescue DAG.
+    dd.Case(
+        "abort_on_zero",
+        """\
+        JOB A node.sub
+        VARS A cmd="echo A >> trace"
+        ABORT-DAG-ON A 0
+        JOB B node.sub
+        VARS B cmd="echo B >> trace"
+        PARENT A CHILD B
+        """,
+    ),
+    # ... and is checked after the PRE script too: the job never runs.
+    dd.Case(
+        "abort_on_zero_pre",
+        """\
+        JOB A node.sub
+        VARS A cmd="echo A >> trace"
+        SCRIPT PRE A /bin/sh trace.sh 0 A pre
+        ABORT-DAG-ON A 0
+        """,
+    ),
+]
+CASES += [
+    # Script arguments: only a whole word is a macro, in any case; x$JOB stays as written.
+    dd.Case(
+        "macro_words",
+        """\
+        JOB A node.sub
+        VARS A cmd="echo A >> trace; exit 2"
+        SCRIPT PRE A /bin/sh trace.sh 0 A pre x$JOB $job $Retry $max_retries $NODE_COUNT
+        SCRIPT POST A /bin/sh trace.sh 0 A post $return $Exit_Codes $exit_code_counts $success
+        """,
+    ),
+    # $RETURN in a PRE script: DAGMan stops the DAG (DagStatus 1) before running it. (With a
+    # FINAL node, DAGMan 25.0.13 asserts "! _finalNodeRun" and the schedd restarts it, again
+    # and again; the local runner runs the FINAL node.)
+    dd.Case(
+        "pre_return",
+        """\
+        JOB A node.sub
+        VARS A cmd="echo A >> trace"
+        SCRIPT PRE A /bin/sh trace.sh 0 A pre $RETURN
+        JOB B node.sub
+        VARS B cmd="echo B >> trace"
+        """,
+    ),
+    # An unknown $MACRO in a POST script: the same, once the job has run.
+    dd.Case(
+        "unknown_macro",
+        """\
+        JOB A node.sub
+        VARS A cmd="echo A >> trace"
+        SCRIPT POST A /bin/sh trace.sh 0 A post $NOSUCH
+        JOB B node.sub
+        VARS B cmd="echo B >> trace"
+        PARENT A CHILD B
+        """,
+    ),
+]
 FINAL_CASES = [c.name for c in CASES if c.name.startswith("final")]
 
 

@@ -1,8 +1,8 @@
 """A DAG as plain Python objects: ``Dag``, ``Node``, ``Script``, and ``DagError``.
 
 ``loanpipe.dagman.parser`` reads DAG files into these; the local runner, ``make check``, ``make
-graph`` and the report use them. Node names are case-sensitive; ``.`` and ``+`` are not allowed
-in them (``ILLEGAL_NAME_CHARS``).
+graph`` and the report use them. Node names are case-sensitive; ``+`` is not allowed in them
+(``ILLEGAL_NAME_CHARS``, parse.cpp's ILLEGAL_CHARS in 24.0 and 25.0: ``.`` is allowed).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from loanpipe.errors import LoanpipeError
 
 ALL_NODES = "ALL_NODES"
 RESERVED_WORDS = ("PARENT", "CHILD", ALL_NODES)
-ILLEGAL_NAME_CHARS = "+."
+ILLEGAL_NAME_CHARS = "+"
 
 
 class DagError(LoanpipeError):

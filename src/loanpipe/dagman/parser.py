@@ -95,27 +95,47 @@ class _Line:
     words: list[str]
 
 
+C_SPACE = " \t\n\v\f\r"  # isspace() in the C locale: what DAGMan trims
+
+
 def _read_lines(path: Path) -> list[_Line]:
-    """Non-blank, non-comment lines; a trailing backslash continues a line (as DAGMan's reader)."""
+    """Non-blank, non-comment lines, read as DAGMan's ``getline`` reads them (options
+    COMMENT_DOESNT_CONTINUE and CONTINUE_MAY_BE_COMMENTED_OUT, ``condor_utils/config.cpp``).
+
+    Each line is trimmed; one ending in ``\\`` continues on the next, joined with nothing in
+    between (the backslash removed). A comment line never continues; a ``#`` line inside a
+    continuation counts as blank (only its last character is kept, so its own trailing
+    backslash continues). Lines are bytes: a non-UTF-8 byte is fine in a comment (DAGMan
+    accepts it), and refused, naming the line, in a command.
+    """
     try:
-        raw = path.read_text(encoding="utf-8").splitlines()
+        raw = path.read_bytes().split(b"\n")
     except OSError as exc:
         raise DagError(f"{path}:0: cannot read DAG file: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise DagError(f"{path}:0: not a UTF-8 text file: {exc.reason}") from None
+    if raw and raw[-1] == b"":
+        raw.pop()
     out: list[_Line] = []
     i = 0
     while i < len(raw):
         start = i
-        text = raw[i].rstrip("\r")
-        while text.rstrip().endswith("\\") and i + 1 < len(raw):
+        text = raw[i].decode("utf-8", "surrogateescape").strip(C_SPACE)
+        comment = text.startswith("#")
+        while text.endswith("\\") and not comment and i + 1 < len(raw):
             i += 1
-            text = text.rstrip()[:-1] + " " + raw[i].rstrip("\r").lstrip()
+            more = raw[i].decode("utf-8", "surrogateescape").strip(C_SPACE)
+            text = text[:-1] + (more[-1:] if more.startswith("#") else more)
         i += 1
-        stripped = text.strip()
-        if not stripped or stripped.startswith("#"):
+        if not text or comment:
             continue
-        out.append(_Line(start + 1, stripped, stripped.split()))
+        if text.endswith("\\") and i == len(raw):
+            text = text[:-1].strip(C_SPACE)
+        bad = next((c for c in text if "\udc80" <= c <= "\udcff"), None)
+        if bad is not None:
+            raise DagError(
+                f"{path}:{start + 1}: byte 0x{ord(bad) - 0xDC00:02x} is not UTF-8 text "
+                "(this project's DAG tools read commands as UTF-8)"
+            )
+        out.append(_Line(start + 1, text, text.split()))
     return out
 
 

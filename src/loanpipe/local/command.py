@@ -198,6 +198,8 @@ def outcome(runner: Runner) -> tuple[DagStatus, int, bool]:
     if final is None or not runner.final_started:
         return status, exitcode, rescue
     name = final.node.name
+    if runner.fatal is not None and runner.final_interrupted == 0:
+        return DagStatus.ERROR, 1, True
     if runner.final_interrupted is not None:
         sig = runner.final_interrupted
         print(f"interrupted by {signal.Signals(sig).name}: FINAL node {name} killed")
@@ -211,15 +213,18 @@ def outcome(runner: Runner) -> tuple[DagStatus, int, bool]:
 
 def outcome_of_nodes(runner: Runner) -> tuple[DagStatus, int, bool]:
     """The outcome of the nodes other than the FINAL node."""
+    if runner.fatal is not None:
+        print(f"\nDAG stopped: {runner.fatal}")
+        return DagStatus.ERROR, 1, True
     if runner.interrupted is not None:
         print(f"\ninterrupted by {signal.Signals(runner.interrupted).name}: nodes killed")
         return DagStatus.REMOVED, 128 + runner.interrupted, True
     if runner.aborted is not None:
         node, retval, ret = runner.aborted
         print(f"\nDAG aborted by ABORT-DAG-ON: node {node} returned {retval}")
-        if ret is None:
-            return DagStatus.ABORTED, retval % 256, True
-        return (DagStatus.ABORTED if ret != 0 else DagStatus.OK), ret, ret != 0
+        # DAGMan exits with the RETURN value, else the node's; a rescue DAG unless that is 0.
+        code = (retval if ret is None else ret) % 256
+        return (DagStatus.ABORTED if ret != 0 else DagStatus.OK), code, code != 0
     if any(s.status == "failed" for s in runner.states.values() if not s.node.final):
         return DagStatus.NODE_FAILED, 1, True
     if all(s.status == "done" for s in runner.states.values() if not s.node.final):

@@ -31,6 +31,8 @@ class NodeState:
     wall: float = 0.0
     spec: JobSpec | None = None
     cluster: Cluster | None = None  # the attempt's jobs (one, or one per row of queue ... from)
+    cluster_id: int | None = None  # its ClusterId: a new one per submission, as a schedd gives
+    jobs_aborted: int = 0  # jobs of the attempt removed after a hold ($JOB_ABORT_COUNT)
     error: str | None = None
     final: str | None = None  # done, pre_skipped, noop, failed, futile, aborted, ...
     premarked: bool = False

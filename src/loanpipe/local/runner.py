@@ -24,10 +24,8 @@ node attempt plus run_start/run_end records).  ``$BASE_DIR/.pipeline.lock`` keep
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import resource
-import shutil
 import signal
 import subprocess
 import sys
@@ -35,12 +33,9 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from loanpipe import config
-from loanpipe.dagman import (
-    Dag,
-    Script,
-)
+from loanpipe.dagman import Dag
 from loanpipe.dagman.status import DagStatus
+from loanpipe.local import scripts
 from loanpipe.local.cluster import Cluster  # DAGMan's rules for a node with many jobs
 from loanpipe.local.jobspec import (  # a node's job: its submit file expanded, then started
     RunnerError,
@@ -50,12 +45,11 @@ from loanpipe.local.jobspec import (  # a node's job: its submit file expanded, 
 )
 from loanpipe.local.launcher import Launcher  # warm interpreter that forks script jobs
 from loanpipe.local.nodes import NodeState, Proc
+from loanpipe.local.output import RunOutput
+from loanpipe.local.scripts import ScriptError
 
-DEFAULT_DAG = config.Layout(config.DEFAULT_BASE_DIR).dag_file()  # rendered by make paths
-MAX_RESCUE_NUM = 100  # DAGMAN_MAX_RESCUE_NUM default
 KILL_GRACE_S = 5.0
 POLL_S = 0.05
-STATUS_EVERY_S = 0.5  # refresh of the live status line on a terminal
 # STARTER_NUM_THREADS_ENV_VARS (HTCondor sets these to request_cpus in every job).
 THREAD_VARS = (
     "CUBACORES",
@@ -73,7 +67,7 @@ THREAD_VARS = (
 )
 
 
-class Runner:
+class Runner(RunOutput):
     def __init__(self, dag: Dag, jobs: int, out: IO[str] = sys.stdout, fork: bool = True) -> None:
         self.dag = dag
         self.launcher = Launcher(enabled=fork)
@@ -93,54 +87,12 @@ class Runner:
         self.final = self.states[final.name] if final is not None else None
         self.final_started = False
         self.final_interrupted: int | None = None  # a signal while the FINAL node ran
+        self.fatal: str | None = None  # what stopped the DAG as a fatal DAGMan error would
+        self.clusters = 0  # ClusterIds given so far
         self.jsonl = Path(f"{dag.path}.local.jsonl")
         self.width = max((len(n) for n in dag.nodes), default=4)
         self.jobs_submitted = self.jobs_succeeded = self.jobs_failed = 0
         self.running_by_cat: dict[str, int] = {}
-
-    # -- output and records
-
-    def say(self, name: str, text: str) -> None:
-        self.clear_status()
-        print(f"[{time.time() - self.t0:6.1f}s] {name:<{self.width}}  {text}", file=self.out)
-        self.out.flush()
-
-    # A live status line under the log lines, on a terminal only (logs and pipes get plain lines).
-
-    def status_line(self) -> str:
-        counts: dict[str, int] = {}
-        for st in self.states.values():
-            key = st.final or st.status
-            counts[key] = counts.get(key, 0) + 1
-        jobs: dict[str, int] = {}
-        for p in self.procs.values():
-            if p.kind == "JOB":
-                jobs[p.state.node.name] = jobs.get(p.state.node.name, 0) + 1
-        running = [name if n == 1 else f"{name} x{n}" for name, n in jobs.items()]
-        done = counts.get("done", 0) + counts.get("pre_skipped", 0) + counts.get("noop", 0)
-        line = f"[{time.time() - self.t0:6.1f}s] {done}/{len(self.states)} done"
-        if counts.get("failed"):
-            line += f", {counts['failed']} failed"
-        return line + (f"; running: {', '.join(sorted(running))}" if running else "")
-
-    def show_status(self) -> None:
-        if self.live and time.time() - self.status_shown >= STATUS_EVERY_S:
-            self.out.write(
-                "\r\033[K" + self.status_line()[: shutil.get_terminal_size().columns - 1]
-            )
-            self.out.flush()
-            self.status_shown = time.time()
-
-    def clear_status(self) -> None:
-        if self.live and self.status_shown:
-            self.out.write("\r\033[K")
-            self.status_shown = 0.0
-
-    def record(self, rec: dict[str, Any]) -> None:
-        with open(self.jsonl, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(rec, sort_keys=False) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
 
     # -- scheduling
 
@@ -176,9 +128,17 @@ class Runner:
     def failed_count(self) -> int:
         return sum(1 for s in self.states.values() if s.status == "failed")
 
-    def run_values(self) -> dict[str, str]:
-        """What DAGMan gives every job it submits now, as submit macros (dagman_submit.cpp)."""
-        return {"DAG_STATUS": str(int(self.dag_status)), "FAILED_COUNT": str(self.failed_count())}
+    def run_values(self, st: NodeState) -> dict[str, str]:
+        """What DAGMan gives node ``st``'s job now, as submit macros (dagman_submit.cpp), and
+        the ClusterId a schedd would: a new one per submission."""
+        self.clusters += 1
+        st.cluster_id = self.clusters
+        return {
+            "DAG_STATUS": str(int(self.dag_status)),
+            "FAILED_COUNT": str(self.failed_count()),
+            "ClusterId": str(self.clusters),
+            "Cluster": str(self.clusters),
+        }
 
     def interrupt(self, signum: int) -> None:
         """SIGINT/SIGTERM, as condor_rm of the DAGMan job: the nodes are killed and the FINAL
@@ -191,7 +151,7 @@ class Runner:
     def stopping(self) -> bool:
         if self.final_started:
             return self.final_interrupted is not None
-        return self.interrupted is not None or self.aborted is not None
+        return self.interrupted is not None or self.aborted is not None or self.fatal is not None
 
     def run(self) -> None:
         """Drive the DAG until no more progress is possible, then run its FINAL node, if it has
@@ -199,6 +159,8 @@ class Runner:
         self.drive()
         if self.interrupted is not None:
             self.set_status(DagStatus.REMOVED, force=True)
+        elif self.fatal is not None:
+            self.set_status(DagStatus.ERROR, force=True)
         if self.stopping():
             self.kill_all()
         final = self.final
@@ -223,6 +185,8 @@ class Runner:
                 break
             now = time.time()
             for name in order:
+                if self.stopping():
+                    break
                 st = self.states[name]
                 if st.status == "deferred" and now >= st.defer_until:
                     st.status = st.defer_kind
@@ -262,11 +226,8 @@ class Runner:
         st.error = None
         st.spec = None
         st.cluster = None
-        if st.node.noop:
-            self.say(st.node.name, "done (NOOP)")
-            st.final = "noop"
-            self.node_done(st)
-            return
+        st.cluster_id = None
+        st.jobs_aborted = 0
         if st.node.pre is not None:
             st.status = "pre"
             self.start_script(st, "pre")
@@ -275,28 +236,16 @@ class Runner:
             if self.can_start_job(st):
                 self.start_job(st)
 
-    def subst(self, st: NodeState, script: Script) -> list[str]:
-        values = {
-            "$JOB": st.node.name,
-            "$RETRY": str(st.retry),
-            "$MAX_RETRIES": str(st.node.retry),
-            "$RETURN": str(st.job_return if st.job_return is not None else -1),
-            "$PRE_SCRIPT_RETURN": str(st.pre_exit if st.pre_exit is not None else -1),
-            "$DAG_STATUS": str(int(self.dag_status)),
-            "$FAILED_COUNT": str(self.failed_count()),
-            "$JOBID": f"local.{os.getpid()}",
-        }
-        out = []
-        for word in [script.executable, *script.args]:
-            for key in sorted(values, key=len, reverse=True):
-                word = word.replace(key, values[key])
-            out.append(word)
-        return out
-
     def start_script(self, st: NodeState, kind: str) -> None:
-        script = st.node.pre if kind == "pre" else st.node.post
-        assert script is not None
-        argv = self.subst(st, script)
+        try:
+            argv = scripts.command(st, kind, self)
+        except ScriptError as exc:
+            # DAGMan stops the whole DAG (DagStatus 1, a rescue DAG); the script never runs.
+            self.say(st.node.name, f"DAG stops: {exc}")
+            self.fatal = str(exc)
+            if self.final_started:
+                self.final_interrupted = 0  # nothing more runs, the FINAL node included
+            return
         exe = argv[0]
         if not os.path.isabs(exe):
             exe = str((st.node.node_dir or self.dag.cwd) / exe)
@@ -325,8 +274,15 @@ class Runner:
         takes one of the ``-j`` slots, the rest start as slots free up.
         """
         name = st.node.name
+        if st.node.noop:
+            # DAGMan runs a NOOP node's PRE and POST scripts around a job that never runs and
+            # succeeds ($RETURN 0).
+            st.status = "job"
+            st.job_exit = 0
+            self.job_finished(st, retval=0)
+            return
         try:
-            specs = expand_in_helper(st.node, st.retry, self.run_values())
+            specs = expand_in_helper(st.node, st.retry, self.run_values(st))
             for spec in specs:
                 check_job_files(spec)
         except RunnerError as exc:
@@ -486,6 +442,7 @@ class Runner:
                 st.final = "pre_skipped"
                 self.attempt_record(st, "pre_skipped")
                 self.node_done(st)
+                self.check_abort(st, 0)  # PRE_SKIP counts as success (ABORT-DAG-ON node 0)
                 return
             if code != 0:
                 self.say(name, f"PRE script failed (exit {code})")
@@ -493,6 +450,7 @@ class Runner:
                 self.attempt_failed(st, code, abort_check=True)
                 return
             st.status = "queued"
+            self.check_abort(st, 0)  # DAGMan checks ABORT-DAG-ON after every PRE script
             return
         # POST: its exit code replaces the job's.
         if code != 0:
@@ -514,9 +472,11 @@ class Runner:
     def attempt_over(self, st: NodeState, retval: int, abort_check: bool) -> None:
         if retval == 0:
             st.retval = 0
-            st.final = "done"
+            st.final = "noop" if st.node.noop else "done"
             self.attempt_record(st, "done")
             self.node_done(st)
+            if abort_check:
+                self.check_abort(st, 0)  # ABORT-DAG-ON node 0 aborts on success
         else:
             self.attempt_failed(st, retval, abort_check)
 
@@ -527,11 +487,10 @@ class Runner:
         if abort_check and node.abort_dag_on is not None and retval == node.abort_dag_on[0]:
             self.attempt_record(st, "failed", will_retry=False)
             st.status = st.final = "failed"
-            self.aborted = (name, retval, node.abort_dag_on[1])
+            self.say(name, f"failed (exit {retval})")
+            self.set_status(DagStatus.NODE_FAILED)
             self.mark_futile(name)  # the node failed first (Dag::CheckForDagAbort comes after)
-            ok = node.abort_dag_on[1] == 0  # ABORT-DAG-ON ... RETURN 0
-            self.set_status(DagStatus.OK if ok else DagStatus.ABORTED, force=True)
-            self.say(name, f"failed (exit {retval}): ABORT-DAG-ON {node.abort_dag_on[0]}")
+            self.check_abort(st, retval)
             return
         stop = node.unless_exit is not None and retval == node.unless_exit
         if st.retry < node.retry and not stop:
@@ -554,10 +513,22 @@ class Runner:
             if ds.status in ("waiting", "ready"):
                 ds.status = ds.final = "futile"
 
+    def check_abort(self, st: NodeState, retval: int) -> bool:
+        """``Dag::CheckForDagAbort``, after a PRE script, a job without POST script, or a POST
+        script: the node's return value is its ABORT-DAG-ON value (0 included)."""
+        node = st.node
+        if node.abort_dag_on is None or retval != node.abort_dag_on[0]:
+            return False
+        self.aborted = (node.name, retval, node.abort_dag_on[1])
+        ok = node.abort_dag_on[1] == 0  # ABORT-DAG-ON ... RETURN 0
+        self.set_status(DagStatus.OK if ok else DagStatus.ABORTED, force=True)
+        self.say(node.name, f"returned {retval}: ABORT-DAG-ON {retval}, the DAG stops")
+        return True
+
     def node_done(self, st: NodeState) -> None:
         st.status = "done"
-        if st.final in (None, "done"):
-            self.say(st.node.name, "done")
+        if st.final in (None, "done", "noop"):
+            self.say(st.node.name, "done (NOOP)" if st.final == "noop" else "done")
         for child in st.node.children:
             cs = self.states[child]
             if cs.status == "waiting":
@@ -567,37 +538,6 @@ class Runner:
 
     def any_failed(self) -> bool:
         return any(s.status == "failed" for s in self.states.values())
-
-    def attempt_record(self, st: NodeState, status: str, will_retry: bool = False) -> None:
-        end = time.time()
-        st.wall += end - st.attempt_start
-        spec = st.spec
-        rec: dict[str, Any] = {
-            "node": st.node.name,
-            "attempt": st.attempts,
-            "retry": st.retry,
-            "start": st.attempt_start,
-            "end": end,
-            "job_start": st.job_start,
-            "job_end": st.job_end,
-            "exit_code": st.retval,
-            "job_exit_code": st.job_exit,
-            "signal": st.job_signal,
-            "pre_exit_code": st.pre_exit,
-            "status": status,
-            "will_retry": will_retry,
-            "peak_rss_mib": st.peak_rss_mib,
-            "peak_rss_floor_mib": st.rss_floor_mib,
-            "request_memory_mib": spec.request_memory_mib if spec else None,
-            "request_cpus": spec.request_cpus if spec else None,
-            "cmd": spec.argv if spec else None,
-            "iwd": str(spec.iwd) if spec else None,
-            "stdout": str(spec.stdout) if spec else None,
-            "stderr": str(spec.stderr) if spec else None,
-            "log": str(spec.log) if spec and spec.log else None,
-            "error": st.error,
-        }
-        self.record(rec)
 
     # -- stopping
 
