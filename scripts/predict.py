@@ -19,22 +19,24 @@ from pathlib import Path
 from loanpipe import errors
 from loanpipe.config import Layout
 from loanpipe.errors import PipelineError
-from loanpipe.stages import common, csvfiles, modeling
+from loanpipe.stages import common, csvfiles, deployments, modeling
 from loanpipe.stages.common import log
 
 
 def verified_model(layout: Layout):
-    """Load the deployed model after checking its hash against the manifest."""
-    manifest = common.read_json(layout.manifest, "deployment manifest")
-    common.check_readable(layout.deployed_model, "deployed model")
-    actual = common.sha256_file(layout.deployed_model)
+    """Load the deployed model after checking its hash against the manifest (both read from one
+    deployment's folder)."""
+    model, manifest_file = deployments.deployed_pair(layout)
+    manifest = common.read_json(manifest_file, "deployment manifest")
+    common.check_readable(model, "deployed model")
+    actual = common.sha256_file(model)
     if not isinstance(manifest, dict) or manifest.get("sha256") != actual:
         raise PipelineError(
-            layout.deployed_model,
+            model,
             f"sha256 {actual[:12]}... does not match the deployment manifest "
-            f"{layout.manifest.name}; refusing to load it (redeploy or `make rollback`)",
+            f"{manifest_file.name}; refusing to load it (redeploy or `make rollback`)",
         )
-    return manifest, common.load_model(layout.deployed_model)
+    return manifest, common.load_model(model)
 
 
 def main(argv: list[str] | None = None) -> int:

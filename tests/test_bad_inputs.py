@@ -23,7 +23,7 @@ from conftest import SCRIPTS, load_script, run_stage
 
 from loanpipe import errors
 from loanpipe.config import Layout
-from loanpipe.stages import common, csvfiles
+from loanpipe.stages import common, csvfiles, deployments
 
 PROCESSED = "staging/split_data/processed_data.csv"
 
@@ -289,7 +289,7 @@ def test_deploy_keeps_current_model_on_bad_metrics(deployed, damage, problem):
     result = run_stage("deploy.py", deployed.base, check=False)
     assert_refused(result, "model_metrics_v2.json", problem)
     assert snapshot(deployed) == before
-    assert not deployed.archive_dir.exists()
+    assert len(list(deployed.deployments_dir.iterdir())) == 1
 
 
 def test_replaced_model_is_archived_and_rollback_restores_it(deployed):
@@ -302,25 +302,26 @@ def test_replaced_model_is_archived_and_rollback_restores_it(deployed):
     run_stage("deploy.py", deployed.base)
     new = json.loads(deployed.manifest.read_text())
     assert new["candidate"] == loser and new["rule"] == "precision"
-    archived = list(deployed.archive_dir.iterdir())
-    assert len(archived) == 1
-    assert (archived[0] / "deployed_model.pkl").read_bytes() == before["deployed_model.pkl"]
-    assert (archived[0] / "deployed_model.json").read_bytes() == before["deployed_model.json"]
+    earlier = deployments.history(deployed)[1]
+    assert earlier.model.read_bytes() == before["deployed_model.pkl"]
+    assert earlier.manifest_file.read_bytes() == before["deployed_model.json"]
 
     run_stage("deploy.py", deployed.base, "--rollback")
     assert snapshot(deployed) == before
     run_stage("predict.py", deployed.base)
     result = run_stage("deploy.py", deployed.base, "--rollback", check=False)
-    assert_refused(result, "archive", "no earlier deployment")
+    assert_refused(result, earlier.id, "no earlier deployment")
 
 
 def test_redeploying_the_same_model_does_not_archive(deployed):
+    before = snapshot(deployed)
     run_stage("deploy.py", deployed.base)
-    assert not deployed.archive_dir.exists()
+    assert len(list(deployed.deployments_dir.iterdir())) == 1
+    assert snapshot(deployed) == before
 
 
 def test_tampered_model_is_refused(deployed):
-    with deployed.deployed_model.open("ab") as handle:
+    with deployed.deployed_model.open("ab") as handle:  # (through the links)
         handle.write(b"\0")
     result = run_stage("predict.py", deployed.base, check=False)
     assert_refused(result, "deployed_model.pkl", "does not match the deployment manifest")

@@ -102,7 +102,18 @@ class Layout:
 
     @property
     def archive_dir(self) -> Path:
+        """Earlier deployments as releases before 2.1 kept them (read once, never written)."""
         return self.deploy_dir / "archive"
+
+    @property
+    def deployments_dir(self) -> Path:
+        """One immutable folder per deployment: model, manifest and the one it replaced."""
+        return self.deploy_dir / "deployments"
+
+    @property
+    def current_deployment(self) -> Path:
+        """The symlink naming the deployed folder of deployments_dir: switched in one rename."""
+        return self.deploy_dir / "current"
 
     @property
     def predictions(self) -> Path:
