@@ -23,6 +23,7 @@ from conftest import load_script, run_stage
 
 from loanpipe import errors
 from loanpipe.config import Layout
+from loanpipe.report import builder
 from loanpipe.stages import common, deployments
 
 deploy_script = load_script("deploy")
@@ -201,6 +202,9 @@ def test_rollbacks_walk_back_through_history_and_say_which(finished_base, tmp_pa
     second = deployments.current(layout)
     assert [d.id for d in deployments.history(layout)] == [second.id, first.id]
     assert json.loads(layout.manifest.read_text())["candidate"] == loser
+    manifest = json.loads(layout.manifest.read_text())
+    earlier = builder.earlier_deployment(layout.base, manifest, {})  # what make report compares
+    assert (earlier["stamp"], earlier["candidate"]) == (first.id, first.manifest()["candidate"])
 
     done = run_stage("deploy.py", layout.base, "--rollback")
     assert f"rolled back from {second.id}" in done.stderr

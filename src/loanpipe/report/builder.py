@@ -6,9 +6,9 @@
 - ``staging/metrics/model_metrics_*.json``: every evaluated model (the original system's keys;
   the project's extra keys ``confusion_matrix``, ``test_rows``, ``provenance`` are used when
   present);
-- ``model/deployed_model.json`` (deployment manifest) and ``model/archive/<stamp>/`` (earlier
-  deployments); without a manifest the decision is derived from the metrics with the deploy
-  rule;
+- ``model/deployed_model.json`` (deployment manifest) and the deployment it replaced
+  (``model/deployments/<id>/``, or ``model/archive/<stamp>/`` of a release before 2.1);
+  without a manifest the decision is derived from the metrics with the deploy rule;
 
 and, beside the DAG (``--dag``; default ``BASE_DIR/dags/dagfile.dag``, the DAG make paths
 renders for the base directory, as in the original layout; one rendered for another base
@@ -52,6 +52,7 @@ from loanpipe.report.runs import load_run  # a DAG run's records, read into fact
 from loanpipe.report.sources import DAG_NAME, RUN_DIR, ReportError, number, read_json, utc
 from loanpipe.stages import (
     common,  # atomic writes
+    deployments,  # the deployment history
     modeling,  # the deployment rule
 )
 
@@ -169,10 +170,18 @@ def note_stale_metrics(
 def earlier_deployment(
     base: Path, manifest: dict[str, Any], now: dict[str, float]
 ) -> dict[str, Any] | None:
-    """The newest archived deployment that is not the current one, and the metrics' change."""
-    archive = config.Layout(base).archive_dir
-    entries = sorted(archive.glob("*/deployed_model.json")) if archive.is_dir() else []
-    for entry in reversed(entries):
+    """The deployment the current one replaced (model/deployments/), or for a base directory of
+    a release before 2.1 the newest archived one that is not the current one; and the metrics'
+    change."""
+    layout = config.Layout(base)
+    chain = deployments.history(layout)
+    if chain:
+        entries = [d.manifest_file for d in chain[1:2]]
+    elif layout.archive_dir.is_dir():
+        entries = sorted(layout.archive_dir.glob("*/deployed_model.json"))[::-1]
+    else:
+        entries = []
+    for entry in entries:
         earlier = read_json(entry, "archived deployment manifest")
         if not isinstance(earlier, dict):
             raise ReportError(

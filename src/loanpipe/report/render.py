@@ -297,7 +297,7 @@ def md_results(facts: dict[str, Any]) -> list[str]:
     if earlier:
         out += [
             f"Against the earlier deployment ({earlier['candidate']} {earlier['model_name']}, "
-            f"archived {earlier['stamp']}):",
+            f"{earlier['stamp']}):",
             "",
         ]
         changes = [
@@ -311,7 +311,7 @@ def md_results(facts: dict[str, Any]) -> list[str]:
         ]
         out += md_table(["metric", "earlier", "now", "change"], changes) + [""]
     elif deployment.get("source") == "manifest":
-        out += ["No earlier deployment archived (`model/archive/`).", ""]
+        out += ["No earlier deployment (`model/deployments/`).", ""]
     for chart, title in (
         ("metrics_by_model.png", "Metrics by model"),
         ("confusion_matrices.png", "Confusion matrices"),
