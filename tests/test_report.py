@@ -579,3 +579,30 @@ def test_missing_base_dir(tmp_path: Path) -> None:
     result = run_cli("--base-dir", str(tmp_path / "nope"))
     assert result.returncode == 2
     assert result.stderr.strip() == f"report: base directory {tmp_path / 'nope'} does not exist"
+
+
+def test_an_unreadable_base_directory_is_one_line(tmp_path: Path, monkeypatch, capsys) -> None:
+    """A base directory the user may not read (the refusal is injected: root reads anything)."""
+    import builtins
+    import io
+
+    base = tmp_path / "base"
+    make_results(base)
+    inside = str(base) + os.sep
+
+    def refuse(real):
+        def call(path, *args, **kwargs):
+            if isinstance(path, str | os.PathLike) and os.fspath(path).startswith(inside):
+                raise PermissionError(13, "Permission denied", os.fspath(path))
+            return real(path, *args, **kwargs)
+
+        return call
+
+    for module, name in ((os, "stat"), (os, "scandir"), (os, "listdir"), (os, "open"),
+                         (io, "open"), (builtins, "open")):  # fmt: skip
+        monkeypatch.setattr(module, name, refuse(getattr(module, name)))
+    code = builder.main(["--base-dir", str(base), "--output", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1, err
+    assert err[0].startswith(f"report: cannot read {base}") and "Permission denied" in err[0]

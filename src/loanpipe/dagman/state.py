@@ -66,6 +66,9 @@ class DagmanJob:
     signal: int | None = None
     removed: bool = False  # JOB_ABORTED
     held: str | None = None  # HoldReason of a JOB_HELD not yet released
+    # EXECUTE events: more than one when the schedd started DAGMan again in recovery mode
+    # (schedd or pool restart, DAGMan killed, evicted)
+    starts: list[float] = field(default_factory=list)
 
     @property
     def done(self) -> bool:
@@ -99,6 +102,8 @@ class DagmanLog:
                     job.signal = int(event.get("TerminatedBySignal", 0))
             elif kind == "JOB_ABORTED":
                 job.ended, job.removed = when, True
+            elif kind == "EXECUTE":
+                job.starts.append(when)
             elif kind == "JOB_HELD":
                 job.held = str(event.get("HoldReason", "held"))
             elif kind == "JOB_RELEASED":
@@ -317,6 +322,16 @@ def queued_dagmans(run_dir: Path, dag_name: str) -> list[dict[str, Any]]:
         raise OSError(f"cannot ask the schedd which DAGs are queued: {exc}") from None
     ads = [ad for ad in ads if os.path.normpath(str(ad.get("UserLog", ""))) == log]
     return [dict(ad) for ad in ads]
+
+
+def schedd_silence() -> str | None:
+    """None when the schedd answers a query; else why not, in a few words."""
+    try:
+        bindings.htcondor().Schedd().query(constraint="false", projection=["ClusterId"])
+    except Exception as exc:  # HTCondorIOError, HTCondorLocateError, ...
+        text = " ".join(str(exc).split())
+        return text[:160] or type(exc).__name__
+    return None
 
 
 def in_queue(cluster: int) -> bool | None:

@@ -50,6 +50,7 @@ EXIT_NO_CONDOR = 3  # a tool of HTCondor is not on PATH (make local still works)
 # Files condor_submit_dag writes for a run; any of them makes a plain resubmission fail.
 SUBMIT_LEFTOVERS = (".condor.sub", ".lib.out", ".lib.err", ".dagman.log")
 QUEUE_CHECK = 60.0  # watch: seconds between asking the schedd whether DAGMan is still queued
+SILENT_CHECK = 10.0  # ... while it does not answer (and first)
 
 
 class PoolError(LoanpipeError):
@@ -278,11 +279,15 @@ def verdict(run_: Run, job: ds.DagmanJob) -> tuple[int, list[str]]:
     if status == 0 and job.exit_code == 0:
         return 0, [f"{head}; every node succeeded", *page]
     lines = [head]
+    rescues = [p for _, p in rescue_files(run_.dag) if p.stat().st_mtime >= job.submitted - 1]
+    if job.removed:  # its nodes were removed with it: not failures of theirs
+        lines += removal_lines(run_, job, rescues)
+        lines[-1:-1] = page  # the resume command last
+        return EXIT_FAILURE, lines
     lines += failure_lines(run_, job)
     lines += page
     if len(lines) == 1:
         lines.append(f"no failed node and no DAGMan error found: see {run_.file('.dagman.out')}")
-    rescues = [p for _, p in rescue_files(run_.dag) if p.stat().st_mtime >= job.submitted - 1]
     if rescues:
         lines.append(f"fix the cause, then `make submit` resumes from {rescues[-1].name}")
     else:
@@ -297,6 +302,23 @@ def report_page(run_: Run) -> list[str]:
     except PoolError:
         return []
     return [f"report: {page}"] if page.is_file() else []
+
+
+def removal_lines(run_: Run, job: ds.DagmanJob, rescues: list[Path]) -> list[str]:
+    """A DAG removed with condor_rm: what had finished, and how to go on."""
+    status = ds.read_status_file(run_.file(".status"))
+    lines = []
+    if status is not None and status.timestamp >= job.submitted - 1:
+        done = status.counts["done"]
+        lines.append(
+            f"removed by condor_rm with {done} of {status.counts['total']} nodes done; "
+            "the node jobs it had submitted were removed with it"
+        )
+    if rescues:
+        lines.append(f"`make submit` resumes from {rescues[-1].name} (the nodes done are kept)")
+    else:
+        lines.append("`make submit` runs it again")
+    return lines
 
 
 def failure_lines(run_: Run, job: ds.DagmanJob) -> list[str]:
@@ -330,6 +352,20 @@ def failure_lines(run_: Run, job: ds.DagmanJob) -> list[str]:
     return lines
 
 
+def say_schedd(silent: bool, silent_now: bool) -> bool:
+    """One watch line when the schedd stops answering, one when it answers again."""
+    if silent_now and not silent:
+        why = ds.schedd_silence() or "no answer"
+        print(
+            f"watch: {time.strftime('%H:%M:%S')} the schedd does not answer ({why}); "
+            "what is shown may be stale; still following the DAG",
+            flush=True,
+        )
+    elif silent and not silent_now:
+        print(f"watch: {time.strftime('%H:%M:%S')} the schedd answers again", flush=True)
+    return silent_now
+
+
 def cmd_watch(args: argparse.Namespace) -> int:
     run_ = Run(args.dag)
     log = ds.DagmanLog(run_.file(".dagman.log"))
@@ -347,7 +383,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
             flush=True,
         )
         display = Display(run_, job.submitted, not args.no_watch_q)
-        held_said, next_ask, gone = None, time.monotonic() + QUEUE_CHECK, 0
+        held_said, next_ask, gone = None, time.monotonic() + SILENT_CHECK, 0
+        silent = False
         try:
             while not job.done:
                 display.tick()
@@ -358,10 +395,12 @@ def cmd_watch(args: argparse.Namespace) -> int:
                 if not job.done and time.monotonic() > next_ask:
                     # An end event is always written; this only guards against waiting forever
                     # on a job the schedd lost (asked twice, a minute apart).
-                    gone = gone + 1 if ds.in_queue(job.cluster) is False else 0
+                    queued = ds.in_queue(job.cluster)
+                    gone = gone + 1 if queued is False else 0
                     if gone == 2:
                         break
-                    next_ask = time.monotonic() + QUEUE_CHECK
+                    silent = say_schedd(silent, queued is None)
+                    next_ask = time.monotonic() + (SILENT_CHECK if silent else QUEUE_CHECK)
             display.tick()
         finally:
             display.close()
@@ -409,6 +448,13 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"held: {hold.line()}")
     if job.done:
         return 0
+    silence = ds.schedd_silence()
+    if silence is not None:
+        print(
+            f"status: the schedd does not answer ({silence}): the table above is DAGMan's "
+            "last word; the DAG goes on when the schedd is back (make status again later)"
+        )
+        return EXIT_FAILURE
     code = run(["condor_q", "-dag", "-nobatch"], run_.dir)
     waiting = ds.node_jobs(job.cluster)
     idle = [ad for ad in waiting if ad.get("JobStatus") == 1]

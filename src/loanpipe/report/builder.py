@@ -434,6 +434,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.final:
             write_fallback(base, args, str(exc))
         return exit_code(args, EXIT_USAGE)
+    except OSError as exc:  # an unreadable base directory or DAG folder: one line, no traceback
+        where = exc.filename if exc.filename is not None else base
+        print(f"report: cannot read {where}: {exc.strerror or exc}", file=sys.stderr)
+        return exit_code(args, EXIT_USAGE)
     except KeyboardInterrupt:
         print("report: interrupted", file=sys.stderr)
         return 130

@@ -12,6 +12,8 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
+from loanpipe.dagman import metrics as dag_metrics
+from loanpipe.dagman.state import DagmanLog
 from loanpipe.report.local_run import load_local_run
 from loanpipe.report.pool_run import load_pool_run
 from loanpipe.report.sources import (
@@ -24,6 +26,7 @@ from loanpipe.report.sources import (
     node_paths,
     record,
     tail,
+    utc,
 )
 
 # ---------------------------------------------------------------------------- the run
@@ -51,6 +54,41 @@ def annotate_nodes(nodes: list[dict[str, Any]]) -> None:
         if is_failed(node) and node.get("stderr_file"):
             with contextlib.suppress(OSError):
                 node["stderr_tail"] = tail(Path(node["stderr_file"]))
+
+
+def whole_run(
+    dag_path: Path, metrics: dict[str, Any] | None, notes: list[str], final: bool = False
+) -> float | None:
+    """When the run began: the DAGMan job's submission (its own event log, ``.dagman.log``),
+    for the run the metrics file is of, or (``final``: the report as the FINAL node) the one
+    still running.
+
+    DAGMan started again in recovery mode (a schedd or pool restart, a killed DAGMan) writes
+    its lock and the metrics of its last start only: the start time, and so the duration, are
+    then those of the whole run (from the job's first start), with a note.
+    """
+    log = record(dag_path, ".dagman.log")
+    if not log.exists():
+        return None
+    try:
+        job = DagmanLog(log).update()
+    except Exception:  # an unreadable log: the metrics file's times stand
+        return None
+    if job is None:
+        return None
+    ours = metrics is not None and dag_metrics.read(Path(metrics["file"]), job.cluster) is not None
+    if not ours and not (final and not job.done):
+        return None
+    if len(job.starts) > 1:
+        notes.append(
+            f"DAGMan was started again {len(job.starts) - 1} time(s) in recovery mode (last at "
+            f"{utc(job.starts[-1])}): times and duration are the whole run's"
+        )
+        if ours and metrics["start_time"] is not None:
+            metrics["start_time"] = job.starts[0]
+            if metrics["end_time"] is not None:
+                metrics["duration"] = metrics["end_time"] - job.starts[0]
+    return job.submitted
 
 
 def load_run(
@@ -119,6 +157,8 @@ def load_run(
     since = metrics["start_time"] if metrics else None
     if final and lock.exists():
         since = lock.stat().st_mtime  # DAGMan writes its lock when it starts
+    if kind == "pool":
+        since = whole_run(dag_path, metrics, notes, final) or since
     run["since"] = since
     run["final"] = final
     if kind == "pool":
