@@ -482,3 +482,37 @@ def test_preflight_script_names_an_import_error(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert "Traceback" not in proc.stdout + proc.stderr
     assert verdict_line(proc.stdout).startswith("verdict: import numpy failed: ModuleNotFound")
+
+
+@pytest.mark.parametrize("position", [0, 1, 2])
+def test_verdict_names_the_failing_job_of_a_node_of_many(run_dir: Path, position: int) -> None:
+    """The model search: one stderr file per candidate; the failing one (in any position, its
+    siblings removed by DAGMan after it, so newer and empty) is named, not a sibling's."""
+    base = run_dir.parent
+    write(run_dir / "dagfile.dag.status", STATUS_FAILED.replace("data_processing", "model_search"))
+    write(run_dir / "dagfile.dag.metrics", '{"dagman_id": "12", "DagStatus": 2}')
+    names = ["dt-01", "hgb-02", "lr-03"]
+    bad = names[position]
+    for i, name in enumerate(names):
+        text = f"search: error: candidate {name}: decision_tree cannot be fitted: boom\n"
+        touch(base / "error" / f"model_search.{name}.0.err", text if name == bad else "",
+              mtime=1795836000.0 + (0 if name == bad else 10 + i))  # fmt: skip
+    job = ds.DagmanJob(cluster=12, submitted=1795836500.0, ended=1.0, exit_code=1)
+    _, lines = commands.verdict(commands.Run(run_dir / "dagfile.dag"), job)
+    assert lines[1] == (
+        f"failed node model_search: Job proc (12.0.0) failed with status 2; job {bad} failed; "
+        f"{base}/error/model_search.{bad}.0.err: "
+        f"search: error: candidate {bad}: decision_tree cannot be fitted: boom"
+    )
+
+
+def test_verdict_of_a_removed_dag_is_a_removal_with_the_resume_command(run_dir: Path) -> None:
+    write(run_dir / "dagfile.dag.status", STATUS_FAILED)  # DAGMan marks removed nodes failed
+    write(run_dir / "dagfile.dag.metrics", '{"dagman_id": "12", "DagStatus": 4}')
+    write(run_dir / "dagfile.dag.rescue001", "# nothing DONE\n")
+    job = ds.DagmanJob(cluster=12, submitted=1795836500.0, ended=1.0, removed=True)
+    code, lines = commands.verdict(commands.Run(run_dir / "dagfile.dag"), job)
+    assert code == 1
+    assert lines[0].startswith("DAGMan job 12 was removed (condor_rm)")
+    assert not any(line.startswith("failed node") for line in lines)
+    assert lines[-1] == "`make submit` resumes from dagfile.dag.rescue001 (the nodes done are kept)"

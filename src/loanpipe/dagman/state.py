@@ -265,15 +265,37 @@ def one_line_error(path: Path) -> str | None:
     return lines[-1] if lines else None
 
 
+def has_error_line(path: Path) -> bool:
+    try:
+        return any(ERROR_LINE.search(ln) for ln in path.read_text(errors="replace").splitlines())
+    except OSError:
+        return False
+
+
 def node_error_file(base_dir: Path, node: str, retry: int) -> Path | None:
-    """BASE_DIR/error/<node>.<retry>.err, else the newest stderr file of that node."""
+    """BASE_DIR/error/<node>.<retry>.err; for a node of many jobs (the model search: one file
+    per job, <node>.<candidate>.<retry>.err) the one with an ``error:`` line, i.e. the failing
+    job's, not a sibling DAGMan removed; else the newest stderr file of that node."""
     exact = base_dir / "error" / f"{node}.{retry}.err"
     if exact.exists():
         return exact
+    per_job = sorted((base_dir / "error").glob(f"{node}.*.{retry}.err"))
+    failing = [p for p in per_job if has_error_line(p)]
+    if failing:
+        return min(failing, key=lambda p: p.stat().st_mtime)  # the first to fail
     found = sorted(
         (base_dir / "error").glob(f"{node}.*.err"), key=lambda p: p.stat().st_mtime, reverse=True
     )
     return found[0] if found else None
+
+
+def job_item(err: Path, node: str, retry: int) -> str | None:
+    """The queue item (the search's candidate) of a per-job stderr file's name, else None."""
+    head, tail = f"{node}.", f".{retry}.err"
+    name = err.name
+    if name.startswith(head) and name.endswith(tail) and len(name) > len(head) + len(tail):
+        return name[len(head) : -len(tail)]
+    return None
 
 
 def dagman_reason(dagman_out: Path, cluster: int | None) -> str | None:

@@ -340,6 +340,9 @@ def failure_lines(run_: Run, job: ds.DagmanJob) -> list[str]:
             why = node.details
             err = ds.node_error_file(base, node.name, node.retries) if base else None
             message = ds.one_line_error(err) if err else None
+            item = ds.job_item(err, node.name, node.retries) if err else None
+            if item:  # a node of many jobs: which of them failed (the search's candidate)
+                why = f"{why}; job {item} failed"
             if message:
                 why = f"{why}; {err}: {message}"
             elif node.name in holds:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from loanpipe.dagman import events as event_log
+from loanpipe.dagman.state import has_error_line, node_error_file
 from loanpipe.report.sources import (
     ReportError,
     in_dag_order,
@@ -273,6 +274,10 @@ def load_pool_run(
         node = node_from_pool(name, attempts)
         paths = node_paths(base, name, dag.get(name), node["attempts"] - 1)
         node["stderr_file"] = str(paths["error"]) if paths["error"] else None
+        if str(node["status"]).startswith("failed"):  # a node of many jobs: the failing job's
+            failing = node_error_file(base, name, node["attempts"] - 1)
+            if failing is not None and failing != paths["error"] and has_error_line(failing):
+                node["stderr_file"] = str(failing)
         return node
 
     return in_dag_order(dag, pool_attempts(events), pool_node)
