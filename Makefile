@@ -98,7 +98,7 @@ compare: $(VENV)/.installed ## Two runs side by side (RUN_A, RUN_B: run ids or b
 	@$(VPY) -m loanpipe.report.history --base-dir "$(BASE_DIR)" compare \
 		$(if $(RUN_A),"$(RUN_A)") $(if $(RUN_B),"$(RUN_B)")
 
-rollback: $(VENV)/.installed ## Restore the previous deployment from BASE_DIR/model/archive
+rollback: $(VENV)/.installed ## Switch back to the deployment the current one replaced (again: further back)
 	$(VPY) scripts/deploy.py --base-dir "$(BASE_DIR)" --rollback
 
 # clean also removes rescue DAGs: they mark nodes DONE whose outputs it removes.
