@@ -362,3 +362,23 @@ def test_make_local_tune_runs_the_search_and_deploys_among_three(tmp_path, sampl
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_make_check_fits_every_row_and_refuses_one_that_cannot_be_fitted(tmp_path) -> None:
+    """Valid values that clash only at fit time (a validation set of no rows), in any position
+    of the table: refused by make check, naming the line, before anything runs."""
+    project = copy_checkout(tmp_path)
+    table = project / "search" / "candidates.txt"
+    rows = table.read_text().splitlines()
+    unfit = "hgb-x   hist_gradient_boosting  early_stopping=True validation_fraction=0.0001"
+    base = tmp_path / "base"
+    base.mkdir()
+    assert make(project, "check", base, "DAG=tune").returncode == 0  # the table as it is
+    for position in (0, len(rows)):  # first and last: every row is fitted
+        table.write_text("\n".join([*rows[:position], unfit, *rows[position:]]) + "\n")
+        result = make(project, "check", base, "DAG=tune")
+        assert result.returncode != 0
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1, result.stderr
+        assert f"{table}:{position + 1} (candidate hgb-x)" in errors[0]
+        assert "hist_gradient_boosting cannot be fitted" in errors[0]

@@ -62,6 +62,7 @@ def check_table(dag: Dag, out: Any) -> str:
     try:
         settings = candidates.read_settings(project / "search" / "search.conf")
         rows = candidates.read_table(table, validate=True, seed=settings["seed"])
+        fit_every_row(project, rows, settings["seed"])
     except PipelineError as exc:
         out.add(exc.path, exc.problem)
         return ""
@@ -72,6 +73,50 @@ def check_table(dag: Dag, out: Any) -> str:
         + ", ".join(f"{n} {family}" for family, n in families.items())
         + f"), {settings['folds']}-fold CV on {settings['scoring']}"
     )
+
+
+SAMPLE_ROWS = 300  # generated applications the rows are fitted on
+FIT_ROUNDS = 3  # boosting rounds / solver iterations of those fits: a fit's checks come first
+
+
+def fit_every_row(project: Path, rows: list[Any], seed: int) -> None:
+    """Build every row's pipeline (preprocessing and estimator, as model_search builds it) and
+    fit it (a few rounds) on a small generated sample with the data set's columns
+    (scripts/generate_data.py):
+    a row that cannot be fitted (values that only clash at fit time) is refused now, naming its
+    line, instead of failing its job after the rest of the search ran."""
+    import importlib.util
+    import warnings
+
+    from loanpipe.errors import PipelineError
+    from loanpipe.stages import candidates, modeling
+
+    spec = importlib.util.spec_from_file_location(
+        "generate_data", project / "scripts" / "generate_data.py"
+    )
+    generator = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generator)  # defines functions only (a stage does no work at import)
+    frame = generator.generate(SAMPLE_ROWS, seed)
+    labels = frame.pop("loan_status").to_numpy()
+    numeric, categorical = modeling.split_columns(frame)
+    features = modeling.prepare_features(frame, numeric, categorical)
+    from threadpoolctl import threadpool_limits
+
+    for row in rows:
+        pipeline = candidates.build_pipeline(row, numeric, categorical, seed)
+        model = pipeline.named_steps["classifier"]
+        if "max_iter" in model.get_params():  # whether it fits, not how well: a few rounds
+            model.set_params(max_iter=min(model.max_iter, FIT_ROUNDS))
+        try:
+            with warnings.catch_warnings(), threadpool_limits(1):  # one CPU, as a search job
+                warnings.simplefilter("ignore")
+                pipeline.fit(features, labels)
+        except (ValueError, TypeError) as exc:
+            message = " ".join(str(exc).split())
+            raise PipelineError(
+                f"{project / 'search' / 'candidates.txt'}:{row.line} (candidate {row.id})",
+                f"{row.family} cannot be fitted on a {SAMPLE_ROWS}-row sample: {message}",
+            ) from None
 
 
 def table_broken(node: Node) -> bool:
