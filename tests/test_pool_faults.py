@@ -284,3 +284,46 @@ def test_a_removed_dag_reads_as_a_removal_with_the_resume_command(removed, refer
     assert "every node succeeded" in ok(removed["resumed"])
     assert deployment(removed["co"]) == reference
     assert half_written(removed["co"]) == []
+
+
+# --------------------------------------------------------------------------- a failing search job
+
+SEARCH_ROWS = """\
+lr-01   logistic_regression     C=1.0 solver=liblinear
+dt-02   decision_tree           max_depth=4
+hgb-03  hist_gradient_boosting  max_iter=20
+"""
+
+
+@pytest.fixture(scope="module")
+def search_failed(checkout, sample) -> dict:
+    """DAG=tune with three candidates; the middle one cannot write its result (a directory is
+    in the way): it fails every attempt, its siblings succeed or are removed by DAGMan."""
+    co = checkout("search-fails")
+    co.put_data(sample)
+    (co.root / "search" / "candidates.txt").write_text(SEARCH_ROWS)
+    (co.base / "staging/search/candidates/dt-02.json").mkdir(parents=True)
+    co.pool.chown(co.root)
+    out = {"co": co, "submit": co.make("submit", "DAG=tune")}
+    out["watch"] = co.make("watch", "DAG=tune")
+    out["status"] = co.make("status", "DAG=tune")
+    out["report"] = co.make("report", "DAG=tune")
+    return out
+
+
+def test_a_failed_search_job_names_its_candidate_and_error(search_failed) -> None:
+    ok(search_failed["submit"])
+    err = "search: error: "
+    for name, prefix in (("watch", "watch: failed node model_search:"),
+                         ("status", "result: failed node model_search:")):  # fmt: skip
+        text = search_failed[name].stdout
+        lines = [ln for ln in text.splitlines() if ln.startswith(prefix)]
+        assert len(lines) == 1, text
+        assert "job dt-02 failed" in lines[0] and "error/model_search.dt-02." in lines[0]
+        assert err in lines[0] and "candidates/dt-02.json: Is a directory" in lines[0]
+    assert search_failed["watch"].returncode != 0
+    report = (
+        search_failed["report"].stdout
+        + (search_failed["co"].base / "report" / "report.md").read_text()
+    )
+    assert "candidates/dt-02.json: Is a directory" in report

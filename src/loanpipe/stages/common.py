@@ -139,8 +139,9 @@ def atomic_output(path: Path, mode: str = "wb") -> Iterator[IO[Any]]:
     except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        if isinstance(exc, OSError) and exc.filename is None:
-            exc.filename = str(path)  # a full disk fails in write(): name the file it was for
+        if isinstance(exc, OSError) and exc.filename in (None, tmp):
+            # a full disk fails in write(), a rename names the temporary: name the file
+            exc.filename, exc.filename2 = str(path), None
         raise
     fsync_dir(path.parent)
 
