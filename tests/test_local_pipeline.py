@@ -240,7 +240,8 @@ def test_make_rollback_restores_the_previous_deployment(fresh):
     result = make("rollback", dag_dir, base)
     assert result.returncode == 0, result.stderr
     assert (base / "model/deployed_model.json").read_bytes() == first
-    assert f"rolled back to {manifest['model_name']}" in result.stderr
+    assert "rolled back from " in result.stderr
+    assert f"({manifest['model_name']} {manifest['candidate']}, deployed at" in result.stderr
 
 
 def test_relative_base_dir_means_the_same_folder_everywhere(tmp_path):

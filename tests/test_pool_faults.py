@@ -235,7 +235,8 @@ def test_a_recovered_run_deploys_as_an_undisturbed_one(recovered, reference) -> 
 
 def test_the_report_of_a_recovered_run_is_the_whole_run(recovered) -> None:
     text = ok(recovered["report"])
-    assert f"{len(SEED_NODES)} of {len(SEED_NODES)} nodes ran" in text
+    ran = re.search(r"(\d+) of (\d+) nodes ran", text)
+    assert ran.group(1) == ran.group(2) and int(ran.group(1)) >= len(SEED_NODES), ran.group(0)
     assert "started again" in text and "recovery mode" in text
     duration = float(re.search(r"duration ([0-9.]+) s", text).group(1))
     # from DAGMan's first start: at least the outage and the restarts, which took > 15 s

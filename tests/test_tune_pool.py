@@ -34,19 +34,26 @@ dt-b   decision_tree           max_depth=10 min_samples_leaf=20
 hgb-a  hist_gradient_boosting  max_iter=50
 hgb-b  hist_gradient_boosting  learning_rate=0.2 max_iter=50
 """
-# Passes make check (every value is valid for the estimator) but cannot be fitted on this data:
-# a validation split of 0.01% is empty. The job exits 65 (bad input), a permanent error.
+# Valid for the estimator but cannot be fitted: a validation split of 0.01% is empty. make check
+# refuses it (it fits every row on a sample), so it is added to the table after make submit: the
+# table is read when DAGMan submits the search node. The job exits 65 (bad input), permanent.
 UNFITTABLE = "hgb-x  hist_gradient_boosting  early_stopping=True validation_fraction=0.0001\n"
 
 
-def scenario(pool: ph.Pool, pool_session: Path, name: str, table: str) -> dict:
-    """A copy of the checkout with ``table`` as its candidate table, submitted and watched."""
+def scenario(
+    pool: ph.Pool, pool_session: Path, name: str, table: str, after_check: str = ""
+) -> dict:
+    """A copy of the checkout with ``table`` as its candidate table, submitted and watched;
+    ``after_check``: rows appended once make submit (and its make check) returned."""
     co = ph.new_checkout(pool, pool_session, name, ph.venv_for(pool))
     (co.root / "search" / "candidates.txt").write_text(table)
     pool.chown(co.root)
     data = co.make("data", f"ROWS={ph.SAMPLE_ROWS}", "DAG=tune")
     assert data.returncode == 0, data.stdout + data.stderr
     submit = co.make("submit", "DAG=tune", "BATCH=tune-test")
+    if after_check:
+        with (co.root / "search" / "candidates.txt").open("a") as handle:
+            handle.write(after_check)
     watch = co.make("watch", "DAG=tune")
     status = co.make("status", "DAG=tune")
     report = co.make("report", "DAG=tune")
@@ -61,7 +68,7 @@ def tune_run(pool, pool_session) -> dict:
 
 @pytest.fixture(scope="module")
 def failing_run(pool, pool_session) -> dict:
-    return scenario(pool, pool_session, "tune-unfittable", TABLE + UNFITTABLE)
+    return scenario(pool, pool_session, "tune-unfittable", TABLE, after_check=UNFITTABLE)
 
 
 def events(path: Path) -> list[dict]:
