@@ -202,8 +202,12 @@ def bad_input(checkout, sample) -> dict:
     out["resumed"] = facts(co, local=False)
     out["report"] = co.make("report")
     # DAGMan keeps rescue001 after the resumed run succeeded: the next submit must not resume
-    # from it again. Removed at once (condor_rm): watch must say so and exit non-zero.
+    # from it again. Removed (condor_rm): watch must say so and exit non-zero.
+    since = time.time()
     out["again"] = co.make("submit")
+    # Once DAGMan runs (its first node submitted): removed before it started, it would run no
+    # FINAL node; removed while it runs, it runs the FINAL node (the report) with DAG_STATUS 4.
+    wait_for(lambda: ph.submitted_nodes(co.dag_file(".nodes.log"), since))
     co.pool.condor(f"condor_rm -constraint 'JobUniverse == 7 && Iwd == \"{co.run_dir}\"'")
     out["removed"] = co.make("watch")
     out["removed_page"] = (co.base / "report" / "report.html").read_text()
@@ -250,7 +254,7 @@ def test_a_removed_dag_leaves_a_page_and_make_runs_lists_every_run(bad_input) ->
     assert [line.split()[0].startswith("dagfile-dagman-") for line in lines] == [True] * 3
     assert "a node failed: data_processing (exit 65)" in lines[0]
     assert lines[1].endswith(" ok") and "Regression" in lines[1] or "Tree" in lines[1]
-    assert lines[2].endswith("removed (condor_rm)")
+    assert "removed (condor_rm)" in lines[2]  # and the node DAGMan removed with it
 
 
 def test_bad_input_fixed_resumes_from_the_rescue_dag(bad_input) -> None:
@@ -351,7 +355,7 @@ def test_watch_follows_the_dag_where_condor_watch_q_cannot_start(blocked) -> Non
     resume = blocked["resume"]
     assert "Traceback" not in resume.stdout + resume.stderr
     assert "watch: condor_watch_q cannot start (Exec format error)" in resume.stdout
-    assert re.search(r"^watch: \d\d:\d\d:\d\d [78]/8 nodes done", resume.stdout, re.M)
+    assert re.search(r"^watch: \d\d:\d\d:\d\d [789]/9 nodes done", resume.stdout, re.M)
     assert "every node succeeded" in resume.stdout
 
 

@@ -167,3 +167,21 @@ def test_compare_names_an_unknown_run(runs) -> None:
         f"history: no run of {runs['base']} named 'no-such-run' (make runs lists them)"
     )
     assert "Traceback" not in proc.stderr
+
+
+def test_the_final_node_leaves_a_short_page_when_the_report_cannot_be_made(tmp_path: Path) -> None:
+    """No run records at all (say the DAG directory was cleaned): the FINAL node still leaves a
+    page with the outcome and why the full report is missing, and keeps the DAG failed."""
+    from loanpipe.report import builder
+
+    base = tmp_path / "base"
+    base.mkdir()
+    argv = ["--base-dir", str(base), "--final", "--dag-status", "2", "--failed-count", "1"]
+    assert builder.main(argv) == 1
+    page = (base / "report" / "report.html").read_text()
+    assert 'data-dag-status="2"' in page and "failed nodes 1; from the FINAL node" in page
+    assert "The full report could not be made: no run of dagfile.dag" in page
+    # A good run whose report cannot be made: the short page stands in, the DAG's success too.
+    (base / "report" / "report.html").unlink()
+    assert builder.main([*argv[:3], "--dag-status", "0", "--failed-count", "0"]) == 0
+    assert 'data-dag-status="0"' in (base / "report" / "report.html").read_text()

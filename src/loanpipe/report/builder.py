@@ -42,7 +42,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from loanpipe import config
+from loanpipe import config, pipeline
 from loanpipe.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from loanpipe.report import history, leaderboard  # run summaries; the search's leaderboard
 from loanpipe.report.html import fallback_page, render_html  # report.html, self-contained
@@ -297,6 +297,9 @@ def build_facts(
     models = load_models(base)
     dag_path = dag_path if dag_path is not None else base / RUN_DIR / DAG_NAME
     run = load_run(base, dag_path, notes, final=final is not None)
+    for node in (run or {}).get("nodes", []) if final is not None else []:
+        if node["name"] == pipeline.FINAL_NODE:
+            node["status"] = "running (writing this report)"
     if run is None:
         raise ReportError(
             f"no run of {dag_path.name} for this base directory: no records in {dag_path.parent}"
@@ -389,16 +392,18 @@ def write_history(facts: dict[str, Any], args: argparse.Namespace) -> None:
         facts["notes"].append(f"cannot write the run's summary (make runs): {exc}")
 
 
-def write_fallback(base: Path, args: argparse.Namespace, error: str) -> None:
+def write_fallback(base: Path, args: argparse.Namespace, error: str) -> bool:
     """As the FINAL node, when the full report cannot be made: a page with the outcome and
-    the reason, so that a run never ends without a report.html."""
+    the reason, so that a run never ends without a report.html. Whether it was written."""
     out_dir = Path(args.output) if args.output else config.Layout(base).report_dir
     try:
         page = fallback_page(base, final_outcome(args) or {}, error)
         common.write_text(page, out_dir / "report.html")
         print(f"report: wrote a short {out_dir / 'report.html'} instead", file=sys.stderr)
+        return True
     except OSError as exc:
         print(f"report: cannot write {out_dir / 'report.html'}: {exc}", file=sys.stderr)
+        return False
 
 
 def exit_code(args: argparse.Namespace, written: int) -> int:
@@ -431,9 +436,9 @@ def main(argv: list[str] | None = None) -> int:
         write_history(facts, args)
     except ReportError as exc:
         print(f"report: {exc}", file=sys.stderr)
-        if args.final:
-            write_fallback(base, args, str(exc))
-        return exit_code(args, EXIT_USAGE)
+        if args.final:  # a page with the outcome stands in: the DAG's own result decides
+            return exit_code(args, EXIT_OK if write_fallback(base, args, str(exc)) else EXIT_USAGE)
+        return EXIT_USAGE
     except OSError as exc:  # an unreadable base directory or DAG folder: one line, no traceback
         where = exc.filename if exc.filename is not None else base
         print(f"report: cannot read {where}: {exc.strerror or exc}", file=sys.stderr)
