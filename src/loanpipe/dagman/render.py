@@ -10,7 +10,9 @@ DAG files inlined, and one last line giving every node its paths:
 
     VARS ALL_NODES BASE_DIR="/nfs/loans" PROJECT_DIR="/nfs/loan-pipeline" PYTHON="/nfs/.../python"
 
-(last, because VARS ALL_NODES reaches only the nodes defined before it). DAGMan, or the local
+(last, because VARS ALL_NODES reaches only the nodes defined before it), then, for the FINAL
+node, which ALL_NODES skips, the same paths on a line of its own plus DAG_FILE, the rendered DAG
+whose run it reports. DAGMan, or the local
 runner, runs in BASE_DIR/dags and keeps its records there (metrics, node logs, rescue DAGs,
 lock), so each base directory has its own runs, and `cd BASE_DIR/dags && condor_submit_dag
 dagfile.dag` works by hand.

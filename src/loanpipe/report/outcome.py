@@ -78,7 +78,7 @@ def headline(status: int | None, name: str, failed: list[dict[str, Any]]) -> str
     )
     text = f"The run {verb}: DAG status {status} ({name})."
     for node in failed[:3]:
-        text += f" Node {node['name']} failed after {node['attempts']} attempt(s)"
+        text += f" Node {node['name']} {node['status']} after {node['attempts']} attempt(s)"
         text += f" ({node['exit']})" if node["exit"] else ""
         text += f": {node['error']}." if node["error"] else "."
     if len(failed) > 3:
