@@ -331,3 +331,12 @@ def read_pending(path: Path) -> dict[str, str]:
     if not isinstance(prints, dict):
         raise ValueError(f"{path}: no fingerprint")
     return prints
+
+
+def candidate_key(candidate: Any, settings: dict[str, Any], train_sha256: str) -> str:
+    """What one model search result depends on: the row, the settings, the training rows, the
+    code that fits it (scripts/search.py and its imports) and the pins. Same key: same result."""
+    parts = [candidate_digest(candidate), json.dumps(settings, sort_keys=True), train_sha256]
+    parts += [sha256_file(p) for p in code_files(config.SCRIPTS_DIR / "search.py")]
+    parts.append(sha256_file(PINS))
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()

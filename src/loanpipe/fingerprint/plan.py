@@ -61,7 +61,9 @@ def lines(dag_path: Path, force: str = "", fresh: bool = False) -> list[tuple[st
         skip, reasons = core.decide(node)
         running_parents = sorted(p for p in dag.nodes[name].parents if p in runs)
         if skip and running_parents:
-            reasons = [f"after {', '.join(running_parents)} runs (skipped if that changes nothing)"]
+            verb = "runs" if len(running_parents) == 1 else "run"
+            after = f"after {', '.join(running_parents)} {verb}"
+            reasons = [f"{after} (skipped if that changes nothing)"]
             skip = False
         if not skip:
             runs.add(name)
