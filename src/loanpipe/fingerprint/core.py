@@ -262,8 +262,7 @@ def make_record(node: Node, prints: dict[str, str]) -> dict[str, Any]:
 
 
 def _label(key: str) -> str:
-    kind, _, name = key.partition(":")
-    return Path(name).name if kind == "input" else name
+    return key.partition(":")[2]
 
 
 def differences(old: dict[str, str], new: dict[str, str]) -> list[str]:
@@ -300,7 +299,10 @@ def decide(node: Node, prints: dict[str, str] | None = None) -> tuple[bool, list
     prints = fingerprint(node) if prints is None else prints
     reasons = differences(record.get("fingerprint") or {}, prints)
     recorded = record.get("outputs") or {}
+    changed = bool(reasons)
     for rel, digest in sorted(output_digests(node).items()):
+        if changed and rel not in recorded:
+            continue  # a new output (a candidate added): its reason is already given
         if digest == MISSING:
             reasons.append(f"{rel} missing")
         elif recorded.get(rel) != digest:
