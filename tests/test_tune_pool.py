@@ -216,7 +216,7 @@ def resubmit(co: ph.Checkout) -> dict:
 def reruns(tune_run) -> dict:
     """After the clean tune run: nothing changed but a touch; a candidate added; a data row."""
     co, base = tune_run["co"], tune_run["base"]
-    out: dict = {"before": outputs(base), "archive": sorted(os.listdir(base / "model/archive"))}
+    out: dict = {"before": outputs(base)}
     os.utime(base / "loan_data.csv")
     out["unchanged"] = resubmit(co)
     out["after"] = outputs(base)

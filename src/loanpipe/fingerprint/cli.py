@@ -96,13 +96,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from loanpipe.fingerprint import plan
-
     args = parse_args(argv)
     if args.command == "pre":
         return cmd_pre(args.dag, args.node)
     if args.command == "post":
         return cmd_post(args.dag, args.node, args.retval)
+    from loanpipe.fingerprint import plan
+
     try:
         if args.command == "plan":
             return plan.show(args.dag, args.force, args.fresh)
