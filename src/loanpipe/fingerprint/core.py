@@ -25,6 +25,7 @@ pool, in ``make local`` and in ``make plan``, and a rescue DAG resumed later sti
 from __future__ import annotations
 
 import ast
+import contextlib
 import hashlib
 import json
 import os
@@ -125,11 +126,11 @@ def module_file(name: str) -> Path | None:
     return None
 
 
-def imported_modules(path: Path) -> set[str]:
-    """Module names ``path`` imports anywhere (top level or inside functions), with parents."""
-    tree = ast.parse(path.read_bytes(), filename=str(path))
+def imported_modules(source: bytes, filename: str) -> list[str]:
+    """This project's module names ``source`` imports anywhere (top level or inside functions),
+    with their parent packages (importing a module runs its packages' __init__ too)."""
     names: set[str] = set()
-    for node in ast.walk(tree):
+    for node in ast.walk(ast.parse(source, filename=filename)):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -139,20 +140,43 @@ def imported_modules(path: Path) -> set[str]:
     for name in names:
         parts = name.split(".")
         with_parents.update(".".join(parts[: i + 1]) for i in range(len(parts)))
-    return with_parents
+    return sorted(n for n in with_parents if n.split(".")[0] in ("loanpipe", "loanfeatures"))
+
+
+def code_digests(script: Path, cache: dict[str, list[str]] | None = None) -> dict[Path, str]:
+    """sha256 of ``script`` and of every checkout module it imports, transitively.
+
+    ``cache`` maps a file's sha256 to its imports (parsing is most of a PRE script's time); it is
+    keyed by content, so an edited file is parsed again and a touched one is not.
+    """
+    cache = {} if cache is None else cache
+    seen: dict[Path, str] = {}
+    todo = [script]
+    while todo:
+        path = todo.pop()
+        source = path.read_bytes()
+        digest = seen[path] = hashlib.sha256(source).hexdigest()
+        if digest not in cache:
+            cache[digest] = imported_modules(source, str(path))
+        for name in cache[digest]:
+            found = module_file(name)
+            if found is not None and found not in seen and found not in todo:
+                todo.append(found)
+    return dict(sorted(seen.items()))
 
 
 def code_files(script: Path) -> list[Path]:
     """``script`` and every checkout module it imports, transitively (importing runs them)."""
-    seen: dict[Path, None] = {script: None}
-    todo = [script]
-    while todo:
-        for name in sorted(imported_modules(todo.pop())):
-            found = module_file(name)
-            if found is not None and found not in seen:
-                seen[found] = None
-                todo.append(found)
-    return sorted(seen)
+    return list(code_digests(script))
+
+
+def imports_cache(base: Path) -> tuple[Path, dict[str, list[str]]]:
+    path = record_dir(base) / "imports.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        data = {}
+    return path, data if isinstance(data, dict) else {}
 
 
 # ---- the fingerprint
@@ -195,9 +219,15 @@ def fingerprint(node: Node) -> dict[str, str]:
     out: dict[str, str] = {}
     for path in inputs:
         out[f"input:{_rel(path, node.base)}"] = sha256_file(path)
+    cache_path, cache = imports_cache(node.base)
+    known_imports = len(cache)
+    for path, digest in code_digests(config.SCRIPTS_DIR / stage.script, cache).items():
+        out[f"code:{_rel(path, project)}"] = digest
+    if len(cache) != known_imports:
+        with contextlib.suppress(OSError):
+            write_json(cache, cache_path)
     submit = config.SUBMIT_DIR / stage.submit
-    for path in [*code_files(config.SCRIPTS_DIR / stage.script), submit]:
-        out[f"code:{_rel(path, project)}"] = sha256_file(path)
+    out[f"code:{_rel(submit, project)}"] = sha256_file(submit)
     out["code:submit/common.sub"] = sha256_file(config.SUBMIT_DIR / "common.sub")
     out[f"pins:{PINS.name}"] = sha256_file(PINS)
     for name, value in sorted(node.vars.items()):
@@ -339,6 +369,6 @@ def candidate_key(candidate: Any, settings: dict[str, Any], train_sha256: str) -
     """What one model search result depends on: the row, the settings, the training rows, the
     code that fits it (scripts/search.py and its imports) and the pins. Same key: same result."""
     parts = [candidate_digest(candidate), json.dumps(settings, sort_keys=True), train_sha256]
-    parts += [sha256_file(p) for p in code_files(config.SCRIPTS_DIR / "search.py")]
+    parts += list(code_digests(config.SCRIPTS_DIR / "search.py").values())
     parts.append(sha256_file(PINS))
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
