@@ -18,6 +18,7 @@ import pytest
 from conftest import REPO, SEED_NODES
 from test_search import copy_checkout, make
 
+from loanpipe import pipeline
 from loanpipe.fingerprint import cli, core
 
 OUTPUT_DIRS = ("staging", "model", "predictions")
@@ -34,14 +35,15 @@ def snapshot(base: Path) -> dict[str, tuple[bytes, int]]:
 
 
 def last_run(base: Path, dag: str = "dagfile.dag") -> dict[str, str]:
-    """node -> status in the local runner's last run_end record."""
+    """stage -> status in the local runner's last run_end record (the FINAL node, which writes
+    the report, runs every time and is left out)."""
     lines = (base / "dags" / f"{dag}.local.jsonl").read_text().splitlines()
     ends = [json.loads(line) for line in lines if '"run_end"' in line]
-    return ends[-1]["nodes"]
+    return {n: s for n, s in ends[-1]["nodes"].items() if n != pipeline.FINAL_NODE}
 
 
 def plan(project: Path, base: Path, *extra: str) -> dict[str, tuple[str, str]]:
-    """make plan: node -> (run|skip, why)."""
+    """make plan: stage -> (run|skip, why) (the FINAL node always runs: checked, left out)."""
     proc = make(project, "plan", base, *extra)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = {}
@@ -49,6 +51,7 @@ def plan(project: Path, base: Path, *extra: str) -> dict[str, tuple[str, str]]:
         words = line.split(maxsplit=2)
         if len(words) >= 2 and words[0] in ("run", "skip"):
             out[words[1]] = (words[0], words[2] if len(words) > 2 else "")
+    assert out.pop(pipeline.FINAL_NODE)[0] == "run"
     return out
 
 

@@ -55,7 +55,9 @@ def lines(dag_path: Path, force: str = "", fresh: bool = False) -> list[tuple[st
             continue
         if not core.known(name):
             runs.add(name)
-            out.append((name, "run", "not a pipeline stage: always runs"))
+            final = dag.nodes[name].final
+            why = "the FINAL node: runs after every run" if final else "no PRE script"
+            out.append((name, "run", why))
             continue
         node, _ = core.dag_node(dag_path, name)
         skip, reasons = core.decide(node)
