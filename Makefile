@@ -10,6 +10,7 @@ SEED        ?= 42#               seed of generated sample data
 DAG         ?= dagfile#          which DAG of dag/: dagfile (the eight stages) or tune (plus the model search)
 DAG_SRC     ?= $(CURDIR)/dag/$(DAG).dag#  the static DAG that make paths renders for BASE_DIR
 FRESH       ?=#                  FRESH=1: rerun every node instead of resuming (condor_submit_dag -f)
+FORCE       ?=#                  FORCE=node[,node]: rerun those nodes and their descendants even if unchanged
 JOBS        ?= $(shell nproc 2>/dev/null || echo 1)#  make local: node jobs at once
 BATCH       ?= loans#            make submit: batch name shown by condor_q
 JOB_PYTHON  ?= $(VENV)/bin/python#  the interpreter node jobs run (a venv on the shared filesystem)
@@ -26,10 +27,13 @@ RUN_DIR  := $(BASE_DIR)/dags
 DAG_FILE := $(RUN_DIR)/$(notdir $(DAG_SRC))
 VPY  := $(VENV)/bin/python
 POOL := $(VPY) -m loanpipe.pool --dag "$(DAG_FILE)"
+# FORCE / FRESH reach every node's PRE script as tombstones in BASE_DIR/dags/fingerprints/.
+FORGET = $(if $(FRESH)$(FORCE),$(VPY) -m loanpipe.fingerprint force --dag "$(DAG_FILE)" \
+	"$(if $(FRESH),all,$(FORCE))")
 export BASE_DIR
 
 .DEFAULT_GOAL := help
-.PHONY: help setup data paths check local graph submit watch status preflight report runs compare rollback clean \
+.PHONY: help setup data paths check plan local graph submit watch status preflight report runs compare rollback clean \
 	chmod bench test lint format
 
 help: ## Show this help
@@ -60,9 +64,14 @@ paths: | $(VENV)/.installed ## Render the DAG (dag/DAG.dag) for BASE_DIR into BA
 check: paths ## Offline checks: DAG graph, RETRY, every submit file expanded by the htcondor bindings
 	CONDOR_CONFIG=/dev/null $(VPY) -m loanpipe.check --dag "$(DAG_FILE)"
 
+plan: paths ## One line per node: run or skip, and why (nothing runs; takes FORCE, FRESH)
+	@$(VPY) -m loanpipe.fingerprint plan --dag "$(DAG_FILE)" $(if $(FORCE),--force "$(FORCE)") \
+		$(if $(FRESH),--fresh)
+
 # ---- run: on this machine, or on a pool
 
-local: $(VENV)/.installed $(BASE_DIR)/loan_data.csv paths ## Run the whole DAG on this machine (sample data when BASE_DIR has none)
+local: $(VENV)/.installed $(BASE_DIR)/loan_data.csv paths ## Run the DAG on this machine; unchanged nodes are skipped (sample data when BASE_DIR has none)
+	$(FORGET)
 	CONDOR_CONFIG=/dev/null $(VPY) -m loanpipe.local --dag "$(DAG_FILE)" \
 		$(if $(FRESH),--fresh) -j $(JOBS)
 
@@ -73,6 +82,7 @@ submit: | $(VENV)/.installed ## Submit the DAG to the pool (resumes a rescue DAG
 	@$(POOL) require condor_submit_dag
 	@$(POOL) inputs --base-dir "$(BASE_DIR)"
 	@$(MAKE) --no-print-directory paths check
+	@$(FORGET)
 	@$(POOL) submit --batch-name "$(BATCH)" $(if $(FRESH),--fresh) $(if $(PREFLIGHT),--preflight)
 
 watch: | $(VENV)/.installed ## Follow the DAG until DAGMan exits; exit 0 only if the DAG succeeded

@@ -6,6 +6,8 @@ Reads   BASE_DIR/staging/split_data/X_train.csv, y_train.csv (the training rows 
 Writes  BASE_DIR/staging/search/candidates/<candidate>.json: the candidate, its parameters, the
         score of every fold (and precision/recall/F1/accuracy per fold), mean and standard
         deviation, fit times, the job's wall time and peak memory, the training rows' sha256
+        and the cache key: a result with the same key (row, settings, training rows, code, pins)
+        is kept as it is and the candidate is not fitted again
 
 The submit file (submit/search.sub) queues one job per row of search/candidates.txt and passes
 the row as ``--candidate ID --family FAMILY --params name=value ...``. Single-threaded: the job
@@ -14,6 +16,7 @@ gets one CPU. Exit 65 (bad input) when the row is invalid or cannot be fitted: a
 
 from __future__ import annotations
 
+import json
 import resource
 import socket
 import time
@@ -22,6 +25,7 @@ from pathlib import Path
 
 from loanpipe import config, errors
 from loanpipe.errors import PipelineError
+from loanpipe.fingerprint import core
 from loanpipe.stages import candidates, common, modeling
 from loanpipe.stages.candidates import Candidate
 from loanpipe.stages.common import log
@@ -90,6 +94,15 @@ def summarize(per_fold: list[dict[str, float]]) -> dict[str, object]:
     }
 
 
+def cached(path: Path, key: str) -> bool:
+    """Whether ``path`` holds this very candidate's result already (the model search's cache:
+    adding a row to the table fits that row only)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("cache_key") == key
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = common.stage_parser(__doc__)
     parser.add_argument("--candidate", required=True, help="the row's candidate id")
@@ -105,6 +118,13 @@ def main(argv: list[str] | None = None) -> int:
     where = f"candidate {args.candidate}"
     candidate = Candidate(args.candidate, args.family, candidates.parse_params(args.params, where))
     candidates.check_candidate(candidate, where, settings["seed"])
+    path = candidates.result_path(args.base_dir, candidate.id)
+    layout = config.Layout(args.base_dir)
+    train_sha = candidates.training_sha256(layout.split_csv("X_train"), layout.split_csv("y_train"))
+    key = core.candidate_key(candidate, settings, train_sha)
+    if cached(path, key):
+        log(f"{candidate.id}: unchanged (row, settings, training rows, code): not fitted again")
+        return errors.EXIT_OK
     training = candidates.read_training(args.base_dir)
     if min(int((training.labels == c).sum()) for c in (0, 1)) < settings["folds"]:
         raise PipelineError(
@@ -130,13 +150,13 @@ def main(argv: list[str] | None = None) -> int:
         **cv,
         "train_rows": len(training.labels),
         "train_sha256": training.sha256,
+        "cache_key": key,
         "started_at": common.utc_now(),
         "elapsed_s": round(time.time() - start, 3),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "host": socket.gethostname(),
         "versions": common.library_versions(),
     }
-    path = candidates.result_path(args.base_dir, candidate.id)
     common.write_json(result, path)
     log(
         f"{candidate.id}: {settings['scoring']} {cv['mean']:.4f} +/- {cv['std']:.4f} "

@@ -373,6 +373,12 @@ MUTATIONS = {
         ),
         "does not exist or is not executable",
     ),
+    "no PRE_SKIP": (
+        lambda w: (w["dag"] / "dagfile.dag").write_text(
+            (w["dag"] / "dagfile.dag").read_text().replace("PRE_SKIP ALL_NODES 97", "")
+        ),
+        "node data_processing needs SCRIPT PRE fingerprint.py pre and a PRE_SKIP code",
+    ),
     "no hold limit": (
         lambda w: (w["src"] / "dagman.config").write_text("DAGMAN_USER_LOG_SCAN_INTERVAL = 1\n"),
         "DAGMAN_MAX_JOB_HOLDS is not set",

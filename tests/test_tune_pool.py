@@ -14,10 +14,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from pathlib import Path
 
 import pool_harness as ph
 import pytest
+
+from loanpipe import pipeline
 
 os.environ.setdefault("CONDOR_CONFIG", os.devnull)  # the bindings read logs offline here
 
@@ -182,3 +185,102 @@ def test_a_failed_job_fails_the_node_once_and_the_local_runner_agrees(failing_ru
     rescue = (dags / "tune.dag.rescue001").read_text()
     local_done = {line.split()[1] for line in rescue.splitlines() if line.startswith("DONE ")}
     assert local_done == done
+
+
+# --------------------------------------------------------------------------- rerun what changed
+
+
+def outputs(base: Path) -> dict[str, tuple[bytes, int]]:
+    """Every output file's bytes and mtime (a rewrite with the same bytes changes the mtime)."""
+    return {
+        str(p.relative_to(base)): (p.read_bytes(), p.stat().st_mtime_ns)
+        for folder in ("staging", "model", "predictions")
+        for p in sorted((base / folder).rglob("*"))
+        if p.is_file()
+    }
+
+
+def resubmit(co: ph.Checkout) -> dict:
+    """make submit + make watch of the tune DAG again: what DAGMan submitted and skipped."""
+    from loanpipe.dagman.events import pre_skipped
+
+    since = time.time()
+    submit = co.make("submit", "DAG=tune", "BATCH=tune-rerun")
+    watch = co.make("watch", "DAG=tune")
+    nodes_log = co.base / "dags" / "tune.dag.nodes.log"
+    metrics = json.loads((co.base / "dags" / "tune.dag.metrics").read_text())
+    return {
+        "submit": submit,
+        "watch": watch,
+        "status": co.make("status", "DAG=tune"),
+        "report": co.make("report", "DAG=tune"),
+        # the FINAL node (the report) runs after every run: left out
+        "submitted": set(ph.submitted_nodes(nodes_log, since)) - {pipeline.FINAL_NODE},
+        "skipped": set(pre_skipped(events(nodes_log), since)),
+        "metrics": metrics,
+        "wall_s": time.time() - since,
+    }
+
+
+@pytest.fixture(scope="module")
+def reruns(tune_run) -> dict:
+    """After the clean tune run: nothing changed but a touch; a candidate added; a data row."""
+    co, base = tune_run["co"], tune_run["base"]
+    out: dict = {"before": outputs(base)}
+    os.utime(base / "loan_data.csv")
+    out["unchanged"] = resubmit(co)
+    out["after"] = outputs(base)
+    results = base / "staging/search/candidates"
+    out["kept"] = {p.name: p.stat().st_mtime_ns for p in results.glob("*.json")}
+    with (co.root / "search" / "candidates.txt").open("a") as table:
+        table.write("dt-c   decision_tree           max_depth=4\n")
+    out["added"] = resubmit(co)
+    out["results"] = {p.name: p.stat().st_mtime_ns for p in results.glob("*.json")}
+    lines = (base / "loan_data.csv").read_text().splitlines(keepends=True)
+    fields = lines[3].split(",")
+    fields[3] = str(int(float(fields[3])) + 1)  # person_income of one row
+    lines[3] = ",".join(fields)
+    (base / "loan_data.csv").write_text("".join(lines))
+    out["changed"] = resubmit(co)
+    return out
+
+
+ALL_TUNE = {
+    "data_processing", "train_test_split", "modeling_v1", "modeling_v2", "evaluate_model_v1",
+    "evaluate_model_v2", "model_search", "select_model", "evaluate_model_v3",
+    "deploy_best_model", "loan_prediction",
+}  # fmt: skip
+
+
+def test_unchanged_inputs_skip_every_node_on_the_pool(reruns) -> None:
+    run = reruns["unchanged"]
+    assert run["submit"].returncode == 0, run["submit"].stdout + run["submit"].stderr
+    assert run["watch"].returncode == 0, run["watch"].stdout + run["watch"].stderr
+    assert run["metrics"]["DagStatus"] == 0
+    assert run["submitted"] == set(), "a job was submitted for an unchanged node"
+    assert run["skipped"] == ALL_TUNE
+    assert reruns["after"] == reruns["before"], "a skipped node rewrote an output"
+    assert "skipped (PRE_SKIP, unchanged): 11 nodes" in run["watch"].stdout
+    assert "skipped (PRE_SKIP, unchanged)" in run["status"].stdout
+    report = run["report"]
+    assert report.returncode == 0, report.stdout + report.stderr
+    assert "deploy_best_model  skipped" in report.stdout
+
+
+def test_a_candidate_added_is_the_one_search_fit_on_the_pool(reruns) -> None:
+    run = reruns["added"]
+    assert run["watch"].returncode == 0, run["watch"].stdout + run["watch"].stderr
+    assert run["metrics"]["DagStatus"] == 0
+    upstream = {"data_processing", "train_test_split", "modeling_v1", "modeling_v2"}
+    assert upstream | {"evaluate_model_v1", "evaluate_model_v2"} <= run["skipped"]
+    assert {"model_search", "select_model"} <= run["submitted"]
+    kept, results = reruns["kept"], reruns["results"]
+    assert {k: v for k, v in results.items() if k in kept} == kept, "an unchanged row refitted"
+    assert set(results) - set(kept) == {"dt-c.json"}
+
+
+def test_a_changed_data_row_reruns_every_stage_on_the_pool(reruns) -> None:
+    run = reruns["changed"]
+    assert run["watch"].returncode == 0, run["watch"].stdout + run["watch"].stderr
+    assert run["submitted"] == ALL_TUNE
+    assert run["skipped"] == set()

@@ -87,6 +87,16 @@ def check_graph(dag: Dag, out: Problems) -> None:
         out.add(dag.edge_where.get((parent, child), dag.path), f"extra edge {parent} -> {child}")
 
 
+def check_skip_scripts(node: Node, where: str, out: Problems) -> None:
+    """Rerun only what changed: scripts/fingerprint.py as PRE (with a PRE_SKIP code) and POST
+    (passing $RETURN on, so RETRY ... UNLESS-EXIT still sees the job's exit code)."""
+    pre, post = node.pre, node.post
+    if pre is None or "pre" not in pre.args or node.pre_skip is None:
+        out.add(where, f"node {node.name} needs SCRIPT PRE fingerprint.py pre and a PRE_SKIP code")
+    if post is None or "post" not in post.args or "$RETURN" not in post.args:
+        out.add(where, f"node {node.name} needs SCRIPT POST fingerprint.py post ... $RETURN")
+
+
 def check_dag_settings(dag: Dag, out: Problems) -> None:
     """RETRY ... UNLESS-EXIT 65 everywhere, CONFIG with the two knobs, a node status file."""
     for node in dag.nodes.values():
@@ -100,6 +110,7 @@ def check_dag_settings(dag: Dag, out: Problems) -> None:
                 where,
                 f"node {node.name} must not retry exit code 65, bad input (RETRY n UNLESS-EXIT 65)",
             )
+        check_skip_scripts(node, where, out)
     if dag.config is None:
         out.add(dag.path, "no CONFIG file (DAGMAN_MAX_JOB_HOLDS, DAGMAN_USER_LOG_SCAN_INTERVAL)")
     elif not dag.config.is_file():

@@ -52,6 +52,18 @@ def dag_node(event: dict[str, Any]) -> str | None:
     return match.group(1) if match else None
 
 
+def pre_skipped(events: list[dict[str, Any]], since: float = 0.0) -> list[str]:
+    """Nodes DAGMan marked done by PRE_SKIP since ``since``: the PRESKIP events it writes to the
+    nodes' log (``DagSubmit::PreSkipSubmit``: ``SkipEventLogNotes = "DAG Node: <name>"``)."""
+    out = []
+    for event in events:
+        if event["type"] == "PRESKIP" and event["time"] >= since:
+            match = DAG_NODE.match(str(event.get("SkipEventLogNotes", "")))
+            if match and match.group(1) not in out:
+                out.append(match.group(1))
+    return out
+
+
 class EventLog:
     """Follows one event log: :meth:`read` returns the events written since its last call."""
 

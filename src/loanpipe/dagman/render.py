@@ -6,7 +6,8 @@
 
 The rendered file is the static DAG's text with every file it names made absolute (the submit
 file of each JOB, the CONFIG file, a SCRIPT's program when it is a file beside the DAG), INCLUDEd
-DAG files inlined, and one last line giving every node its paths:
+DAG files inlined, a SCRIPT's .py program run by the jobs' Python (@DAG_FILE@ in its arguments
+replaced by the rendered DAG's path), and one last line giving every node its paths:
 
     VARS ALL_NODES BASE_DIR="/nfs/loans" PROJECT_DIR="/nfs/loan-pipeline" PYTHON="/nfs/.../python"
 
@@ -47,6 +48,7 @@ VARS_LINE = re.compile(r"^VARS\s+ALL_NODES\s+(.*)$", re.IGNORECASE)
 VAR_ITEM = re.compile(r'(\w+)="([^"]*)"')
 WORD = re.compile(r"\S+")
 SCRIPT_KINDS = ("PRE", "POST", "HOLD")
+DAG_FILE_WORD = "@DAG_FILE@"  # in a SCRIPT's arguments: the rendered DAG (scripts run beside it)
 
 
 class RenderError(LoanpipeError):
@@ -130,16 +132,30 @@ def render_lines(static: Path, depth: int = 0) -> list[str]:
     return out
 
 
+def script_program(line: str, python: str, dag_file: str) -> str:
+    """A SCRIPT line whose program is a checkout's .py file runs it with the jobs' Python, as
+    the jobs run theirs; the word @DAG_FILE@ in its arguments becomes the rendered DAG's path."""
+    words = line.split()
+    if not words or words[0].upper() != "SCRIPT":
+        return line
+    kinds = [i for i, w in enumerate(words) if w.upper() in SCRIPT_KINDS]
+    program = kinds[0] + 2 if kinds else len(words)
+    if program < len(words) and words[program].endswith(".py") and os.path.isabs(words[program]):
+        line = _replace_word(line, program, f"{python} {words[program]}")
+    return line.replace(DAG_FILE_WORD, dag_file)
+
+
 def render(
     static: Path, base_dir: str, project_dir: str, python: str, dag_file: str | None = None
 ) -> str:
     """The text of BASE_DIR/dags/<name>.dag (``dag_file``: where it is written, by default
-    there; a FINAL node gets it as DAG_FILE, the DAG whose run it reports)."""
-    lines = render_lines(static)
+    there; a FINAL node gets it as DAG_FILE, the DAG whose run it reports; a SCRIPT's
+    @DAG_FILE@ becomes it too)."""
+    dag_file = dag_file or os.path.join(base_dir, config.RUN_DIR, static.name)
+    lines = [script_program(line, python, dag_file) for line in render_lines(static)]
     words = [line.split() for line in lines]
     nodes = [w[1] for w in words if len(w) > 1 and w[0].upper() == "JOB"]
     paths = f'BASE_DIR="{base_dir}" PROJECT_DIR="{project_dir}" PYTHON="{python}"'
-    dag_file = dag_file or os.path.join(base_dir, config.RUN_DIR, static.name)
     # VARS ALL_NODES skips a FINAL node (dag.cpp, FindAllNodesByName): it gets its own line.
     finals = [
         f'VARS {w[1]} {paths} DAG_FILE="{dag_file}"'

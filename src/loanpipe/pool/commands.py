@@ -43,6 +43,7 @@ from loanpipe import config, pipeline
 from loanpipe.dagman import DagError, parse_dag, rescue_files
 from loanpipe.dagman import metrics as dag_metrics
 from loanpipe.dagman import state as ds
+from loanpipe.dagman.events import EventLogError, pre_skipped, read_events
 from loanpipe.dagman.status import DagStatus
 from loanpipe.errors import EXIT_FAILURE, EXIT_USAGE, LoanpipeError
 
@@ -276,8 +277,9 @@ def verdict(run_: Run, job: ds.DagmanJob) -> tuple[int, list[str]]:
     if status is not None:
         head += f": DagStatus {status} ({DagStatus.describe(status)})"
     page = report_page(run_)
+    skipped = skipped_line(run_, job)
     if status == 0 and job.exit_code == 0:
-        return 0, [f"{head}; every node succeeded", *page]
+        return 0, [f"{head}; every node succeeded", *skipped, *page]
     lines = [head]
     rescues = [p for _, p in rescue_files(run_.dag) if p.stat().st_mtime >= job.submitted - 1]
     if job.removed:  # its nodes were removed with it: not failures of theirs
@@ -288,6 +290,7 @@ def verdict(run_: Run, job: ds.DagmanJob) -> tuple[int, list[str]]:
     lines += page
     if len(lines) == 1:
         lines.append(f"no failed node and no DAGMan error found: see {run_.file('.dagman.out')}")
+    lines += skipped
     if rescues:
         lines.append(f"fix the cause, then `make submit` resumes from {rescues[-1].name}")
     else:
@@ -319,6 +322,17 @@ def removal_lines(run_: Run, job: ds.DagmanJob, rescues: list[Path]) -> list[str
     else:
         lines.append("`make submit` runs it again")
     return lines
+
+
+def skipped_line(run_: Run, job: ds.DagmanJob) -> list[str]:
+    """The nodes this run skipped (PRE_SKIP: unchanged since their last success), if any."""
+    try:
+        skipped = pre_skipped(read_events(run_.file(".nodes.log"), partial=True), job.submitted)
+    except EventLogError:
+        return []
+    if not skipped:
+        return []
+    return [f"skipped (PRE_SKIP, unchanged): {len(skipped)} nodes: {', '.join(skipped)}"]
 
 
 def failure_lines(run_: Run, job: ds.DagmanJob) -> list[str]:

@@ -88,6 +88,7 @@ def local_node(name: str, recs: list[dict[str, Any]], base: Path) -> dict[str, A
     last = recs[-1]
     exit_code, signal = last.get("exit_code"), last.get("signal")
     status = str(last.get("status") or ("ok" if exit_code == 0 and not signal else "failed"))
+    status = "skipped" if status == "pre_skipped" else status  # the pool's word for PRE_SKIP
     peaks = [p for p in (number(r.get("peak_rss_mib")) for r in recs) if p is not None]
     runs = [attempt_of(r) for r in recs]
     stderr = stderr_file(last, base)

@@ -258,6 +258,7 @@ def load_pool_run(
                 event["_node"] = name
             events += node_events
             sources.append(str(log))
+    skipped = set(event_log.pre_skipped(events, math.floor(since) - 5 if since else 0.0))
     if since is not None:
         # Event logs are appended across runs: keep the jobs submitted since DAGMan started.
         recent = [e for e in events if e["time"] >= math.floor(since) - 5]
@@ -280,4 +281,8 @@ def load_pool_run(
                 node["stderr_file"] = str(failing)
         return node
 
-    return in_dag_order(dag, pool_attempts(events), pool_node)
+    nodes = in_dag_order(dag, pool_attempts(events), pool_node)
+    for node in nodes:  # PRE_SKIP: done without a job (unchanged since its last success)
+        if node["status"] == "not run" and node["name"] in skipped:
+            node["status"] = "skipped"
+    return nodes

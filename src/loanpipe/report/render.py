@@ -259,7 +259,8 @@ def run_summary(run: dict[str, Any]) -> list[str]:
         lines.append(f"No {name}.metrics (DAG still running, or it never finished)")
     walls = [n["wall_s"] for n in run["nodes"] if n["wall_s"] is not None]
     if walls:
-        ran = sum(1 for n in run["nodes"] if n["attempts"])
+        skipped = sum(1 for n in run["nodes"] if n["status"] == "skipped")
+        ran = sum(1 for n in run["nodes"] if n["attempts"] and n["status"] != "skipped")
         busy, took = sum(walls), (metrics or {}).get("duration")
         comparison = ""
         if took and not (run["local"] or {}).get("resumed"):
@@ -270,7 +271,9 @@ def run_summary(run: dict[str, Any]) -> list[str]:
                 else f" (the DAG took {took:.1f} s: nodes ran in parallel)"
             )
         lines.append(
-            f"{ran} of {len(run['nodes'])} nodes ran; {busy:.1f} s of job run time in all"
+            f"{ran} of {len(run['nodes'])} nodes ran"
+            + (f", {skipped} skipped (PRE_SKIP: unchanged)" if skipped else "")
+            + f"; {busy:.1f} s of job run time in all"
             + comparison
         )
     return lines

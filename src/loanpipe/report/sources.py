@@ -25,7 +25,8 @@ RUN_DIR = config.RUN_DIR  # where make paths renders a base directory's DAGs and
 HIGH_USE = 0.8  # flag memory use above this share of the request
 OVER_REQUEST = 5.0  # flag requests more than this many times the use
 STDERR_TAIL_LINES = 20
-OK_STATUSES = {"ok", "done", "success", "succeeded"}
+# "skipped": PRE_SKIP, unchanged since its last success (loanpipe.fingerprint)
+OK_STATUSES = {"ok", "done", "success", "succeeded", "skipped"}
 
 
 class ReportError(LoanpipeError):

@@ -1,0 +1,7 @@
+"""python -m loanpipe.fingerprint"""
+
+import sys
+
+from loanpipe.fingerprint.cli import main
+
+sys.exit(main())
