@@ -606,3 +606,26 @@ def test_a_job_htcondor_would_hold_runs_the_post_script_with_return_1002(tmp_pat
     assert recs["a"][0]["status"] == "done"
     assert recs["b"][0]["status"] == "failed"
     assert "cannot expand $$(NoSuchMachineAttribute)" in recs["b"][0]["error"]
+
+
+@pytest.mark.parametrize(
+    "config, fragment",
+    [
+        ("DAGMAN_MAX_JOB_HOLDS = 3\n", "DAGMAN_MAX_JOB_HOLDS = 3 is not supported"),
+        ("# ok\nDAGMAN_USER_LOG_SCAN_INTERVAL = 1\nDAGMAN_USE_STRICT = 0\n", "DAGMAN_USE_STRICT"),
+        ("DAGMAN_MAX_JOB_HOLDS = 1\nDAGMAN_ALWAYS_RUN_POST = True\n", "DAGMAN_ALWAYS_RUN_POST"),
+    ],
+)
+def test_config_knobs_it_cannot_honour_are_refused(
+    tmp_path: Path, config: str, fragment: str
+) -> None:
+    (tmp_path / "d.config").write_text(config)
+    dag = make_dag(tmp_path, 'CONFIG d.config\nJOB a node.sub\nVARS a cmd="true"\n')
+    res = run(dag)
+    assert res.returncode == 2
+    line = len(config.splitlines())
+    assert res.stderr.strip().splitlines() == [
+        f"error: {tmp_path / 'd.config'}:{line}: {fragment}"
+        + res.stderr.strip().split(fragment, 1)[1]
+    ]
+    assert not Path(f"{dag}.local.jsonl").exists()
