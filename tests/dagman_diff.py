@@ -85,10 +85,11 @@ class Summary:
     trace: list[str]
     rescue: dict[str, dict[str, list[str]]]
     order: list[str] = field(default_factory=list, compare=False)  # trace lines as written
+    folder: Path = field(default=Path(), compare=False)  # where the case ran
     log: str = field(default="", compare=False, repr=False)  # for failure messages
 
     def facts(self) -> dict:
-        return {k: v for k, v in vars(self).items() if k not in ("order", "log")}
+        return {k: v for k, v in vars(self).items() if k not in ("order", "log", "folder")}
 
 
 def read_trace(folder: Path) -> list[str]:
@@ -138,6 +139,7 @@ def pool_summary(folder: Path, case: Case) -> Summary:
         rescue=rescue_facts(folder, dag),
         order=trace,
         log=out[-3000:],
+        folder=folder,
     )
 
 
@@ -160,6 +162,7 @@ def local_summary(folder: Path, case: Case, proc: subprocess.CompletedProcess) -
         rescue=rescue_facts(folder, dag),
         order=trace,
         log=(proc.stdout + proc.stderr)[-3000:],
+        folder=folder,
     )
 
 

@@ -195,6 +195,73 @@ CASES += [
         """,
     ),
 ]
+# What DAGMan gives every job: $(DAG_PARENT_NAMES), VARS node +attr (a job attribute, also
+# the macro My.attr), $$() replaced at match time; ClusterIds (in "clusters": each job
+# appends its own) must be distinct per node.
+VALUES_SUB = """\
+executable = /bin/sh
+arguments = "-c 'echo $(JOB) parents=$(DAG_PARENT_NAMES) weight=$(My.Weight) shade=$(shade) \
+mem=$$([RequestMemory*2]) cpus=$$(Cpus) >> trace; echo $(Cluster).$(Process) >> clusters'"
+request_memory = 64
+log = nodes.log
+queue
+"""
+CASES += [
+    dd.Case(
+        "job_values",
+        """\
+        JOB A values.sub
+        JOB B values.sub
+        VARS B +Weight="7" shade="dark"
+        PARENT A CHILD B
+        JOB C values.sub
+        PARENT A B CHILD C
+        """,
+        files={"values.sub": VALUES_SUB},
+    ),
+]
+# A job HTCondor holds before it runs (its output directory is missing) under
+# DAGMAN_MAX_JOB_HOLDS = 1, as the project's DAGs say: removed at the hold, its POST script
+# runs with $RETURN -1002 and decides the node (H succeeds); without one the node fails (I).
+CASES += [
+    dd.Case(
+        "held_post",
+        """\
+        CONFIG holds.config
+        JOB H held.sub
+        SCRIPT POST H /bin/sh trace.sh 0 H post $RETURN $JOB_ABORT_COUNT
+        JOB I held.sub
+        JOB J node.sub
+        VARS J cmd="echo J >> trace"
+        PARENT I CHILD J
+        """,
+        files={
+            "holds.config": "DAGMAN_MAX_JOB_HOLDS = 1\n",
+            "held.sub": "executable = /bin/true\noutput = missing/$(JOB).out\nlog = nodes.log\n"
+            "queue\n",
+        },
+    ),
+]
+# A job condor_submit refuses (its submit file names no executable): DAGMan gives up the node's
+# retries and runs its POST script with $RETURN -1001 (S), or fails it (T). One submit
+# attempt here; DAGMan's default, 6, only waits longer first.
+CASES += [
+    dd.Case(
+        "submit_failure",
+        """\
+        CONFIG submits.config
+        JOB S nosuch.sub
+        SCRIPT POST S /bin/sh trace.sh 0 S post $RETURN $RETRY
+        JOB T nosuch.sub
+        SCRIPT PRE T /bin/sh trace.sh 0 T pre $RETRY
+        RETRY T 2
+        """,
+        files={
+            "submits.config": "DAGMAN_MAX_SUBMIT_ATTEMPTS = 1\n",
+            "nosuch.sub": "arguments = x\nlog = nodes.log\nqueue\n",
+        },
+    ),
+]
 FINAL_CASES = [c.name for c in CASES if c.name.startswith("final")]
 
 
@@ -216,3 +283,10 @@ def test_final_node_runs_last_with_the_dag_status(runs, name) -> None:
         final = [i for i, line in enumerate(summary.order) if line.startswith("F ")]
         assert final and final[0] == len(summary.order) - len(final), summary.order
         assert summary.nodes["F"] in ("done", "failed")
+
+
+def test_every_node_job_has_its_own_cluster_id(runs) -> None:
+    for summary in runs["job_values"]:
+        clusters = (summary.folder / "clusters").read_text().split()
+        assert len(clusters) == 3 and len(set(clusters)) == 3, clusters
+        assert all(c.endswith(".0") for c in clusters)

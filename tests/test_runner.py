@@ -582,3 +582,50 @@ def test_sigterm_runs_the_final_node_as_a_removed_dag_does(tmp_path: Path) -> No
     rescue = Path(f"{dag}.rescue001").read_text().splitlines()
     assert "# Nodes premarked DONE: 0" in rescue
     assert not [line for line in rescue if line.startswith("DONE")]  # never the FINAL node
+
+
+def test_a_job_htcondor_would_hold_runs_the_post_script_with_return_1002(tmp_path: Path) -> None:
+    """As DAGMan does under DAGMAN_MAX_JOB_HOLDS = 1 (tests/test_dagman_parity.py checks it on
+    the pool): the job is removed at its hold and the POST script decides the node."""
+    (tmp_path / "held.sub").write_text(
+        'executable = /bin/echo\narguments = "$$(NoSuchMachineAttribute)"\nqueue\n'
+    )
+    (tmp_path / "post.sh").write_text('echo "$1" > post.txt\n')
+    dag = make_dag(
+        tmp_path,
+        """
+        JOB a held.sub
+        SCRIPT POST a /bin/sh post.sh $RETURN
+        JOB b held.sub
+        """,
+    )
+    res = run(dag)
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert (tmp_path / "post.txt").read_text() == "-1002\n"
+    recs = by_node(last_run(dag))
+    assert recs["a"][0]["status"] == "done"
+    assert recs["b"][0]["status"] == "failed"
+    assert "cannot expand $$(NoSuchMachineAttribute)" in recs["b"][0]["error"]
+
+
+@pytest.mark.parametrize(
+    "config, fragment",
+    [
+        ("DAGMAN_MAX_JOB_HOLDS = 3\n", "DAGMAN_MAX_JOB_HOLDS = 3 is not supported"),
+        ("# ok\nDAGMAN_USER_LOG_SCAN_INTERVAL = 1\nDAGMAN_USE_STRICT = 0\n", "DAGMAN_USE_STRICT"),
+        ("DAGMAN_MAX_JOB_HOLDS = 1\nDAGMAN_ALWAYS_RUN_POST = True\n", "DAGMAN_ALWAYS_RUN_POST"),
+    ],
+)
+def test_config_knobs_it_cannot_honour_are_refused(
+    tmp_path: Path, config: str, fragment: str
+) -> None:
+    (tmp_path / "d.config").write_text(config)
+    dag = make_dag(tmp_path, 'CONFIG d.config\nJOB a node.sub\nVARS a cmd="true"\n')
+    res = run(dag)
+    assert res.returncode == 2
+    line = len(config.splitlines())
+    assert res.stderr.strip().splitlines() == [
+        f"error: {tmp_path / 'd.config'}:{line}: {fragment}"
+        + res.stderr.strip().split(fragment, 1)[1]
+    ]
+    assert not Path(f"{dag}.local.jsonl").exists()

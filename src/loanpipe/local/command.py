@@ -24,6 +24,7 @@ from loanpipe.dagman import Dag, DagError, apply_rescue, parse_dag, rescue_files
 from loanpipe.dagman import metrics as dag_metrics
 from loanpipe.dagman.status import DagStatus
 from loanpipe.local.jobspec import RunnerError, close_expander
+from loanpipe.local.knobs import check_config
 from loanpipe.local.lock import PidLock
 from loanpipe.local.records import (
     kill_orphan,
@@ -313,6 +314,7 @@ def load(dag_path: Path) -> Dag | None:
     """The rendered DAG, or None after one error line."""
     try:
         dag = parse_dag(dag_path)
+        check_config(dag)
     except DagError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return None

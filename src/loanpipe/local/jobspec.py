@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from loanpipe.dagman import Node
+from loanpipe.dagman import Node, bindings
 from loanpipe.dagman.submit import SubmitError, node_job_ads, split_args_v2
 from loanpipe.errors import LoanpipeError
 from loanpipe.local.launcher import Worker
@@ -23,7 +25,13 @@ EXPANDER: Worker | None = None  # the --expand-node helper (see expand_in_helper
 
 
 class RunnerError(LoanpipeError):
-    """A problem that stops the run before any node starts (printed as one ``error:`` line)."""
+    """A problem that stops the run before any node starts (printed as one ``error:`` line);
+    for a node's job: condor_submit would refuse it."""
+
+
+class JobHeld(RunnerError):
+    """A node's job HTCondor would accept and then put on hold before it runs (a missing
+    output directory, an executable that cannot run, a ``$$()`` it cannot expand)."""
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -43,6 +51,46 @@ def parse_environment(ad: Any) -> dict[str, str]:
         if sep and key:
             env[key] = value
     return env
+
+
+# $$(Attr), $$(Attr:default), $$([expression]): replaced when the schedd matches the job.
+MATCH_TIME = re.compile(r"\$\$\((\[.*?\]|[A-Za-z_][\w.]*)(?::([^)]*))?\)")
+
+
+def match_time(text: str, ad: Any) -> str:
+    """``text`` with its ``$$()`` references replaced as the schedd does at match time: an
+    attribute of the machine (the local one: ``Cpus``, ``Memory`` as the job requests them,
+    ``Machine``) or of the job, an expression evaluated in the job's ad. One the local runner
+    cannot know (another machine attribute) is a RunnerError, where HTCondor holds the job."""
+    if "$$(" not in text:
+        return text
+    classad2 = bindings.classad()
+    machine = {
+        "Cpus": _eval_int(ad, "RequestCpus") or 1,
+        "Memory": _eval_int(ad, "RequestMemory"),
+        "Machine": socket.getfqdn(),
+    }
+
+    def one(m: re.Match[str]) -> str:
+        key, default = m.group(1), m.group(2)
+        if key.startswith("["):
+            try:
+                value = classad2.ExprTree(key[1:-1]).eval(ad)
+            except Exception:  # noqa: BLE001 - a syntax error: HTCondor holds the job too
+                value = None
+        else:
+            value = machine.get(key)
+            if value is None:
+                value = ad.get(key)
+        if value is None or type(value).__name__ in ("Value",):
+            if default is not None:
+                return default
+            raise JobHeld(f"cannot expand {m.group(0)} (HTCondor would hold the job)")
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return str(value)
+
+    return MATCH_TIME.sub(one, text)
 
 
 # --------------------------------------------------------------------------- job description
@@ -84,19 +132,24 @@ def expand_submit(node: Node, retry: int, run: dict[str, str] | None = None) -> 
     except Exception as exc:  # noqa: BLE001 - bindings raise several internal error types
         msg = " ".join(str(exc).split())
         raise RunnerError(f"{node.submit_path}: condor_submit would fail: {msg}") from None
-    return [job_spec(ad) for ad in ads]
+    try:
+        return [job_spec(ad) for ad in ads]
+    except RunnerError as exc:
+        raise type(exc)(f"{node.submit_path}: {exc}") from None
 
 
 def job_spec(ad: Any) -> JobSpec:
     """What one job ClassAd runs."""
     iwd = Path(ad["Iwd"])
+    if not isinstance(ad.get("Cmd"), str):
+        raise RunnerError("condor_submit would fail: no executable")
     cmd = str(ad["Cmd"])
     if not os.path.isabs(cmd):
         cmd = str(iwd / cmd)
     if isinstance(ad.get("Arguments"), str):
-        args = split_args_v2(ad["Arguments"])
+        args = split_args_v2(match_time(ad["Arguments"], ad))
     elif isinstance(ad.get("Args"), str):
-        args = ad["Args"].split()
+        args = match_time(ad["Args"], ad).split()
     else:
         args = []
 
@@ -146,7 +199,7 @@ def expand_in_helper(node: Node, retry: int, run: dict[str, str] | None = None) 
         tail = EXPANDER.stderr_tail() or "no output"
         raise RunnerError(f"expanding {node.submit_path} failed: {tail}")
     if not reply.get("ok"):
-        raise RunnerError(reply.get("error", "unknown error"))
+        raise (JobHeld if reply.get("held") else RunnerError)(reply.get("error", "unknown error"))
     return [
         JobSpec(
             argv=d["argv"],
@@ -189,7 +242,7 @@ def expand_node(req: dict[str, Any]) -> dict[str, Any]:
     try:
         specs = expand_submit(node, int(req["retry"]), req.get("run"))
     except RunnerError as exc:
-        return {"ok": False, "error": str(exc)}
+        return {"ok": False, "error": str(exc), "held": isinstance(exc, JobHeld)}
     out = [{k: (str(v) if isinstance(v, Path) else v) for k, v in vars(s).items()} for s in specs]
     return {"ok": True, "specs": out}
 
@@ -198,19 +251,17 @@ def check_job_files(spec: JobSpec) -> None:
     """HTCondor would not run a job whose Iwd or output/error/log directory is missing."""
     if not spec.iwd.is_dir():
         raise RunnerError(f"initial directory {spec.iwd} does not exist")
-    for what, p in (("output", spec.stdout), ("error", spec.stderr), ("log", spec.log)):
-        if p is None or str(p) == "/dev/null":
-            continue
-        if not p.parent.is_dir():
-            raise RunnerError(
+    if spec.log is not None and not spec.log.parent.is_dir():
+        raise RunnerError(f"log directory {spec.log.parent} does not exist")
+    for what, p in (("output", spec.stdout), ("error", spec.stderr)):
+        if str(p) != "/dev/null" and not p.parent.is_dir():
+            raise JobHeld(
                 f"{what} directory {p.parent} does not exist (HTCondor would put the job on "
                 "hold; the stages do not create it: create it before running the DAG)"
             )
     if not os.access(spec.argv[0], os.X_OK):
         why = "does not exist" if not os.path.exists(spec.argv[0]) else "is not executable"
-        raise RunnerError(
-            f"executable {spec.argv[0]} {why} (HTCondor would put the job on hold, code 6)"
-        )
+        raise JobHeld(f"executable {spec.argv[0]} {why} (HTCondor would put the job on hold)")
 
 
 def popen_job(spec: JobSpec, env: dict[str, str], files: list[IO[Any]]) -> subprocess.Popen[bytes]:

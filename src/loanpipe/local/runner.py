@@ -1,24 +1,16 @@
 """The local runner's scheduler: a parsed DAG run on this machine with DAGMan's semantics.
 
-The command line (locks, rescue DAGs, the outcome) is ``loanpipe.local.command``; the DAG is
-read with ``loanpipe.dagman.dag``. Every node attempt is expanded from its own submit file by
-the official HTCondor bindings (``loanpipe.local.jobspec``), with the node's VARS and
-``JOB``/``RETRY`` defined *before* the submit file like DAGMan's default
-(``DAGMAN_DEFAULT_APPEND_VARS = False``): the command line, the environment (with what
-``getenv`` copied), the working directory and the output, error and log files come from there,
-so there is no second description of a stage. Relative paths resolve against the DAG file's
-directory, where the project runs ``condor_submit_dag``.
+The command line (locks, rescue DAGs, the outcome) is ``loanpipe.local.command``. Every node
+attempt is expanded from its own submit file by the official HTCondor bindings
+(``loanpipe.local.jobspec``) with DAGMan's macros and the node's VARS defined first, so there
+is no second description of a stage; relative paths resolve against the DAG file's directory.
 
 DAGMan semantics: ready nodes run in parallel up to ``-j`` and each CATEGORY's MAXJOBS; a failed
-node's descendants never run while independent branches go on; RETRY reruns the whole node
+node's descendants are futile while independent branches go on; RETRY reruns the whole node
 (PRE script included) unless the exit code is the UNLESS-EXIT one; a POST script's exit code
-replaces the job's; PRE_SKIP; ABORT-DAG-ON.  A failed run writes ``<dag>.rescueNNN`` (DAGMan's
-partial format) and the next run resumes from the newest one; ``--fresh`` removes them first.
-
-Files written next to the DAG: ``<dag>.lock`` (our pid, while running), ``<dag>.metrics``
-(DAGMan's JSON, version 2), ``<dag>.rescueNNN`` and ``<dag>.local.jsonl`` (one JSON record per
-node attempt plus run_start/run_end records).  ``$BASE_DIR/.pipeline.lock`` keeps two runs
-(even from two checkouts) off the same base directory.
+replaces the job's; NOOP nodes run their scripts; PRE_SKIP; ABORT-DAG-ON (0 included); a job
+HTCondor would hold or refuse; the FINAL node, last, whatever happened.
+``tests/test_dagman_parity.py`` holds each against condor_dagman.
 """
 
 from __future__ import annotations
@@ -38,6 +30,7 @@ from loanpipe.dagman.status import DagStatus
 from loanpipe.local import scripts
 from loanpipe.local.cluster import Cluster  # DAGMan's rules for a node with many jobs
 from loanpipe.local.jobspec import (  # a node's job: its submit file expanded, then started
+    JobHeld,
     RunnerError,
     check_job_files,
     expand_in_helper,
@@ -49,6 +42,8 @@ from loanpipe.local.output import RunOutput
 from loanpipe.local.scripts import ScriptError
 
 KILL_GRACE_S = 5.0
+DAG_ERROR_SUBMIT_FAILED = -1001  # a job's return value when condor_submit fails (dag.h)
+DAG_ERROR_JOB_ABORTED = -1002  # ... when it was removed (after a hold)
 POLL_S = 0.05
 # STARTER_NUM_THREADS_ENV_VARS (HTCondor sets these to request_cpus in every job).
 THREAD_VARS = (
@@ -133,12 +128,16 @@ class Runner(RunOutput):
         the ClusterId a schedd would: a new one per submission."""
         self.clusters += 1
         st.cluster_id = self.clusters
-        return {
+        values = {
             "DAG_STATUS": str(int(self.dag_status)),
             "FAILED_COUNT": str(self.failed_count()),
             "ClusterId": str(self.clusters),
             "Cluster": str(self.clusters),
         }
+        if st.node.parents:  # node ids are in JOB line order (Node::PrintParents)
+            parents = [name for name in self.dag.nodes if name in st.node.parents]
+            values["DAG_PARENT_NAMES"] = ",".join(parents)
+        return values
 
     def interrupt(self, signum: int) -> None:
         """SIGINT/SIGTERM, as condor_rm of the DAGMan job: the nodes are killed and the FINAL
@@ -285,11 +284,11 @@ class Runner(RunOutput):
             specs = expand_in_helper(st.node, st.retry, self.run_values(st))
             for spec in specs:
                 check_job_files(spec)
+        except JobHeld as exc:
+            self.job_held(st, str(exc))
+            return
         except RunnerError as exc:
-            # condor_submit would fail (or the job would be held): the attempt fails, no POST.
-            st.error = str(exc)
-            self.say(name, f"cannot start: {exc}")
-            self.attempt_failed(st, 1, abort_check=False)
+            self.submit_failed(st, str(exc))
             return
         st.spec = specs[0]
         st.cluster = Cluster(specs)
@@ -302,6 +301,32 @@ class Runner(RunOutput):
         if len(specs) > 1:
             self.say(name, f"{len(specs)} jobs queued (attempt {st.attempts})")
         self.start_procs(st)
+
+    def job_held(self, st: NodeState, why: str) -> None:
+        """A job HTCondor would hold before it runs. The project's DAGs say
+        DAGMAN_MAX_JOB_HOLDS = 1 (dag/dagman.config): DAGMan removes it at its first hold, and
+        the node's job part ends with $RETURN -1002 (DAG_ERROR_CONDOR_JOB_ABORTED): the POST
+        script runs, or the node fails (RETRY applies). (With DAGMan's default, 100, the DAG
+        would wait for a condor_release that nobody can give to a local job.)"""
+        st.error = why
+        st.jobs_aborted = 1
+        st.status = "job"
+        self.say(st.node.name, f"cannot start, removed as a held job: {why}")
+        self.job_finished(st, retval=DAG_ERROR_JOB_ABORTED)
+
+    def submit_failed(self, st: NodeState, why: str) -> None:
+        """condor_submit would refuse the job: DAGMan gives up on the node's retries and runs
+        its POST script with $RETURN -1001 (DAG_ERROR_CONDOR_SUBMIT_FAILED), or fails it
+        (``Dag::ProcessFailedSubmit``; it first tries DAGMAN_MAX_SUBMIT_ATTEMPTS times, to no
+        avail for a file that cannot change)."""
+        st.error = why
+        st.retry = st.node.retry  # retries are short-circuited
+        self.say(st.node.name, f"cannot submit: {why}")
+        if st.node.post is not None:
+            st.status = "job"
+            self.job_finished(st, retval=DAG_ERROR_SUBMIT_FAILED)
+        else:
+            self.attempt_failed(st, DAG_ERROR_SUBMIT_FAILED, abort_check=False)
 
     def start_procs(self, st: NodeState) -> None:
         """Start waiting procs of the node's cluster while there are free slots."""
@@ -335,11 +360,11 @@ class Runner(RunOutput):
                 fh.close()
             st.error = f"cannot start job {spec.argv[0]}: {exc.strerror or exc}"
             self.say(name, f"cannot start: {st.error}")
-            if proc == 0:  # nothing of the cluster runs: the attempt fails, no POST
+            if proc == 0:  # nothing of the cluster runs: as a job HTCondor would hold
                 cat = st.node.category
                 if cat is not None:
                     self.running_by_cat[cat] -= 1
-                self.attempt_failed(st, 1, abort_check=False)
+                self.job_held(st, st.error)
             else:  # a later proc: it fails like a job that could not run
                 cluster.start(proc)
                 self.proc_ended(st, proc, 1, None)
