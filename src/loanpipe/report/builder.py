@@ -42,7 +42,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from loanpipe import config
+from loanpipe import config, sample
 from loanpipe.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from loanpipe.report import history, leaderboard  # run summaries; the search's leaderboard
 from loanpipe.report.html import fallback_page, render_html  # report.html, self-contained
@@ -296,10 +296,14 @@ def build_facts(
         )
     deployment = load_deployment(base, models, notes)
     models = leaderboard.filter_models(models, deployment, base, notes)
+    sample_data = sample.describe(base)
+    if sample_data:
+        notes.insert(0, f"the input is {sample_data}, not real applications (make data)")
     return {
         "report_version": REPORT_VERSION,
         "generated_at": utc(time.time()),
         "base_dir": str(base),
+        "sample_data": sample_data,
         "notes": notes,
         "results": {"models": models, "deployment": deployment},
         "search": leaderboard.load(base, notes) if leaderboard.searched(run) else None,
