@@ -319,7 +319,7 @@ def test_failed_run_metrics_do_not_force_a_rerun(run_dir: Path) -> None:
 
 def test_submit_asks_the_schedd_before_anything(run_dir: Path, monkeypatch, capsys) -> None:
     calls = []
-    monkeypatch.setattr(commands.checks, "submit_side", lambda tool: None)  # tests/test_first_day.py
+    monkeypatch.setattr(commands.checks, "submit_side", lambda tool: None)  # test_first_day
     monkeypatch.setattr(commands, "under_tmp", lambda path: False)  # pytest's tmp_path is in /tmp
     monkeypatch.setattr(commands.shutil, "which", lambda tool: f"/bin/{tool}")
     monkeypatch.setattr(commands, "run", lambda cmd, cwd: calls.append((cmd, cwd)) or 0)
