@@ -203,7 +203,9 @@ def test_condor_watch_q_only_on_a_terminal(tmp_path) -> None:
     with open(tmp_path / "out", "w") as fh:
         assert progress.use_watch_q(False, fh) is False  # a file, a pipe, CI
     master, slave = os.openpty()
-    os.close(master)
-    with os.fdopen(slave, "w") as tty:
-        assert progress.use_watch_q(False, tty) is True
-        assert progress.use_watch_q(True, tty) is False  # --no-watch-q
+    try:
+        with os.fdopen(slave, "w") as tty:
+            assert progress.use_watch_q(False, tty) is True
+            assert progress.use_watch_q(True, tty) is False  # --no-watch-q
+    finally:
+        os.close(master)
