@@ -422,7 +422,7 @@ def test_a_dagman_holding_the_base_dir_refuses_make_local(tmp_path: Path) -> Non
     assert res.returncode == 1
     assert res.stderr.splitlines() == [
         f"error: BASE_DIR {base} is in use by DAGMan job 123 of {other} (submitted from "
-        "submithost) (the schedd cannot be asked whether it still runs): follow it with "
+        "submithost) (its log shows no end yet): follow it with "
         f"`make watch BASE_DIR={base} DAG=tune` or remove it with condor_rm 123 (lock file {lock})"
     ]
     assert lock.read_text() == f"condor-dagman 123 submithost {other}\n"  # never removed

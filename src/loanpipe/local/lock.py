@@ -140,7 +140,7 @@ class PidLock:
             return f"taking over stale lock {self.path} from pid {holder.ident} ({holder.host})"
         ended = dagman_ended(holder.ident, Path(holder.dag))
         if ended is None:
-            raise self._refuse(holder, " (the schedd cannot be asked whether it still runs)")
+            raise self._refuse(holder, " (its log shows no end yet)")
         if not ended:
             raise self._refuse(holder)
         return f"taking over {self.path} from DAGMan job {holder.ident}: it has ended"

@@ -1,5 +1,5 @@
 """make submit's and make preflight's submit-side checks, each one line, before anything
-reaches HTCondor: not root, HTCondor's tool on PATH, a schedd that answers.
+reaches HTCondor: HTCondor's tool on PATH, not root, a schedd that answers.
 
 (The venv this user cannot run is caught by the Makefile before any Python starts; the
 execute-side checks are make preflight's job.)
@@ -63,6 +63,6 @@ def pool_answers() -> None:
 
 
 def submit_side(tool: str) -> None:
+    tool_on_path(tool)  # without HTCondor at all, make local is the answer
     not_root()
-    tool_on_path(tool)
     pool_answers()
