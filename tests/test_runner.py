@@ -409,6 +409,14 @@ DAGMAN_ENDED = """000 (123.000.000) 2026-11-28 03:29:33 Job submitted from host:
 ...
 005 (123.000.000) 2026-11-28 03:29:34 Job terminated.
 \t(1) Normal termination (return value 0)
+\t\tUsr 0 00:00:00, Sys 0 00:00:00  -  Run Remote Usage
+\t\tUsr 0 00:00:00, Sys 0 00:00:00  -  Run Local Usage
+\t\tUsr 0 00:00:00, Sys 0 00:00:00  -  Total Remote Usage
+\t\tUsr 0 00:00:00, Sys 0 00:00:00  -  Total Local Usage
+\t0  -  Run Bytes Sent By Job
+\t0  -  Run Bytes Received By Job
+\t0  -  Total Bytes Sent By Job
+\t0  -  Total Bytes Received By Job
 ...
 """
 
