@@ -12,7 +12,7 @@ ifneq ($(word 2,$(LAST)),)
 BASE_DIR    := $(word 1,$(LAST))
 DAG         ?= $(word 2,$(LAST))
 ifneq ($(BASE_DIR) $(DAG),$(CURDIR)/data dagfile)
-$(info following the last run: BASE_DIR=$(BASE_DIR) DAG=$(DAG) (give BASE_DIR=... for another))
+$(shell echo "following the last run: BASE_DIR=$(BASE_DIR) DAG=$(DAG) (give BASE_DIR=... for another)" >&2)
 endif
 endif
 endif

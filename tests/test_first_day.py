@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import os
+import pwd
 import subprocess
 from pathlib import Path
 
@@ -60,7 +61,7 @@ def test_make_local_remembers_the_base_directory(sample_run) -> None:
     report = bare_make(sample_run["tmp"], "report", f"LAST_RUN={last}")
     assert report.returncode == 0, report.stderr
     lines = report.stdout.splitlines()
-    assert lines[0] == (
+    assert report.stderr.splitlines()[0] == (  # on stderr: --json output stays JSON
         f"following the last run: BASE_DIR={base} DAG=dagfile (give BASE_DIR=... for another)"
     )
     assert f"Report for {base}" in lines
@@ -76,7 +77,7 @@ def test_a_given_base_dir_wins_over_the_remembered_one(sample_run, tmp_path) -> 
     last = sample_run["last"]
     report = bare_make(tmp_path, "report", "BASE_DIR=other", f"LAST_RUN={last}")
     assert report.returncode != 0
-    assert "following the last run" not in report.stdout
+    assert "following the last run" not in report.stdout + report.stderr
     assert f"no run of dagfile.dag for this base directory: no records in {other}/dags" in (
         report.stderr
     )
@@ -171,7 +172,7 @@ def test_a_venv_this_user_cannot_run_is_one_line(tmp_path, target) -> None:
     proc = bare_make(tmp_path, target, f"VENV={venv}", f"BASE_DIR={tmp_path}")
     assert proc.returncode != 0
     assert errors(proc) == [
-        f"error: {venv}/bin/python cannot be run by {os.environ.get('USER') or 'root'} (a copied "
+        f"error: {venv}/bin/python cannot be run by {pwd.getpwuid(os.getuid()).pw_name} (a copied "
         f"checkout? an interpreter under another home?): `make setup` rebuilds {venv}"
     ], proc.stderr
     assert "Permission denied" not in proc.stderr and "126" not in proc.stderr

@@ -174,7 +174,10 @@ def test_one_dagman_holds_the_base_directory_for_its_whole_life(first_day) -> No
 def test_bare_watch_follows_the_run_quietly_and_names_the_deployed_model(first_day) -> None:
     base = first_day["co"].base
     lines = ok(first_day["watch"]).splitlines()
-    assert lines[0].startswith(f"following the last run: BASE_DIR={base} DAG=dagfile")
+    follows = first_day["watch"].stderr.splitlines()
+    assert follows == [
+        f"following the last run: BASE_DIR={base} DAG=dagfile (give BASE_DIR=... for another)"
+    ]
     assert "DagStatus 0 (ok); every node succeeded" in first_day["watch"].stdout
     changes = [ln for ln in lines if re.match(r"watch: \d\d:\d\d:\d\d \S+ +\S", ln)]
     assert {ln.split()[2] for ln in changes} == set(SEED_NODES)
@@ -191,7 +194,8 @@ def test_bare_watch_follows_the_run_quietly_and_names_the_deployed_model(first_d
 def test_bare_status_report_and_predict_follow_the_run(first_day) -> None:
     base = first_day["co"].base
     for key in ("status", "report", "predict"):
-        assert ok(first_day[key]).startswith(f"following the last run: BASE_DIR={base} ")
+        ok(first_day[key])
+        assert first_day[key].stderr.startswith(f"following the last run: BASE_DIR={base} ")
     assert "(finished)" in first_day["status"].stdout
     assert "generated sample data" in first_day["report"].stdout
     with (first_day["co"].root / "apps.scored.csv").open() as fh:

@@ -213,9 +213,9 @@ def cmd_submit(args: argparse.Namespace) -> int:
     checks.submit_side("condor_submit_dag")
     run_ = Run(args.dag)
     check_inputs(run_.dir, run_.base_dir())
-    refuse_if_running(run_)
-    lock = lock_base_dir(run_)
+    lock = lock_base_dir(run_)  # names a make local run or a DAGMan of any DAG in the way
     try:
+        refuse_if_running(run_)  # a DAGMan of this DAG queued by an older release: no lock
         if args.preflight:
             code = preflight(run_, args.timeout)
             if code != 0:
