@@ -32,13 +32,16 @@ def not_root() -> None:
         )
 
 
+def no_condor_message(tool: str) -> str:
+    return (
+        f"{tool} is not on PATH (HTCondor's tools are not installed here): run the same DAG "
+        "on this machine with `make local`"
+    )
+
+
 def tool_on_path(tool: str) -> None:
     if shutil.which(tool) is None:
-        raise CheckError(
-            f"{tool} is not on PATH (HTCondor's tools are not installed here): run the same "
-            "DAG on this machine with `make local`",
-            EXIT_NO_CONDOR,
-        )
+        raise CheckError(no_condor_message(tool), EXIT_NO_CONDOR)
 
 
 def where_config() -> str:

@@ -47,8 +47,8 @@ from loanpipe.dagman.status import DagStatus
 from loanpipe.errors import EXIT_FAILURE, EXIT_USAGE, LoanpipeError
 from loanpipe.local.lock import PidLock
 from loanpipe.pool import checks, progress
+from loanpipe.pool.checks import EXIT_NO_CONDOR
 
-EXIT_NO_CONDOR = 3  # a tool of HTCondor is not on PATH (make local still works)
 # Files condor_submit_dag writes for a run; any of them makes a plain resubmission fail.
 SUBMIT_LEFTOVERS = (".condor.sub", ".lib.out", ".lib.err", ".dagman.log")
 QUEUE_CHECK = 60.0  # watch: seconds between asking the schedd whether DAGMan is still queued
@@ -64,11 +64,7 @@ class PoolError(LoanpipeError):
 
 def no_condor(tool: str) -> int:
     """The one-line answer when HTCondor's tools are missing."""
-    print(
-        f"error: {tool} is not on PATH (HTCondor's tools are not installed here): "
-        "run the same DAG on this machine with `make local`",
-        file=sys.stderr,
-    )
+    print(f"error: {checks.no_condor_message(tool)}", file=sys.stderr)
     return EXIT_NO_CONDOR
 
 

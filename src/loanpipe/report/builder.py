@@ -42,7 +42,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from loanpipe import config, sample
+from loanpipe import config, hints, sample
 from loanpipe.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from loanpipe.report import history, leaderboard  # run summaries; the search's leaderboard
 from loanpipe.report.html import fallback_page, render_html  # report.html, self-contained
@@ -292,7 +292,8 @@ def build_facts(
         raise ReportError(
             f"no run of {dag_path.name} for this base directory: no records in {dag_path.parent}"
             + (f" ({notes[-1]})" if notes else "")
-            + " (run the pipeline first: make local or make submit)"
+            + f" (run the pipeline first: `{hints.make_command('local', base, dag_path)}` or "
+            f"`{hints.make_command('submit', base, dag_path)}`)"
         )
     deployment = load_deployment(base, models, notes)
     models = leaderboard.filter_models(models, deployment, base, notes)
