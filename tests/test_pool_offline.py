@@ -338,7 +338,15 @@ def test_submit_asks_the_schedd_before_anything(run_dir: Path, monkeypatch, caps
     argv = ["--dag", str(run_dir / "dagfile.dag"), "submit", "--batch-name", "n"]
     assert commands.main(argv) == 0
     assert calls == [(["condor_submit_dag", "-batch-name", "n", "dagfile.dag"], run_dir)]
-    assert not (run_dir.parent / ".pipeline.lock").exists()  # no DAGMan job to hand it to
+    lock = run_dir.parent / ".pipeline.lock"
+    assert not lock.exists()  # no DAGMan job to hand it to, and the user is told
+    assert "is not locked for it" in capsys.readouterr().out
+
+    # The DAGMan job found: the base directory's lock names it and stays for its whole life.
+    monkeypatch.setattr(commands, "submitted_cluster", lambda run_, since: 78)
+    assert commands.main(argv) == 0
+    tag, cluster, _host, dag = lock.read_text().split()
+    assert (tag, cluster, dag) == ("condor-dagman", "78", str(run_dir / "dagfile.dag"))
 
 
 def test_submit_without_a_schedd_says_so_in_one_line(run_dir: Path, monkeypatch, capsys) -> None:

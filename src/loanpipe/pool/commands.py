@@ -223,6 +223,11 @@ def cmd_submit(args: argparse.Namespace) -> int:
         cluster = submitted_cluster(run_, since) if code == 0 else None
         if cluster is not None:
             lock.hand_over(cluster)  # held for the DAGMan's whole life
+        elif code == 0:
+            print(
+                "submit: warning: the DAGMan job is neither in its log nor in the queue: "
+                f"{run_.base_dir()} is not locked for it"
+            )
     finally:
         lock.release()  # a no-op once handed over
     if code == 0:
