@@ -73,7 +73,9 @@ def headline(status: int | None, name: str, failed: list[dict[str, Any]]) -> str
         return "The run succeeded: every node finished."
     if status is None:
         return "The run has not finished (no DAG status yet): figures are partial."
-    verb = {DagStatus.REMOVED: "was removed", DagStatus.ABORTED: "was aborted"}.get(status, "failed")
+    verb = {DagStatus.REMOVED: "was removed", DagStatus.ABORTED: "was aborted"}.get(
+        status, "failed"
+    )
     text = f"The run {verb}: DAG status {status} ({name})."
     for node in failed[:3]:
         text += f" Node {node['name']} failed after {node['attempts']} attempt(s)"
