@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from conftest import SCRIPTS, run_stage
-from test_local_pipeline import last_run_attempts, make
+from test_local_pipeline import FINAL, last_run_attempts, make
 
 from loanpipe import errors
 from loanpipe.stages import common, csvfiles, modeling
@@ -162,7 +162,8 @@ def test_refused_by_make_local_changing_nothing(deployed, case):
     assert result.returncode != 0
     assert_one_error(result.stdout, text, 65, errors.EXIT_BAD_INPUT)
     attempts = last_run_attempts(dag_dir)
-    assert [(r["node"], r["exit_code"]) for r in attempts] == [("data_processing", 65)]
+    # the FINAL node reports, then exits 1 so that the DAG stays failed
+    assert [(r["node"], r["exit_code"]) for r in attempts] == [("data_processing", 65), (FINAL, 1)]
     assert "generating" not in result.stdout
     assert snapshot(deployed) == before
 
@@ -242,7 +243,9 @@ def test_unreadable_input_is_exit_1_in_one_line_and_retried_by_make_local(deploy
     )
     assert result.returncode != 0
     attempts = last_run_attempts(dag_dir)
-    assert [(r["node"], r["exit_code"]) for r in attempts] == [("data_processing", 1)] * 3
+    assert [(r["node"], r["exit_code"]) for r in attempts] == [("data_processing", 1)] * 3 + [
+        (FINAL, 1)  # the FINAL node reports, then exits 1 so that the DAG stays failed
+    ]
     (deployed / RAW).chmod(0o644)
     assert snapshot(deployed) == before
 
