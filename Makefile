@@ -3,9 +3,10 @@
 
 # ---- the last run
 # make local and make submit remember their BASE_DIR and DAG in LAST_RUN; make watch, status,
-# report, plan and predict follow that run when no BASE_DIR is given (a given one always wins).
+# report, runs, compare, plan and predict follow that run when no BASE_DIR is given (a given
+# one always wins).
 LAST_RUN    ?= $(CURDIR)/.last-run#  where the last run's BASE_DIR and DAG are kept
-FOLLOWERS   := watch status report plan predict
+FOLLOWERS   := watch status report runs compare plan predict
 ifeq ($(origin BASE_DIR)$(filter-out $(FOLLOWERS),$(MAKECMDGOALS)),undefined)
 LAST        := $(if $(MAKECMDGOALS),$(if $(wildcard $(LAST_RUN)),$(file <$(LAST_RUN))))
 ifneq ($(word 2,$(LAST)),)

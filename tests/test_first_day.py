@@ -94,6 +94,8 @@ def test_the_remembered_dag_is_followed_unless_one_is_given(tmp_path) -> None:
     assert '--dag "/nfs/loans/dags/tune.dag" watch' in watch.stdout
     given = bare_make(tmp_path, "-n", "status", "DAG=dagfile", f"LAST_RUN={last}")
     assert '--dag "/nfs/loans/dags/dagfile.dag" status' in given.stdout
+    runs = bare_make(tmp_path, "-n", "runs", f"LAST_RUN={last}")
+    assert 'loanpipe.report.history --base-dir "/nfs/loans" runs' in runs.stdout
     local = bare_make(tmp_path, "-n", "local", f"LAST_RUN={last}")  # runs never follow
     assert "/nfs/loans" not in local.stdout
 
