@@ -292,6 +292,17 @@ class Display:
                 for line in self.progress.lines(status):
                     print(f"watch: {line}", flush=True)
 
+    def finish(self, wait: float = 5.0) -> None:
+        """The last lines, once DAGMan has exited: its final node status file (says how the
+        DAG ended) may land just after the DAGMan job's end event."""
+        deadline = time.monotonic() + wait
+        while self.proc is None and time.monotonic() < deadline:
+            status = ds.read_status_file(self.run.file(".status"))
+            if status is not None and status.note and status.timestamp >= self.since - 1:
+                break
+            time.sleep(0.2)
+        self.tick()
+
     def close(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)  # condor_watch_q ends cleanly on Ctrl-C
@@ -405,7 +416,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
                     if gone == 2:
                         break
                     next_ask = time.monotonic() + QUEUE_CHECK
-            display.tick()
+            display.finish()
         finally:
             display.close()
     code, lines = verdict(run_, job)
