@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from loanpipe import config, errors
+from loanpipe import config, errors, sample
 from loanpipe.stages import common, csvfiles
 from loanpipe.stages.common import log
 
@@ -181,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
             handle.write(frame.to_csv(index=False, lineterminator="\n").encode())
     else:
         csvfiles.write_csv(frame, output)
+    if output.name == config.RAW_CSV:  # a base directory's input: say it is sample data
+        sample.write_marker(output, args.rows, args.seed)
     log(
         f"wrote {len(frame)} rows ({frame['loan_status'].mean():.1%} positive, seed {args.seed}) "
         f"to {output}"

@@ -4,7 +4,11 @@
 Reads   BASE_DIR/model/deployed_model.pkl and its manifest deployed_model.json,
         the applications: --input, default BASE_DIR/staging/split_data/X_test.csv
 Writes  BASE_DIR/predictions/predictions.csv (or --output): row_id, predicted_class,
-        probability_positive (probability of class 1)
+        probability_positive (probability of class 1), then with --keep-columns the input's
+        other columns (make predict passes it)
+
+row_id is the --id-column, else the input's ID-like column (application_id, id, ...; the first
+one) when it has one, else the row's position in the input.
 
 Input rows are raw applications, the columns of loan_data.csv (a target column is ignored). A
 missing value is imputed and a category never seen in training is encoded as all zeros; text or
@@ -46,7 +50,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--input", type=Path, help="CSV of raw applications (default: X_test.csv)")
     parser.add_argument("--output", type=Path, help="default: BASE_DIR/predictions/predictions.csv")
     parser.add_argument(
-        "--id-column", help="column to use as row_id (default: the row's position in the input)"
+        "--id-column",
+        help="column to use as row_id (default: the input's ID-like column, e.g. application_id, "
+        "else the row's position in the input)",
+    )
+    parser.add_argument(
+        "--keep-columns",
+        action="store_true",
+        help="carry the input's columns into the output, after the scores",
     )
     args = parser.parse_args(argv)
 
@@ -60,11 +71,13 @@ def main(argv: list[str] | None = None) -> int:
     rows = csvfiles.as_frame(csvfiles.check_numbers(table(), source, numeric=tuple(numeric)))
     if args.id_column and args.id_column not in rows.columns:
         raise PipelineError(source, f"--id-column '{args.id_column}' not found")
+    id_column = args.id_column or next(iter(common.id_like_columns(list(rows.columns))), None)
     try:
         features = modeling.prepare_features(rows, numeric, categorical)
     except KeyError as exc:
         raise PipelineError(source, f"lacks the model's column(s) {exc}") from None
-    row_id = rows[args.id_column] if args.id_column else range(len(rows))
+    row_id = rows[id_column].to_numpy() if id_column else range(len(rows))
+    carried = rows if args.keep_columns else None
     del rows
     common.release_memory()
     with modeling.quiet_unknown_categories():
@@ -80,10 +93,15 @@ def main(argv: list[str] | None = None) -> int:
             "probability_positive": probability.round(6),
         }
     )
+    if carried is not None:
+        kept = [c for c in carried.columns if c not in result.columns and c != id_column]
+        result = pd.concat([result, carried[kept].reset_index(drop=True)], axis=1)
     output = args.output or layout.predictions
     csvfiles.write_csv(result, output)
     log(
-        f"scored {len(result)} rows with {manifest.get('model_name')} "
+        f"scored {len(result)} rows"
+        + (f" (row_id: column {id_column})" if id_column else "")
+        + f" with {manifest.get('model_name')} "
         f"({manifest.get('candidate')}): "
         f"{int(result.predicted_class.sum())} predicted positive -> {output}"
     )

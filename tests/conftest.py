@@ -137,6 +137,10 @@ POOL_MARK = "LOAN_POOL_STARTED_MARK"
 
 
 def pytest_configure(config) -> None:
+    # make local / make submit remember the last run (Makefile LAST_RUN): the tests' runs must
+    # not become what a bare `make report` in this checkout follows afterwards.
+    if "LAST_RUN" not in os.environ:
+        os.environ["LAST_RUN"] = str(Path(tempfile.mkdtemp(prefix="loan-last-run-")) / "last-run")
     if not hasattr(config, "workerinput"):  # the controller (or a run without xdist)
         fd, path = tempfile.mkstemp(prefix="loan-pool-started-")
         os.close(fd)

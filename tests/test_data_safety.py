@@ -306,7 +306,12 @@ def test_make_local_never_deploys_sample_data_over_a_deployment(deployed):
     (deployed / RAW).unlink()  # an unmounted share, a typo, a moved file
     before = snapshot(deployed)
     dag_dir = deployed / "dags"  # where make paths renders the DAG and the runs are recorded
-    result = make("local", dag_dir, deployed)
+    result = make("local", dag_dir, deployed)  # sample data only when asked for
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    errors = [line for line in output.splitlines() if "error:" in line]
+    assert len(errors) == 1 and f"`make data BASE_DIR={deployed}`" in errors[0], output
+    result = make("data local", dag_dir, deployed)  # asked for: never over a deployment
     assert result.returncode != 0
     output = result.stdout + result.stderr
     errors = [line for line in output.splitlines() if "error:" in line]

@@ -37,7 +37,7 @@ def make_env() -> dict[str, str]:
 def make(target: str, dag_dir: Path, base: Path, *extra: str) -> subprocess.CompletedProcess:
     """``make target`` for base directory ``base`` (whose DAG and records are in ``dag_dir``)."""
     assert dag_dir == base / "dags"
-    command = ["make", "--no-print-directory", "-C", str(REPO), target,
+    command = ["make", "--no-print-directory", "-C", str(REPO), *target.split(),
                f"BASE_DIR={base}", f"ROWS={ROWS}", *extra]  # fmt: skip
     return subprocess.run(command, capture_output=True, text=True, env=make_env(), timeout=900)
 
@@ -69,9 +69,23 @@ def fresh(tmp_path) -> tuple[Path, Path]:
 
 def test_make_local_generates_data_runs_the_dag_and_reports(fresh):
     dag_dir, base = fresh
-    result = make("local", dag_dir, base)
+    # A new base directory gets sample data only when asked for (a typo in BASE_DIR must not
+    # train and deploy a model on synthetic data).
+    refused = make("local", dag_dir, base)
+    assert refused.returncode != 0 and list(base.iterdir()) == []
+    assert [ln for ln in refused.stderr.splitlines() if not ln.startswith("make")] == [
+        f"error: no loan_data.csv in {base}: put your data there, or "
+        f"`make data BASE_DIR={base}` writes generated sample data"
+    ]
+    result = make("data local", dag_dir, base)
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"No loan_data.csv in {base}: generating {ROWS} sample rows" in result.stdout
+    # ... and the run says so: its summary, its run record, its report.
+    said = f"generated sample data ({ROWS} rows, seed 42)"
+    assert f"note: this run used {said}, not real applications" in result.stdout
+    assert f"next: `make report BASE_DIR={base}`" in result.stdout
+    start = next(r for r in records(dag_dir) if r.get("event") == "run_start")
+    assert start["sample_data"] == said
     for name in (
         "model/deployed_model.pkl",
         "predictions/predictions.csv",
@@ -114,6 +128,7 @@ def test_make_local_generates_data_runs_the_dag_and_reports(fresh):
     assert sorted(p.name for p in base.iterdir() if not p.name.startswith(".")) == [
         "dags",
         "loan_data.csv",
+        "loan_data.sample.json",
         "model",
     ]
     assert (base / "model/deployed_model.pkl").is_file()
@@ -126,6 +141,7 @@ def test_make_local_generates_data_runs_the_dag_and_reports(fresh):
     )  # fmt: skip
     assert report.returncode == 0, report.stderr
     assert (base / "report/report.md").is_file()
+    assert f"the input is {said}, not real applications" in (base / "report/report.md").read_text()
 
 
 def test_killed_run_resumes_with_only_the_unfinished_nodes(fresh):
@@ -197,7 +213,8 @@ def test_a_second_run_on_the_same_base_directory_is_refused(fresh, tmp_path):
             time.sleep(0.02)
         second = make("local", dag_dir, base)
         assert second.returncode != 0
-        assert f"another run (pid {first.pid}) is using DAG {dag_dir}/dagfile.dag" in second.stderr
+        holder = f"BASE_DIR {base} is in use by `make local` (pid {first.pid} on "
+        assert holder in second.stderr and f"DAG {dag_dir}/dagfile.dag)" in second.stderr
         # Another DAG over the same base directory (another checkout's rendering): refused too.
         other = tmp_path / "other" / "dagfile.dag"
         other.parent.mkdir()
@@ -207,7 +224,7 @@ def test_a_second_run_on_the_same_base_directory_is_refused(fresh, tmp_path):
             capture_output=True, text=True, env=make_env(),
         )  # fmt: skip
         assert third.returncode != 0
-        assert f"another run (pid {first.pid}) is using BASE_DIR {base}" in third.stderr
+        assert holder in third.stderr
     finally:
         first.send_signal(signal.SIGINT)
         first.wait(timeout=60)
@@ -226,7 +243,7 @@ def test_real_data_through_the_dag(fresh):
 
 def test_make_rollback_restores_the_previous_deployment(fresh):
     dag_dir, base = fresh
-    assert make("local", dag_dir, base).returncode == 0
+    assert make("data local", dag_dir, base).returncode == 0
     first = (base / "model/deployed_model.json").read_bytes()
     manifest = json.loads(first)
     loser = "v2" if manifest["candidate"] == "v1" else "v1"
@@ -244,14 +261,17 @@ def test_make_rollback_restores_the_previous_deployment(fresh):
     assert f"({manifest['model_name']} {manifest['candidate']}, deployed at" in result.stderr
 
 
-def test_relative_base_dir_means_the_same_folder_everywhere(tmp_path):
-    """make turns a relative BASE_DIR into one absolute path for the data, the DAG and jobs."""
+def test_relative_base_dir_means_where_the_user_runs_make(tmp_path):
+    """A relative BASE_DIR is taken from where the user stands (the shell's PWD), also with
+    make -C, and made one absolute path for the data, the DAG and the jobs."""
+    env = dict(make_env(), PWD=str(tmp_path))
     dry = subprocess.run(
-        ["make", "--no-print-directory", "-n", "-C", str(REPO), "local", "BASE_DIR=some/where"],
-        capture_output=True, text=True, env=make_env(),
+        ["make", "--no-print-directory", "-n", "-C", str(REPO), "data", "local",
+         "BASE_DIR=some/where"],
+        capture_output=True, text=True, env=env, cwd=tmp_path,
     )  # fmt: skip
     assert dry.returncode == 0, dry.stderr
-    absolute = str(REPO / "some/where")
+    absolute = str(tmp_path / "some/where")
     assert f"--output {absolute}/loan_data.csv" in dry.stdout
     assert f'--base-dir "{absolute}"' in dry.stdout
     assert "some/where" not in dry.stdout.replace(absolute, "")

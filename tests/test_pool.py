@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import time
 import uuid
@@ -140,7 +141,10 @@ def test_second_submit_while_the_dag_runs_is_refused(clean_run) -> None:
     again = clean_run["again"]
     assert again.returncode != 0
     errors = error_lines(again)
-    assert len(errors) == 1 and "already in the queue" in errors[0], again.stderr
+    base = clean_run["co"].base  # the DAGMan holds the base directory's lock
+    assert len(errors) == 1, again.stderr
+    assert errors[0].startswith(f"error: BASE_DIR {base} is in use by DAGMan job "), errors[0]
+    assert f"follow it with `make watch BASE_DIR={base}`" in errors[0]
     assert "condor_submit_dag" not in again.stdout  # nothing was submitted, no -f
 
 
@@ -315,16 +319,17 @@ def blocked_then_resume(co: ph.Checkout, sample: Path, local: bool) -> dict:
         out["resume"] = co.make("local")
     else:
         out["submit"] = co.make("submit")
-        # This watch meets a condor_watch_q that cannot start (exec format error, as when its
-        # #! interpreter lacks the bindings): it must follow the DAG without it.
+        # This watch runs on a terminal (script(1) gives it one) and meets a condor_watch_q that
+        # cannot start (exec format error, as when its #! interpreter lacks the bindings): it
+        # must follow the DAG without it. (Off a terminal condor_watch_q is never started.)
         broken = co.root / "broken-bin"
         broken.mkdir()
         (broken / "condor_watch_q").write_bytes(b"\x7fELF\x00garbage")
         (broken / "condor_watch_q").chmod(0o755)
         co.pool.chown(broken)
+        watch = f"make -C {co.root} --no-print-directory watch VENV={co.venv} BASE_DIR={co.base}"
         out["resume"] = co.pool.sh(
-            f"PATH={broken}:$PATH make -C {co.root} --no-print-directory watch "
-            f"VENV={co.venv} BASE_DIR={co.base}"
+            f"PATH={broken}:$PATH script -qec {shlex.quote(watch)} /dev/null"
         )
         out["ran"] = ph.submitted_nodes(co.dag_file(".nodes.log"), since)
     out["resumed"] = facts(co, local)
@@ -355,8 +360,12 @@ def test_watch_follows_the_dag_where_condor_watch_q_cannot_start(blocked) -> Non
     resume = blocked["resume"]
     assert "Traceback" not in resume.stdout + resume.stderr
     assert "watch: condor_watch_q cannot start (Exec format error)" in resume.stdout
-    assert re.search(r"^watch: \d\d:\d\d:\d\d [789]/9 nodes done", resume.stdout, re.M)
+    # then one line per node state change, from DAGMan's node status file
+    assert re.search(r"^watch: \d\d:\d\d:\d\d loan_prediction +done\r?$", resume.stdout, re.M)
     assert "every node succeeded" in resume.stdout
+    fail = blocked["fail"]  # off a terminal: condor_watch_q is not started at all
+    assert "condor_watch_q" not in fail.stdout
+    assert re.search(r"^watch: \d\d:\d\d:\d\d loan_prediction +error", fail.stdout, re.M)
 
 
 def test_local_runner_agrees_on_retries_rescue_and_resume(blocked, checkout, sample) -> None:

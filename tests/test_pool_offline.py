@@ -319,6 +319,7 @@ def test_failed_run_metrics_do_not_force_a_rerun(run_dir: Path) -> None:
 
 def test_submit_asks_the_schedd_before_anything(run_dir: Path, monkeypatch, capsys) -> None:
     calls = []
+    monkeypatch.setattr(commands.checks, "submit_side", lambda tool: None)  # test_first_day
     monkeypatch.setattr(commands, "under_tmp", lambda path: False)  # pytest's tmp_path is in /tmp
     monkeypatch.setattr(commands.shutil, "which", lambda tool: f"/bin/{tool}")
     monkeypatch.setattr(commands, "run", lambda cmd, cwd: calls.append((cmd, cwd)) or 0)
@@ -337,6 +338,15 @@ def test_submit_asks_the_schedd_before_anything(run_dir: Path, monkeypatch, caps
     argv = ["--dag", str(run_dir / "dagfile.dag"), "submit", "--batch-name", "n"]
     assert commands.main(argv) == 0
     assert calls == [(["condor_submit_dag", "-batch-name", "n", "dagfile.dag"], run_dir)]
+    lock = run_dir.parent / ".pipeline.lock"
+    assert not lock.exists()  # no DAGMan job to hand it to, and the user is told
+    assert "is not locked for it" in capsys.readouterr().out
+
+    # The DAGMan job found: the base directory's lock names it and stays for its whole life.
+    monkeypatch.setattr(commands, "submitted_cluster", lambda run_, since: 78)
+    assert commands.main(argv) == 0
+    tag, cluster, _host, dag = lock.read_text().split()
+    assert (tag, cluster, dag) == ("condor-dagman", "78", str(run_dir / "dagfile.dag"))
 
 
 def test_submit_without_a_schedd_says_so_in_one_line(run_dir: Path, monkeypatch, capsys) -> None:
@@ -346,6 +356,7 @@ def test_submit_without_a_schedd_says_so_in_one_line(run_dir: Path, monkeypatch,
     monkeypatch.setattr(commands, "under_tmp", lambda path: False)
     monkeypatch.setattr(commands.shutil, "which", lambda tool: f"/bin/{tool}")
     monkeypatch.setattr(ds, "queued_dagmans", unreachable)
+    monkeypatch.setattr(commands.checks, "submit_side", lambda tool: None)
     assert commands.main(["--dag", str(run_dir / "dagfile.dag"), "submit"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["error: cannot ask the schedd which DAGs are queued: no schedd"]
@@ -369,7 +380,7 @@ def test_verdict_names_the_failed_node_and_its_error(run_dir: Path) -> None:
     )
     write(run_dir / "dagfile.dag.rescue001", "# nothing DONE\n")
     assert commands.verdict(commands.Run(run_dir / "dagfile.dag"), job)[1][-1] == (
-        "fix the cause, then `make submit` resumes from dagfile.dag.rescue001"
+        f"fix the cause, then `make submit BASE_DIR={base}` resumes from dagfile.dag.rescue001"
     )
 
 
@@ -395,7 +406,8 @@ def test_verdict_is_0_only_for_dagstatus_0(run_dir: Path) -> None:
     lost = ds.DagmanJob(cluster=7, submitted=0.0)  # the schedd lost it: no end event
     code, lines = commands.verdict(commands.Run(run_dir / "dagfile.dag"), lost)
     assert code == 1 and "left the queue without an end" in lines[0]
-    assert lines[-1] == "fix the cause, then `make submit`"  # no rescue DAG of this run
+    # no rescue DAG of this run; the exact command for this base directory
+    assert lines[-1] == f"fix the cause, then `make submit BASE_DIR={run_dir.parent}`"
 
 
 def test_watch_of_a_finished_dag_returns_at_once(run_dir: Path, capsys) -> None:

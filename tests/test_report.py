@@ -532,7 +532,7 @@ def test_results_without_a_run_of_this_base_dir_are_refused(tmp_path: Path) -> N
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.strip() == (
         f"report: no run of dagfile.dag for this base directory: no records in {base / 'dags'} "
-        "(run the pipeline first: make local or make submit)"
+        f"(run the pipeline first: `make local BASE_DIR={base}` or `make submit BASE_DIR={base}`)"
     )
 
 

@@ -385,9 +385,12 @@ def test_lock_refuses_a_second_run_on_the_same_base_dir(tmp_path: Path) -> None:
         fh.flush()
         res = run(dag)
     assert res.returncode == 1
-    assert f"another run (pid {os.getpid()}) is using BASE_DIR {base}" in res.stderr
+    assert res.stderr.splitlines() == [
+        f"error: BASE_DIR {base} is in use by `make local` (pid {os.getpid()} on thishost): "
+        f"wait for it to finish or stop it (lock file {base / '.pipeline.lock'})"
+    ]
     assert not Path(f"{dag}.local.jsonl").exists(), "a refused run must not start nodes"
-    assert not Path(f"{dag}.lock").exists(), "the DAG lock must be released after refusing"
+    assert not Path(f"{dag}.lock").exists(), "the base directory is refused before the DAG"
 
 
 def test_lock_refuses_a_second_run_of_the_same_dag(tmp_path: Path) -> None:
@@ -398,7 +401,47 @@ def test_lock_refuses_a_second_run_of_the_same_dag(tmp_path: Path) -> None:
         fh.flush()
         res = run(dag)
     assert res.returncode == 1
-    assert f"another run (pid {os.getpid()}) is using DAG" in res.stderr
+    assert f"DAG {dag} is in use by `make local` (pid {os.getpid()} on thishost)" in res.stderr
+
+
+# make submit's DAGMan job holds the base directory for its whole life (loanpipe.local.lock).
+DAGMAN_ENDED = """000 (123.000.000) 2026-11-28 03:29:33 Job submitted from host: <127.0.0.1:9618>
+...
+005 (123.000.000) 2026-11-28 03:29:34 Job terminated.
+\t(1) Normal termination (return value 0)
+\t\tUsr 0 00:00:00, Sys 0 00:00:00  -  Run Remote Usage
+\t\tUsr 0 00:00:00, Sys 0 00:00:00  -  Run Local Usage
+\t\tUsr 0 00:00:00, Sys 0 00:00:00  -  Total Remote Usage
+\t\tUsr 0 00:00:00, Sys 0 00:00:00  -  Total Local Usage
+\t0  -  Run Bytes Sent By Job
+\t0  -  Run Bytes Received By Job
+\t0  -  Total Bytes Sent By Job
+\t0  -  Total Bytes Received By Job
+...
+"""
+
+
+def test_a_dagman_holding_the_base_dir_refuses_make_local(tmp_path: Path) -> None:
+    dag, base = base_dag(tmp_path)
+    other = base / "dags" / "tune.dag"  # another DAG over the same base directory
+    lock = base / ".pipeline.lock"
+    lock.write_text(f"condor-dagman 123 submithost {other}\n")
+    res = run(dag)  # CONDOR_CONFIG=/dev/null: no schedd to ask, no log of job 123
+    assert res.returncode == 1
+    assert res.stderr.splitlines() == [
+        f"error: BASE_DIR {base} is in use by DAGMan job 123 of {other} (submitted from "
+        "submithost) (its log shows no end yet): follow it with "
+        f"`make watch BASE_DIR={base} DAG=tune` or remove it with condor_rm 123 (lock file {lock})"
+    ]
+    assert lock.read_text() == f"condor-dagman 123 submithost {other}\n"  # never removed
+    assert not Path(f"{dag}.local.jsonl").exists()
+
+    other.parent.mkdir(exist_ok=True)
+    Path(f"{other}.dagman.log").write_text(DAGMAN_ENDED)  # DAGMan's own log: job 123 ended
+    res = run(dag)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert f"note: taking over {lock} from DAGMan job 123: it has ended" in res.stdout
+    assert not lock.exists()
 
 
 def test_stale_lock_from_dead_pid_is_taken_over(tmp_path: Path) -> None:

@@ -47,6 +47,11 @@ class Layout:
         return self.base / RAW_CSV
 
     @property
+    def sample_marker(self) -> Path:
+        """Written by make data beside the loan_data.csv it generated (loanpipe.sample)."""
+        return self.base / "loan_data.sample.json"
+
+    @property
     def split_dir(self) -> Path:
         return self.base / "staging" / "split_data"
 
@@ -125,7 +130,8 @@ class Layout:
 
     @property
     def pipeline_lock(self) -> Path:
-        """Held by a run of the local runner: one run per base directory, whatever its DAG."""
+        """Held by make local, or by make submit's DAGMan job: one run per base directory,
+        whatever its DAG (loanpipe.local.lock)."""
         return self.base / ".pipeline.lock"
 
     @property

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from loanpipe import config
+from loanpipe import config, hints, sample
 from loanpipe.dagman import Dag, DagError, apply_rescue, parse_dag, rescue_files
 from loanpipe.dagman import metrics as dag_metrics
 from loanpipe.dagman.status import DagStatus
@@ -110,24 +110,25 @@ class Start:
 
 
 def take_locks(dag: Dag, dag_path: Path, locks: list[PidLock]) -> tuple[bool, list[Path]]:
-    """Lock the DAG file and every base directory it names; (an earlier runner died, the base
-    directories)."""
-    dag_lock = PidLock(Path(f"{dag_path}.lock"), f"DAG {dag_path}")
-    locks.append(dag_lock)
-    note = dag_lock.acquire()
-    if note:
-        print(f"note: {note}")
+    """Lock every base directory the DAG names (one run per base directory, whatever runs it:
+    refused before anything else is touched), then the DAG file; (an earlier runner died, the
+    base directories)."""
     base_dirs = sorted(
         {Path(n.vars["BASE_DIR"]) for n in dag.nodes.values() if "BASE_DIR" in n.vars}
     )
     for base in base_dirs:
         if not base.is_dir():
             raise RunnerError(f"BASE_DIR {base} does not exist")
-        lock = PidLock(config.Layout(base).pipeline_lock, f"BASE_DIR {base}")
+        lock = PidLock(config.Layout(base).pipeline_lock, f"BASE_DIR {base}", dag_path)
         locks.append(lock)
         base_note = lock.acquire()
         if base_note:
             print(f"note: {base_note}")
+    dag_lock = PidLock(Path(f"{dag_path}.lock"), f"DAG {dag_path}")
+    locks.append(dag_lock)
+    note = dag_lock.acquire()
+    if note:
+        print(f"note: {note}")
     return note is not None, base_dirs
 
 
@@ -244,6 +245,7 @@ def run(
     """The run between taking the locks and releasing them (and the signal handlers)."""
     start_time = time.time()
     previous_died, base_dirs = take_locks(dag, dag_path, locks)
+    sample_note = sample.describe(base_dirs[0]) if len(base_dirs) == 1 else None
     start = choose_start(dag, dag_path, args.fresh)
     if previous_died and not args.fresh:
         recover_dead_run(dag, runner, start)
@@ -258,6 +260,7 @@ def run(
             "pid": os.getpid(),
             "jobs": runner.jobs,
             "fresh": bool(args.fresh),
+            "sample_data": sample_note,
         }
     )
 
@@ -276,9 +279,13 @@ def run(
     status, exitcode, rescue = outcome(runner)
     finish(dag, runner, start, start_time, status, exitcode, rescue)
     print_deployment(base_dirs, start_time, sys.stdout)
+    if sample_note:
+        print(f"\nnote: this run used {sample_note}, not real applications")
     verdict = "succeeded" if exitcode == 0 else f"FAILED (DagStatus {int(status)})"
     elapsed = time.time() - start_time
     print(f"\nDAG {verdict} in {elapsed:.1f}s; records in {runner.jsonl.parent}/")
+    if base_dirs:
+        print(f"next: `{hints.make_command('report', base_dirs[0], dag_path)}`")
     return exitcode
 
 

@@ -39,15 +39,17 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from loanpipe import config, pipeline
+from loanpipe import config, hints, pipeline
 from loanpipe.dagman import DagError, parse_dag, rescue_files
 from loanpipe.dagman import metrics as dag_metrics
 from loanpipe.dagman import state as ds
 from loanpipe.dagman.events import EventLogError, pre_skipped, read_events
 from loanpipe.dagman.status import DagStatus
 from loanpipe.errors import EXIT_FAILURE, EXIT_USAGE, LoanpipeError
+from loanpipe.local.lock import PidLock
+from loanpipe.pool import checks, progress
+from loanpipe.pool.checks import EXIT_NO_CONDOR
 
-EXIT_NO_CONDOR = 3  # a tool of HTCondor is not on PATH (make local still works)
 # Files condor_submit_dag writes for a run; any of them makes a plain resubmission fail.
 SUBMIT_LEFTOVERS = (".condor.sub", ".lib.out", ".lib.err", ".dagman.log")
 QUEUE_CHECK = 60.0  # watch: seconds between asking the schedd whether DAGMan is still queued
@@ -64,11 +66,7 @@ class PoolError(LoanpipeError):
 
 def no_condor(tool: str) -> int:
     """The one-line answer when HTCondor's tools are missing."""
-    print(
-        f"error: {tool} is not on PATH (HTCondor's tools are not installed here): "
-        "run the same DAG on this machine with `make local`",
-        file=sys.stderr,
-    )
+    print(f"error: {checks.no_condor_message(tool)}", file=sys.stderr)
     return EXIT_NO_CONDOR
 
 
@@ -107,6 +105,10 @@ class Run:
     def base_dir(self) -> Path:
         return Path(self.paths()["BASE_DIR"])
 
+    def hint(self, target: str) -> str:
+        """The exact make command for ``target`` on this run's base directory and DAG."""
+        return hints.make_command(target, self.dir.parent, self.dag)
+
 
 def under_tmp(path: Path) -> bool:
     """DAGMan's own test (dagman_main.cpp): the node log's absolute path starts with /tmp."""
@@ -125,7 +127,10 @@ def check_inputs(run_dir: Path, base_dir: Path) -> None:
         )
     data = config.Layout(base_dir).raw_csv
     if not data.is_file():
-        raise PoolError(f"{data}: no such file: put the data there, or `make data` for a sample")
+        raise PoolError(
+            f"{data}: no such file: put your data there, or "
+            f"`{hints.make_command('data', base_dir)}` writes generated sample data"
+        )
 
 
 def submit_command(run_: Run, fresh: bool, batch: str) -> tuple[list[str], str]:
@@ -164,7 +169,7 @@ def refuse_if_running(run_: Run) -> None:
         ids = ", ".join(str(ad.get("ClusterId")) for ad in queued)
         raise PoolError(
             f"a DAGMan of {run_.dag} is already in the queue (job {ids}): follow it with "
-            f"`make watch`, or remove it with condor_rm {ids} before submitting again",
+            f"`{run_.hint('watch')}`, or remove it with condor_rm {ids} before submitting again",
             EXIT_FAILURE,
         )
     lock = run_.file(".lock")
@@ -176,23 +181,63 @@ def refuse_if_running(run_: Run) -> None:
         )
 
 
+def lock_base_dir(run_: Run) -> PidLock:
+    """The base directory's lock (loanpipe.local.lock), refused in one line while a make local
+    run or another DAGMan (any DAG) holds it."""
+    base = run_.base_dir()
+    lock = PidLock(config.Layout(base).pipeline_lock, f"BASE_DIR {base}", run_.dag)
+    try:
+        note = lock.acquire()
+    except LoanpipeError as exc:
+        raise PoolError(str(exc), EXIT_FAILURE) from None
+    if note:
+        print(f"note: {note}")
+    return lock
+
+
+def submitted_cluster(run_: Run, since: float) -> int | None:
+    """The DAGMan job condor_submit_dag just queued: its log's submit event, else the schedd."""
+    job = ds.DagmanLog(run_.file(".dagman.log")).update()
+    if job is not None and job.submitted >= since - 1:
+        return job.cluster
+    try:
+        queued = ds.queued_dagmans(run_.dir, run_.name)
+    except OSError:
+        return None
+    return max((int(ad["ClusterId"]) for ad in queued), default=None)
+
+
 def cmd_submit(args: argparse.Namespace) -> int:
-    if shutil.which("condor_submit_dag") is None:
-        return no_condor("condor_submit_dag")
+    checks.submit_side("condor_submit_dag")
     run_ = Run(args.dag)
     check_inputs(run_.dir, run_.base_dir())
-    refuse_if_running(run_)
-    if args.preflight:
-        code = preflight(run_, args.timeout)
-        if code != 0:
-            return code
-    cmd, note = submit_command(run_, args.fresh, args.batch_name)
-    print(f"submit: {note}")
-    code = run(cmd, run_.dir)
+    lock = lock_base_dir(run_)  # names a make local run or a DAGMan of any DAG in the way
+    try:
+        refuse_if_running(run_)  # a DAGMan of this DAG queued by an older release: no lock
+        if args.preflight:
+            code = preflight(run_, args.timeout)
+            if code != 0:
+                return code
+        cmd, note = submit_command(run_, args.fresh, args.batch_name)
+        print(f"submit: {note}")
+        since = time.time()
+        code = run(cmd, run_.dir)
+        cluster = submitted_cluster(run_, since) if code == 0 else None
+        if cluster is not None:
+            lock.hand_over(cluster)  # held for the DAGMan's whole life
+        elif code == 0:
+            print(
+                "submit: warning: the DAGMan job is neither in its log nor in the queue: "
+                f"{run_.base_dir()} is not locked for it"
+            )
+    finally:
+        lock.release()  # a no-op once handed over
     if code == 0:
-        print("submit: follow it with `make watch`; `make status` says what waits and why")
+        watch, status = run_.hint("watch"), run_.hint("status")
+        print(f"submit: follow it with `{watch}`; `{status}` says what waits and why")
         if not args.preflight:
-            print("submit: first run on this pool? `make preflight` tests an execute node first")
+            pre = run_.hint("preflight")
+            print(f"submit: first run on this pool? `{pre}` tests an execute node first")
     return code
 
 
@@ -210,7 +255,7 @@ class Display:
         self.run, self.since = run_, since
         self.proc: subprocess.Popen[bytes] | None = None
         self.errors = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close())
-        self.last = ""
+        self.progress = progress.NodeProgress()
         self.tool = shutil.which("condor_watch_q") if use_watch_q else None
 
     def start(self) -> None:
@@ -246,10 +291,19 @@ class Display:
         if self.proc is None:
             status = ds.read_status_file(self.run.file(".status"))
             if status is not None and status.timestamp >= self.since - 1:
-                line = ds.progress_line(status)
-                if line != self.last:
-                    print(f"watch: {time.strftime('%H:%M:%S')} {line}", flush=True)
-                    self.last = line
+                for line in self.progress.lines(status):
+                    print(f"watch: {line}", flush=True)
+
+    def finish(self, wait: float = 5.0) -> None:
+        """The last lines, once DAGMan has exited: its final node status file (says how the
+        DAG ended) may land just after the DAGMan job's end event."""
+        deadline = time.monotonic() + wait
+        while self.proc is None and time.monotonic() < deadline:
+            status = ds.read_status_file(self.run.file(".status"))
+            if status is not None and status.note and status.timestamp >= self.since - 1:
+                break
+            time.sleep(0.2)
+        self.tick()
 
     def close(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -292,9 +346,9 @@ def verdict(run_: Run, job: ds.DagmanJob) -> tuple[int, list[str]]:
         lines.append(f"no failed node and no DAGMan error found: see {run_.file('.dagman.out')}")
     lines += skipped
     if rescues:
-        lines.append(f"fix the cause, then `make submit` resumes from {rescues[-1].name}")
+        lines.append(f"fix the cause, then `{run_.hint('submit')}` resumes from {rescues[-1].name}")
     else:
-        lines.append("fix the cause, then `make submit`")
+        lines.append(f"fix the cause, then `{run_.hint('submit')}`")
     return EXIT_FAILURE, lines
 
 
@@ -389,7 +443,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     job = log.update()
     if job is None:
         print(
-            f"error: nothing submitted from {run_.dir} (no {log.path.name}): make submit",
+            f"error: nothing submitted from {run_.dir} (no {log.path.name}): {run_.hint('submit')}",
             file=sys.stderr,
         )
         return EXIT_FAILURE
@@ -399,7 +453,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
             "watching, not the DAG)",
             flush=True,
         )
-        display = Display(run_, job.submitted, not args.no_watch_q)
+        display = Display(run_, job.submitted, progress.use_watch_q(args.no_watch_q))
         held_said, next_ask, gone = None, time.monotonic() + SILENT_CHECK, 0
         silent = False
         try:
@@ -418,12 +472,17 @@ def cmd_watch(args: argparse.Namespace) -> int:
                         break
                     silent = say_schedd(silent, queued is None)
                     next_ask = time.monotonic() + (SILENT_CHECK if silent else QUEUE_CHECK)
-            display.tick()
+            display.finish()
         finally:
             display.close()
     code, lines = verdict(run_, job)
     for line in lines:
         print(f"watch: {line}")
+    try:
+        base = run_.base_dir()
+    except PoolError:
+        base = None
+    progress.closing_summary(base, run_.dag, job.submitted, code == 0)
     return code
 
 
@@ -444,7 +503,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     run_ = Run(args.dag)
     job = ds.DagmanLog(run_.file(".dagman.log")).update()
     if job is None:
-        print(f"status: nothing submitted from {run_.dir} yet (make submit)")
+        print(f"status: nothing submitted from {run_.dir} yet ({run_.hint('submit')})")
         return 0
     state = "running" if not job.done else "finished"
     print(f"== DAGMan job {job.cluster} ({state}), submitted {time.ctime(job.submitted)}")
@@ -508,6 +567,12 @@ def cmd_require(args: argparse.Namespace) -> int:
     return 0 if shutil.which(args.tool) else no_condor(args.tool)
 
 
+def cmd_ready(args: argparse.Namespace) -> int:
+    """make submit's and make preflight's first step: not root, TOOL on PATH, a pool answers."""
+    checks.submit_side(args.tool)
+    return 0
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -524,6 +589,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     sub = parser.add_subparsers(dest="command", required=True)
     require = sub.add_parser("require", help="exit 3 with one line unless TOOL is on PATH")
     require.add_argument("tool")
+    ready = sub.add_parser("ready", help="not root, TOOL on PATH, a schedd answers (one line)")
+    ready.add_argument("tool")
     inputs = sub.add_parser("inputs", help="refuse a DAG under /tmp or a missing loan_data.csv")
     inputs.add_argument("--base-dir", type=Path, required=True, help="the base directory")
     submit = sub.add_parser("submit", help="condor_submit_dag the DAG (resumes a rescue DAG)")
@@ -547,6 +614,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     handler = {
         "require": cmd_require,
+        "ready": cmd_ready,
         "inputs": cmd_inputs,
         "submit": cmd_submit,
         "watch": cmd_watch,
@@ -555,7 +623,7 @@ def main(argv: list[str] | None = None) -> int:
     }[args.command]
     try:
         return handler(args)
-    except PoolError as exc:
+    except (PoolError, checks.CheckError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.code
     except OSError as exc:  # the schedd cannot be asked, a file cannot be read

@@ -42,7 +42,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from loanpipe import config, pipeline
+from loanpipe import config, hints, pipeline, sample
 from loanpipe.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from loanpipe.report import history, leaderboard  # run summaries; the search's leaderboard
 from loanpipe.report.html import fallback_page, render_html  # report.html, self-contained
@@ -304,14 +304,19 @@ def build_facts(
         raise ReportError(
             f"no run of {dag_path.name} for this base directory: no records in {dag_path.parent}"
             + (f" ({notes[-1]})" if notes else "")
-            + " (run the pipeline first: make local or make submit)"
+            + f" (run the pipeline first: `{hints.make_command('local', base, dag_path)}` or "
+            f"`{hints.make_command('submit', base, dag_path)}`)"
         )
     deployment = load_deployment(base, models, notes)
     models = leaderboard.filter_models(models, deployment, base, notes)
+    sample_data = sample.describe(base)
+    if sample_data:
+        notes.insert(0, f"the input is {sample_data}, not real applications (make data)")
     return {
         "report_version": REPORT_VERSION,
         "generated_at": utc(time.time()),
         "base_dir": str(base),
+        "sample_data": sample_data,
         "notes": notes,
         "results": {"models": models, "deployment": deployment},
         "search": leaderboard.load(base, notes) if leaderboard.searched(run) else None,
