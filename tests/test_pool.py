@@ -208,7 +208,9 @@ def bad_input(checkout, sample) -> dict:
     # DAGMan keeps rescue001 after the resumed run succeeded: the next submit must not resume
     # from it again. Removed (condor_rm): watch must say so and exit non-zero.
     since = time.time()
-    out["again"] = co.make("submit")
+    # FORCE: with nothing changed every stage would be skipped (PRE_SKIP) and the removal below
+    # would meet only the FINAL node, which already has the DAG's status.
+    out["again"] = co.make("submit", "FORCE=data_processing")
     # Once DAGMan runs (its first node submitted): removed before it started, it would run no
     # FINAL node; removed while it runs, it runs the FINAL node (the report) with DAG_STATUS 4.
     wait_for(lambda: ph.submitted_nodes(co.dag_file(".nodes.log"), since))

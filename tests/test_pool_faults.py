@@ -297,11 +297,19 @@ hgb-03  hist_gradient_boosting  max_iter=20
 
 
 @pytest.fixture(scope="module")
-def search_failed(checkout, sample) -> dict:
+def shared_checkout(pool, pool_session):
+    """A checkout on the shared pool (conftest's), for a fault that restarts no daemon."""
+    venv = ph.venv_for(pool)
+    return lambda name: ph.new_checkout(pool, pool_session, f"faults-{name}", venv)
+
+
+@pytest.fixture(scope="module")
+def search_failed(shared_checkout) -> dict:
     """DAG=tune with three candidates; the middle one cannot write its result (a directory is
-    in the way): it fails every attempt, its siblings succeed or are removed by DAGMan."""
-    co = checkout("search-fails")
-    co.put_data(sample)
+    in the way): it fails every attempt, its siblings succeed or are removed by DAGMan. On the
+    shared pool: nothing here restarts a daemon."""
+    co = shared_checkout("search-fails")
+    ok(co.make("data", f"ROWS={ph.SAMPLE_ROWS}"))
     (co.root / "search" / "candidates.txt").write_text(SEARCH_ROWS)
     (co.base / "staging/search/candidates/dt-02.json").mkdir(parents=True)
     co.pool.chown(co.root)
