@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -74,7 +75,8 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def private_pool(pool_session) -> PrivatePool:  # pool_session: the pool user's session folder
     version = os.environ.get("HTCONDOR_VERSION", "default")
-    pool_dir = Path(f"/tmp/htcondor-loan-faults-{version}")
+    # One per test process: two pytest-xdist workers must never stop each other's pool.
+    pool_dir = Path(f"/tmp/htcondor-loan-faults-{version}-{os.getpid()}")
     (pool_dir / "config.d").mkdir(parents=True, exist_ok=True)
     port = free_port()
     (pool_dir / "config.d" / "50-private-port.conf").write_text(
@@ -88,6 +90,7 @@ def private_pool(pool_session) -> PrivatePool:  # pool_session: the pool user's 
     private.control("start")
     yield private
     private.control("stop")
+    shutil.rmtree(pool_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
