@@ -33,6 +33,8 @@ from pathlib import Path
 import pool_harness as ph
 from conftest import run_runner
 
+from loanpipe.dagman import metrics as dag_metrics
+
 # Every node of a case runs this unless the case gives its own submit file: a shell command
 # from the node's VARS, a line in the trace first (so a failing command still shows it ran).
 NODE_SUB = """\
@@ -112,8 +114,9 @@ def rescue_facts(folder: Path, dag: str) -> dict[str, dict[str, list[str]]]:
 def metrics_facts(path: Path) -> tuple[int | None, dict[str, int | None]]:
     if not path.exists():
         return None, {}
-    data = json.loads(path.read_text())
-    return data.get("DagStatus"), {k: data.get(k) for k in METRIC_KEYS}
+    # The project's one reader: DAGMan 24.0 writes version 1 (jobs_*), 25.0 version 2 (nodes_*).
+    facts = dag_metrics.normalise(json.loads(path.read_text()), path)
+    return facts["dag_status"], {k: facts.get(k) for k in METRIC_KEYS}
 
 
 def pool_summary(folder: Path, case: Case) -> Summary:
