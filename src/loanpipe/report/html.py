@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import time
 from typing import Any
 
@@ -26,6 +25,7 @@ from loanpipe.report.render import (
     decision_line,
     model_rows,
     node_rows,
+    provenance_rows,
     run_summary,
     signed,
 )
@@ -269,19 +269,7 @@ def run_sections(facts: dict[str, Any], charts: dict[str, bytes]) -> str:
 
 def provenance_section(facts: dict[str, Any]) -> str:
     prov = facts["provenance"]
-    rows = [
-        [
-            version,
-            p.get("input_file"),
-            p.get("input_sha256"),
-            p.get("input_rows"),
-            json.dumps(p.get("parameters"), sort_keys=True),
-            ", ".join(f"{k} {v}" for k, v in (p.get("versions") or {}).items()),
-            p.get("git_commit"),
-            p.get("host"),
-        ]
-        for version, p in prov["models"].items()
-    ]
+    rows = provenance_rows(prov)
     own = prov["report"]
     sources = (facts["run"] or {}).get("sources") or []
     return (

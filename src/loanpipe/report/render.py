@@ -372,26 +372,31 @@ def md_run(facts: dict[str, Any]) -> list[str]:
     return out + ["Read from: " + ", ".join(f"`{s}`" for s in run["sources"]), ""]
 
 
+def provenance_rows(prov: dict[str, Any]) -> list[list[Any]]:
+    """One row per model: model, input, sha256, rows, parameters, versions, git commit, host
+    (the provenance table of report.md and report.html)."""
+    return [
+        [
+            version,
+            p.get("input_file"),
+            p.get("input_sha256"),
+            p.get("input_rows"),
+            json.dumps(p.get("parameters"), sort_keys=True),
+            ", ".join(f"{k} {v}" for k, v in (p.get("versions") or {}).items()),
+            p.get("git_commit"),
+            p.get("host"),
+        ]
+        for version, p in prov["models"].items()
+    ]
+
+
 def md_provenance(prov: dict[str, Any]) -> list[str]:
     """## Provenance: where each model's figures came from, and this report."""
     out = ["## Provenance", ""]
     if prov["models"]:
-        rows = [
-            [
-                version,
-                p.get("input_file"),
-                p.get("input_sha256"),
-                p.get("input_rows"),
-                json.dumps(p.get("parameters"), sort_keys=True),
-                ", ".join(f"{k} {v}" for k, v in (p.get("versions") or {}).items()),
-                p.get("git_commit"),
-                p.get("host"),
-            ]
-            for version, p in prov["models"].items()
-        ]
         out += md_table(
             ["model", "input", "sha256", "rows", "parameters", "versions", "git commit", "host"],
-            rows,
+            provenance_rows(prov),
         )
     else:
         out.append("The metrics files carry no provenance (the original pipeline wrote none).")
