@@ -38,6 +38,7 @@ RUN_B       ?=#                  make compare: the other one (default: the last 
 INPUT       ?=#                  make predict: the CSV of applications to score
 OUTPUT      ?=#                  make predict: where the scores go (default: beside INPUT, *.scored.csv)
 ID          ?=#                  make predict: the row id column (default: INPUT's application_id, id...)
+REPEATS     ?= 3#                make bench: alternating runs per comparison with the original (median)
 
 # A relative path means where you run make (your shell's PWD, also with make -C), made absolute
 # so that the sample data, the rendered paths and the jobs all mean the same folder.
@@ -170,7 +171,7 @@ chmod: ## Make the stage scripts executable (0755, not group-writable)
 
 # ROWS given on the command line picks the sizes: make bench ROWS="10000000" (or ROWS="45000 1000000 10000000").
 bench: $(VENV)/.installed ## Per stage time and peak memory against its request, and the DAG's wall time, at 45k and 1M rows
-	$(VPY) -m loanpipe.bench --exec-too --rows \
+	$(VPY) -m loanpipe.bench --exec-too --repeats $(REPEATS) --rows \
 		$(if $(filter command line environment,$(origin ROWS)),$(ROWS),45000 1000000)
 
 test: $(VENV)/.installed ## Run the linter and the test suite (in parallel, one worker per core)

@@ -37,7 +37,17 @@ def test_bench_prints_stages_against_requests_and_the_dag_time(tmp_path: Path) -
     work = tmp_path / "work"
     work.mkdir()
     proc = subprocess.run(
-        [sys.executable, "-m", "loanpipe.bench", "--rows", "600", "--work-dir", str(work)],
+        [
+            sys.executable,
+            "-m",
+            "loanpipe.bench",
+            "--only",
+            "stages",
+            "--rows",
+            "600",
+            "--work-dir",
+            str(work),
+        ],
         capture_output=True,
         text=True,
         env={**os.environ, "LOAN_DATA_CSV": str(source), "CONDOR_CONFIG": "/dev/null"},

@@ -1,10 +1,5 @@
-#!/usr/bin/env python3
-"""Benchmark the pipeline at several data sizes: each stage's time and peak memory against its
-request, and the whole DAG's wall time on this machine (``make bench``).
-
-    loanpipe.bench [--rows 45000 1000000 ...] [--exec-too] [--no-dag] [--work-dir DIR]
-    make bench                      45,000 and 1,000,000 rows
-    make bench ROWS="10000000"      10M rows (about 770 MiB of CSV; stages peak near 7.5 GiB)
+"""The stages section of ``make bench``: each stage's time and peak memory against its request,
+and the whole DAG's wall time on this machine, at several data sizes.
 
 Data: the real rows (``../shared/data/loan_data.csv`` beside the checkout, or $LOAN_DATA_CSV)
 resampled with replacement to each size (seeded; the real file itself when the size is its own),
@@ -29,15 +24,12 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from loanpipe import config, pipeline, sizing
+from loanpipe.bench.common import REAL_DATA
 
-REAL_DATA = Path(
-    os.environ.get("LOAN_DATA_CSV", config.PROJECT_DIR.parent / "shared" / "data" / "loan_data.csv")
-)
 # node, stage script, arguments: each stage as a pool job runs it
 STAGES = [(s.node, s.script, *s.args) for s in pipeline.DEFAULT]
 CHUNK_ROWS = 500_000
@@ -156,36 +148,3 @@ def bench_size(base: Path, rows: int, args: argparse.Namespace) -> None:
         seconds, outcome = run_dag(base, args.jobs, exec_jobs)
         how = "every job exec'd" if exec_jobs else "jobs forked from a warm interpreter"
         print(f"DAG, python -m loanpipe.local -j {args.jobs} ({how}): {seconds:.2f} s, {outcome}")
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m loanpipe.bench", description=__doc__.split("\n\n")[0]
-    )
-    parser.add_argument(
-        "--rows", type=int, nargs="+", default=[45000, 1000000], help="default: %(default)s"
-    )
-    parser.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1, help="DAG jobs")
-    parser.add_argument("--exec-too", action="store_true", help="also run the DAG exec'ing jobs")
-    parser.add_argument("--no-dag", action="store_true", help="stages only")
-    parser.add_argument(
-        "--work-dir", type=Path, help="make the base directories here (default: a temp dir)"
-    )
-    args = parser.parse_args(argv)
-    if any(rows < 1 for rows in args.rows):
-        parser.error("--rows must be positive")
-    print(
-        f"benchmark: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}, {sys.executable}"
-    )
-    for rows in args.rows:
-        with tempfile.TemporaryDirectory(prefix="loan-bench-", dir=args.work_dir) as tmp:
-            try:
-                bench_size(Path(tmp), rows, args)
-            except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
-                print(f"error: {rows:,} rows: {exc}", file=sys.stderr)
-                return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

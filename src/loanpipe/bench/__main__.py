@@ -1,0 +1,7 @@
+"""python -m loanpipe.bench"""
+
+import sys
+
+from loanpipe.bench.cli import main
+
+sys.exit(main())
