@@ -8,7 +8,9 @@ at once and run locally meanwhile, so the module costs about one DAGMan run.
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import re
 
 import dagman_diff as dd
 import pool_harness as ph
@@ -270,11 +272,33 @@ def runs(pool, pool_session, tmp_path_factory) -> dict[str, tuple[dd.Summary, dd
     return dd.run_cases(pool, pool_session, tmp_path_factory.mktemp("parity"), CASES)
 
 
+def dagman_series(summary: dd.Summary, name: str) -> str:
+    """'24.0', '25.0', ...: the series of the condor_dagman that ran a case (its .dagman.out)."""
+    out = (summary.folder / f"{name}.dag.dagman.out").read_text(errors="replace")
+    found = re.search(r"CondorVersion: (\d+\.\d+)\.", out)
+    return found.group(1) if found else "unknown"
+
+
+def older_dagman(name: str, series: str, dagman: dd.Summary) -> dd.Summary:
+    """The local runner does what the current LTS (25.0) does. Where the previous one (24.0) is
+    known to differ, assert that it does, and give back its facts as 25.0 would have them."""
+    if name == "macro_words" and series == "24.0":
+        # DAGMan 24.0 gives a POST script $SUCCESS True after the job exited 2; 25.0 False.
+        post = [line for line in dagman.trace if line.startswith("A post ")]
+        assert post and post[0].endswith(" True"), dagman.trace
+        trace = [
+            line.removesuffix(" True") + " False" if line in post else line for line in dagman.trace
+        ]
+        return dataclasses.replace(dagman, trace=trace)
+    return dagman
+
+
 @pytest.mark.parametrize("name", [c.name for c in CASES])
 def test_local_runner_does_what_dagman_does(runs, name) -> None:
     dagman, local = runs[name]
     assert dagman.exit is not None, dd.explain(name, dagman, local)
-    assert local.facts() == dagman.facts(), dd.explain(name, dagman, local)
+    expected = older_dagman(name, dagman_series(dagman, name), dagman)
+    assert local.facts() == expected.facts(), dd.explain(name, dagman, local)
 
 
 @pytest.mark.parametrize("name", FINAL_CASES)
