@@ -163,3 +163,16 @@ def test_pool_section_says_why_it_does_not_run_as_root_or_without_a_pool(monkeyp
     monkeypatch.setattr(pool.shutil, "which", lambda tool: None)
     assert pool.run(argparse.Namespace(work_dir=None, repeats=1)) == 0
     assert "HTCondor's tools are not on PATH" in capsys.readouterr().out
+
+
+def test_timeline_command_prints_the_tables_or_one_line(tmp_path: Path, capsys) -> None:
+    from loanpipe.bench import timeline
+
+    assert timeline.main([str(POOL_RUN)]) == 0
+    out = capsys.readouterr().out
+    assert "6 (report)" in out and out.rstrip().endswith("running 17 s")
+    assert timeline.main([str(tmp_path / "dagfile.dag")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"error: {tmp_path}/dagfile.dag.dagman.log: no such file: the DAG has not run here"
+    ]

@@ -32,7 +32,7 @@ import sys
 import time
 from pathlib import Path
 
-from loanpipe.bench import common, timeline
+from loanpipe.bench import common
 from loanpipe.dagman import bindings
 from loanpipe.dagman.events import EventLog, EventLogError
 from loanpipe.pool import checks, claims
@@ -168,6 +168,8 @@ def run(args: argparse.Namespace) -> int:
     except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
         print(f"error: pool: {exc}", file=sys.stderr)
         return 1
+    from loanpipe.bench import timeline  # (python -m loanpipe.bench.timeline runs it as main)
+
     (orig, orig_dags), (ours, our_dags) = results["original"], results["ours"]
     print(common.ratio_line("pool, submission to DAGMan's exit", orig, ours, GOAL))
     for title, secs, dags in (("original", orig, orig_dags), ("this project", ours, our_dags)):

@@ -91,6 +91,8 @@ class Timeline:
 
 def dagman_times(log: Path) -> tuple[float, float, float]:
     """The DAGMan job's submission, start and exit (epoch seconds) from its own event log."""
+    if not log.is_file():
+        raise ValueError(f"{log}: no such file: the DAG has not run here")
     times = {}
     for event in read_events(log):
         times.setdefault(event["type"], event["time"])
@@ -238,3 +240,30 @@ def format_timeline(title: str, line: Timeline) -> list[str]:
     if line.skipped:
         rows.append(f"  no job ran for: {', '.join(line.skipped)}")
     return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m loanpipe.bench.timeline BASE_DIR/dags/dagfile.dag``: its last run's tables."""
+    import argparse
+    import sys
+
+    from loanpipe.dagman import DagError
+    from loanpipe.dagman.events import EventLogError
+
+    parser = argparse.ArgumentParser(prog="python -m loanpipe.bench.timeline")
+    parser.add_argument("dag", type=Path, help="a DAG file whose DAGMan run has ended")
+    args = parser.parse_args(argv)
+    try:
+        print("\n".join(format_timeline(str(args.dag), read_timeline(args.dag))))
+    except (ValueError, OSError, DagError, EventLogError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    import os
+    import sys
+
+    os.environ.setdefault("CONDOR_CONFIG", "/dev/null")
+    sys.exit(main())
