@@ -33,7 +33,6 @@ import time
 from pathlib import Path
 
 from loanpipe.bench import common
-from loanpipe.dagman import bindings
 from loanpipe.dagman.events import EventLog, EventLogError
 from loanpipe.pool import checks, claims
 
@@ -58,6 +57,16 @@ def why_not() -> str | None:
     if not common.REAL_DATA.is_file():
         return f"no real data at {common.REAL_DATA} (set LOAN_DATA_CSV)"
     return None
+
+
+def pool_version() -> str:
+    """The version of the HTCondor tools on PATH (the pool's, not the bindings')."""
+    try:
+        out = subprocess.run(["condor_version"], capture_output=True, text=True).stdout
+    except OSError:
+        return "?"
+    words = out.split()
+    return words[1] if len(words) > 1 and words[0] == "$CondorVersion:" else "?"
 
 
 def fix_original_submit(path: Path, venv_bin: Path) -> None:
@@ -152,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
     if str(work).startswith("/tmp/"):
         print(f"pool: skipped: {work} is under /tmp, where DAGMan refuses its node log")
         return 0
-    version = bindings.htcondor().param.get("CONDOR_VERSION", "?")
+    version = pool_version()
     print(f"pool: HTCondor {version}, 45,000 rows, {args.repeats} runs each, in {work}", flush=True)
     results: dict[str, tuple[list[float], list[Path]]] = {"original": ([], []), "ours": ([], [])}
     try:
