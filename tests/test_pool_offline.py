@@ -594,3 +594,26 @@ def test_claims_are_queued_without_a_reschedule_and_removed_when_the_dag_is_not(
     monkeypatch.setattr(commands, "run", lambda cmd, cwd: 0)
     assert commands.main(["--dag", str(run_dir / "dagfile.dag"), "submit", "--claims", "2"]) == 0
     assert "no claims queued ahead of the DAG: ERROR: no schedd" in capsys.readouterr().out
+
+
+def test_claims_sub_asks_what_a_node_asks(tmp_path: Path) -> None:
+    """Expanded by the bindings as condor_submit would: the claims fit every node's slot."""
+    from loanpipe.dagman import Node, submit
+
+    repo = Path(__file__).resolve().parent.parent
+    values = {"BASE_DIR": str(tmp_path), "PROJECT_DIR": str(repo), "PYTHON": "/v/bin/python"}
+    values |= {"MEMORY_MB": "768", "CLAIMS": "3", "CLAIMS_LOG": f"{tmp_path}/d.claims.log"}
+
+    def ads(name: str) -> list:
+        path = repo / "submit" / name
+        node = Node(name="n", submit=name, vars=dict(values), submit_path=path, node_dir=tmp_path)
+        return submit.node_job_ads(node, 0)
+
+    claims, node = ads("claims.sub"), ads("process.sub")[0]
+    assert len(claims) == 3
+    for key in ("RequestMemory", "RequestDisk", "RequestCpus", "Cmd", "ShouldTransferFiles"):
+        assert str(claims[0][key]) == str(node[key]), key
+    assert claims[0]["RequestMemory"] == 768 and claims[0]["KeepClaimIdle"] == 30
+    assert claims[0]["Args"] == "-I -S -c pass" and claims[0]["UserLog"] == values["CLAIMS_LOG"]
+    assert "KeepClaimIdle" not in node  # DAGMan adds it to nodes with children
+    assert ads("predict.sub")[0]["KeepClaimIdle"] == 20  # a leaf: for the FINAL node
