@@ -176,3 +176,13 @@ def test_timeline_command_prints_the_tables_or_one_line(tmp_path: Path, capsys) 
     assert err == [
         f"error: {tmp_path}/dagfile.dag.dagman.log: no such file: the DAG has not run here"
     ]
+
+
+def test_a_failing_step_of_the_pool_section_is_one_line() -> None:
+    from loanpipe.bench import pool
+
+    with pytest.raises(RuntimeError, match=r"exit 1: boom$"):  # the last line of stderr
+        pool.checked([sys.executable, "-c", "import sys; print('x'); sys.exit('a\\nboom')"])
+    with pytest.raises(RuntimeError, match=r"exit 3: boom$"):
+        pool.checked(["sh", "-c", "echo boom; exit 3"])  # or of stdout
+    pool.checked(["true"])

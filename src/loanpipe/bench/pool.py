@@ -81,13 +81,19 @@ def fix_original_submit(path: Path, venv_bin: Path) -> None:
     path.write_text(text)
 
 
+def checked(cmd: list[str], env: dict[str, str] | None = None) -> None:
+    """Run ``cmd``; RuntimeError with the last line it printed when it fails."""
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        said = (proc.stderr.strip() or proc.stdout.strip() or "no output").splitlines()[-1]
+        raise RuntimeError(f"{' '.join(cmd[:4])} ...: exit {proc.returncode}: {said}")
+
+
 def prepare_original(base: Path) -> Path:
     """The original's DAG for ``base``; its rendered dagfile.dag."""
     env = {**os.environ, "CONDOR_CONFIG": os.environ.get("CONDOR_CONFIG", "/dev/null")}
     script = common.ORIGINAL_DIR / "seed_dag.py"
-    subprocess.run(
-        [sys.executable, str(script), str(base)], env=env, check=True, capture_output=True
-    )
+    checked([sys.executable, str(script), str(base)], env)
     for sub in (base / "dags").glob("*.sub"):
         fix_original_submit(sub, Path(sys.executable).parent)
     return base / "dags" / "dagfile.dag"
@@ -107,7 +113,7 @@ def prepare_ours(base: Path) -> Path:
     ]
     cmd += ["--base-dir", str(base), "--project-dir", str(config.PROJECT_DIR)]
     cmd += ["--python", sys.executable, "--output", str(dag)]
-    subprocess.run(cmd, check=True, capture_output=True)
+    checked(cmd)
     return dag
 
 
@@ -119,7 +125,7 @@ def wait_for_dagman(dag: Path, timeout: float = DAG_TIMEOUT) -> float:
         if any(e["type"] == "JOB_TERMINATED" for e in log.read(wait=1.0, partial=True)):
             return time.time()
         time.sleep(0.05)
-    raise RuntimeError(f"{dag}: DAGMan still running after {timeout:.0f} s")
+    raise RuntimeError(f"{dag}: DAGMan still running after {timeout:.0f} s (condor_rm it)")
 
 
 def submit_and_wait(dag: Path, ours: bool) -> float:
@@ -174,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
                     f"pool: {name} run {i + 1}: {seconds:.1f} s (load {os.getloadavg()[0]:.2f})",
                     flush=True,
                 )
-    except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
+    except (RuntimeError, OSError) as exc:
         print(f"error: pool: {exc}", file=sys.stderr)
         return 1
     from loanpipe.bench import timeline  # (python -m loanpipe.bench.timeline runs it as main)
