@@ -123,7 +123,8 @@ submit: | $(VENV)/.installed ## Submit the DAG to the pool (resumes a rescue DAG
 	@$(POOL) inputs --base-dir "$(BASE_DIR)"
 	@$(MAKE) --no-print-directory paths check
 	@$(FORGET)
-	@$(POOL) submit --batch-name "$(BATCH)" $(if $(FRESH),--fresh) $(if $(PREFLIGHT),--preflight)
+	@$(POOL) submit --batch-name "$(BATCH)" $(if $(FRESH),--fresh) $(if $(PREFLIGHT),--preflight) \
+		$(if $(CLAIMS),--claims $(CLAIMS))
 	$(REMEMBER)
 
 watch: | $(VENV)/.installed ## Follow the DAG until DAGMan exits; exit 0 only if the DAG succeeded

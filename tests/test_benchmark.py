@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-from conftest import run_stage
+import pytest
+from conftest import DAGMAN_FIXTURE, needs_fixture, run_stage
 
 from loanpipe import bench
 
@@ -79,3 +81,108 @@ def test_peaks_are_the_stages_own_not_the_benchmarks() -> None:
     )
     assert 200 < peak < 300, peak
     del ballast
+
+
+# ---------------------------------------------------------------- pool section (offline parts)
+
+POOL_RUN = Path(__file__).parent / "fixtures" / "pool-run-25.0.13" / "dagfile.dag"
+
+
+def adds_up(line) -> bool:
+    """Head, levels and tail account for the whole run, second for second."""
+    levels = sum(lv.dagman + lv.waiting + lv.running for lv in line.levels)
+    return abs(line.head + levels + line.tail - line.total) < 1e-6
+
+
+@needs_fixture
+def test_timeline_of_the_original_run_on_a_real_pool() -> None:
+    from loanpipe.bench import timeline
+
+    line = timeline.read_timeline(DAGMAN_FIXTURE / "dags" / "dagfile.dag")
+    nodes = {n.name: n for n in line.nodes}
+    assert line.total == 96 and adds_up(line)
+    assert [lv.nodes for lv in line.levels][2] == ["modeling_v1:0", "modeling_v2:0"]
+    # the first match waited a negotiation cycle, the 200 MB trainers another one
+    assert nodes["data_processing:0"].waiting == 20 and nodes["modeling_v1:0"].waiting == 17
+    assert nodes["train_test_split:0"].dagman == 7  # DAGMan polling its logs every 5 s
+    assert all(n.scripts == 0 for n in line.nodes) and not line.skipped
+    text = "\n".join(timeline.format_timeline("original", line))
+    assert "original: 96 s from submission to DAGMan's exit" in text
+    assert "total 96 s = DAGMan 38 s (scripts 0) + waiting for slots 41 s + running 17 s" in text
+
+
+def test_timeline_of_this_projects_run_with_scripts_and_final_node() -> None:
+    from loanpipe.bench import timeline
+
+    line = timeline.read_timeline(POOL_RUN)
+    nodes = {n.name: n for n in line.nodes}
+    assert line.total == 37 and adds_up(line)
+    assert len(line.nodes) == 9 and nodes["report"].level == 6  # FINAL: after the deepest
+    assert nodes["report"].ready == nodes["loan_prediction"].terminate
+    # claims held: no node waited more than a second for a slot, the trainers ran side by side
+    assert max(n.waiting for n in line.nodes) <= 1
+    v1, v2 = nodes["modeling_v1"], nodes["modeling_v2"]
+    assert v1.execute < v2.terminate and v2.execute < v1.terminate
+    # POST of the parent + own PRE, seen in the node log and dagman.out
+    assert nodes["loan_prediction"].scripts == 1 and nodes["data_processing"].scripts == 0
+    assert sum(lv.scripts for lv in line.levels) == 4
+
+
+def test_timeline_refuses_a_run_that_did_not_end(tmp_path: Path) -> None:
+    from loanpipe.bench import timeline
+
+    for name in ("dagfile.dag", "dagfile.dag.nodes.log"):
+        (tmp_path / name).write_bytes((POOL_RUN.parent / name).read_bytes())
+    log = (POOL_RUN.parent / "dagfile.dag.dagman.log").read_text()
+    (tmp_path / "dagfile.dag.dagman.log").write_text(log.split("005 (")[0])
+    with pytest.raises(ValueError, match="no JOB_TERMINATED event"):
+        timeline.read_timeline(tmp_path / "dagfile.dag")
+
+
+def test_original_submit_files_get_path_and_one_queue(tmp_path: Path) -> None:
+    from loanpipe.bench import pool
+
+    sub = tmp_path / "a.sub"
+    sub.write_text("executable = /b/s.py\nenvironment = SEED_BASE_DIR=/b\nqueue\n\nqueue")
+    pool.fix_original_submit(sub, Path("/v/bin"))
+    assert sub.read_text() == (
+        'executable = /b/s.py\nenvironment = "SEED_BASE_DIR=/b PATH=/v/bin:/usr/bin:/bin"\nqueue\n'
+    )
+    sub.write_text("environment = X=1\nqueue\n")  # as the 24.0 bindings write it
+    pool.fix_original_submit(sub, Path("/v/bin"))
+    assert sub.read_text().endswith('PATH=/v/bin:/usr/bin:/bin"\nqueue\n')
+
+
+def test_pool_section_says_why_it_does_not_run_as_root_or_without_a_pool(monkeypatch, capsys):
+    from loanpipe.bench import pool
+
+    monkeypatch.setattr(pool.os, "geteuid", lambda: 0)
+    assert pool.run(argparse.Namespace(work_dir=None, repeats=1)) == 0
+    assert "pool: skipped: root cannot own HTCondor jobs" in capsys.readouterr().out
+    monkeypatch.setattr(pool.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(pool.shutil, "which", lambda tool: None)
+    assert pool.run(argparse.Namespace(work_dir=None, repeats=1)) == 0
+    assert "HTCondor's tools are not on PATH" in capsys.readouterr().out
+
+
+def test_timeline_command_prints_the_tables_or_one_line(tmp_path: Path, capsys) -> None:
+    from loanpipe.bench import timeline
+
+    assert timeline.main([str(POOL_RUN)]) == 0
+    out = capsys.readouterr().out
+    assert "6 (report)" in out and out.rstrip().endswith("running 17 s")
+    assert timeline.main([str(tmp_path / "dagfile.dag")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"error: {tmp_path}/dagfile.dag.dagman.log: no such file: the DAG has not run here"
+    ]
+
+
+def test_a_failing_step_of_the_pool_section_is_one_line() -> None:
+    from loanpipe.bench import pool
+
+    with pytest.raises(RuntimeError, match=r"exit 1: boom$"):  # the last line of stderr
+        pool.checked([sys.executable, "-c", "import sys; print('x'); sys.exit('a\\nboom')"])
+    with pytest.raises(RuntimeError, match=r"exit 3: boom$"):
+        pool.checked(["sh", "-c", "echo boom; exit 3"])  # or of stdout
+    pool.checked(["true"])

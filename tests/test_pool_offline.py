@@ -528,3 +528,92 @@ def test_verdict_of_a_removed_dag_is_a_removal_with_the_resume_command(run_dir: 
     assert lines[0].startswith("DAGMan job 12 was removed (condor_rm)")
     assert not any(line.startswith("failed node") for line in lines)
     assert lines[-1] == "`make submit` resumes from dagfile.dag.rescue001 (the nodes done are kept)"
+
+
+# ------------------------------------------------------------------ claims ahead of the DAG
+
+
+def test_claims_ask_what_the_nodes_ask_for_the_widest_level() -> None:
+    from loanpipe.dagman import parse_dag
+    from loanpipe.pool import claims
+
+    repo = Path(__file__).resolve().parent.parent
+    assert claims.widest_level(parse_dag(repo / "dag" / "dagfile.dag")) == 2  # the two branches
+    assert claims.widest_level(parse_dag(repo / "dag" / "tune.dag", cwd=repo / "dag")) == 3
+    # the submit file includes the nodes' common.sub: same requests, same requirements
+    text = (repo / "submit" / "claims.sub").read_text()
+    assert "include : $Fp(SUBMIT_FILE)common.sub" in text and "keep_claim_idle" in text
+    assert text.rstrip().endswith("queue $(CLAIMS:2)")
+
+
+def test_claims_command_takes_the_rendered_dags_values(run_dir: Path) -> None:
+    from loanpipe.pool import claims
+
+    dag = run_dir / "dagfile.dag"
+    cmd = claims.claims_command(dag)
+    assert (
+        cmd[:3] == ["condor_submit", "-batch-name", "claims"] and cmd[-1] == "/p/submit/claims.sub"
+    )
+    assert f"BASE_DIR={run_dir.parent}" in cmd and "PYTHON=/p/.venv/bin/python" in cmd
+    assert "CLAIMS=1" in cmd and f"CLAIMS_LOG={dag}.claims.log" in cmd  # one node per level
+    assert "CLAIMS=3" in claims.claims_command(dag, 3)
+    write(dag, "JOB a /p/a.sub\n")  # not rendered by make paths
+    with pytest.raises(claims.DagError, match="no VARS ALL_NODES BASE_DIR, PROJECT_DIR, PYTHON"):
+        claims.claims_command(dag)
+
+
+def fake_condor(bin_dir: Path, name: str, script: str) -> None:
+    write(bin_dir / name, f"#!/bin/sh\n{script}\n")
+    (bin_dir / name).chmod(0o755)
+
+
+def test_claims_are_queued_without_a_reschedule_and_removed_when_the_dag_is_not(
+    run_dir: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    bin_dir = tmp_path / "bin"
+    seen = tmp_path / "seen"
+    fake_condor(
+        bin_dir,
+        "condor_submit",
+        f'echo "$_CONDOR_SUBMIT_SEND_RESCHEDULE $*" > {seen}; '
+        'echo "1 job(s) submitted to cluster 41."',
+    )
+    fake_condor(bin_dir, "condor_rm", f'echo "rm $*" >> {seen}')
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setattr(commands.checks, "submit_side", lambda tool: None)
+    monkeypatch.setattr(commands, "under_tmp", lambda path: False)
+    monkeypatch.setattr(ds, "queued_dagmans", lambda d, n: [])
+    monkeypatch.setattr(commands, "run", lambda cmd, cwd: 1)  # condor_submit_dag fails
+    assert commands.main(["--dag", str(run_dir / "dagfile.dag"), "submit"]) == 1
+    said = seen.read_text().splitlines()
+    assert said[0].startswith("False -batch-name claims ") and said[0].endswith("claims.sub")
+    assert said[1] == "rm 41"  # not left behind for a DAG that was not submitted
+    assert "1 claim job(s) queued ahead of the DAG (cluster 41)" in capsys.readouterr().out
+
+    fake_condor(bin_dir, "condor_submit", "echo 'ERROR: no schedd' >&2; exit 1")
+    monkeypatch.setattr(commands, "run", lambda cmd, cwd: 0)
+    assert commands.main(["--dag", str(run_dir / "dagfile.dag"), "submit", "--claims", "2"]) == 0
+    assert "no claims queued ahead of the DAG: ERROR: no schedd" in capsys.readouterr().out
+
+
+def test_claims_sub_asks_what_a_node_asks(tmp_path: Path) -> None:
+    """Expanded by the bindings as condor_submit would: the claims fit every node's slot."""
+    from loanpipe.dagman import Node, submit
+
+    repo = Path(__file__).resolve().parent.parent
+    values = {"BASE_DIR": str(tmp_path), "PROJECT_DIR": str(repo), "PYTHON": "/v/bin/python"}
+    values |= {"MEMORY_MB": "768", "CLAIMS": "3", "CLAIMS_LOG": f"{tmp_path}/d.claims.log"}
+
+    def ads(name: str) -> list:
+        path = repo / "submit" / name
+        node = Node(name="n", submit=name, vars=dict(values), submit_path=path, node_dir=tmp_path)
+        return submit.node_job_ads(node, 0)
+
+    claims, node = ads("claims.sub"), ads("process.sub")[0]
+    assert len(claims) == 3
+    for key in ("RequestMemory", "RequestDisk", "RequestCpus", "Cmd", "ShouldTransferFiles"):
+        assert str(claims[0][key]) == str(node[key]), key
+    assert claims[0]["RequestMemory"] == 768 and claims[0]["KeepClaimIdle"] == 30
+    assert claims[0]["Args"] == "-I -S -c pass" and claims[0]["UserLog"] == values["CLAIMS_LOG"]
+    assert "KeepClaimIdle" not in node  # DAGMan adds it to nodes with children
+    assert ads("predict.sub")[0]["KeepClaimIdle"] == 20  # a leaf: for the FINAL node

@@ -74,6 +74,7 @@ PLAIN = {
     "request_memory": ("RequestMemory", 20),
     "request_disk": ("RequestDisk", 10),
     "request_cpus": ("RequestCpus", "int"),
+    "keep_claim_idle": ("KeepClaimIdle", "int"),
 }
 
 
@@ -182,6 +183,9 @@ def expand_value(value: str, macros: dict[str, str]) -> str:
 def queue_items(submit: Any, cwd: Path | None = None) -> list[dict[str, str]]:
     """The variables of each job the queue statement makes, in ProcId order."""
     qargs = submit.getQArgs().strip()
+    if qargs.startswith("$("):  # `queue $(N)`: condor_submit expands a count given as a macro
+        submit["LOANPIPE_QUEUE_COUNT"] = qargs
+        qargs = (expand(submit, "LOANPIPE_QUEUE_COUNT") or "").strip()
     if not qargs or qargs.isdigit():
         return [{} for _ in range(int(qargs or 1))]
     match = QUEUE_FROM.fullmatch(qargs)

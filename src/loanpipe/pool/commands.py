@@ -47,7 +47,7 @@ from loanpipe.dagman.events import EventLogError, pre_skipped, read_events
 from loanpipe.dagman.status import DagStatus
 from loanpipe.errors import EXIT_FAILURE, EXIT_USAGE, LoanpipeError
 from loanpipe.local.lock import PidLock
-from loanpipe.pool import checks, progress
+from loanpipe.pool import checks, claims, progress
 from loanpipe.pool.checks import EXIT_NO_CONDOR
 
 # Files condor_submit_dag writes for a run; any of them makes a plain resubmission fail.
@@ -221,7 +221,10 @@ def cmd_submit(args: argparse.Namespace) -> int:
         cmd, note = submit_command(run_, args.fresh, args.batch_name)
         print(f"submit: {note}")
         since = time.time()
+        held = claims.submit_claims(run_.dag, args.claims)  # pool/claims.py: why
         code = run(cmd, run_.dir)
+        if code != 0:
+            claims.remove_claims(held, run_.dir)
         cluster = submitted_cluster(run_, since) if code == 0 else None
         if cluster is not None:
             lock.hand_over(cluster)  # held for the DAGMan's whole life
@@ -598,6 +601,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     submit.add_argument("--batch-name", default="loans", help="JobBatchName (default: loans)")
     submit.add_argument("--preflight", action="store_true", help="run the preflight job first")
     submit.add_argument("--timeout", type=float, default=300.0, help="preflight wait, seconds")
+    submit.add_argument(
+        "--claims", type=int, help="claim jobs queued ahead (default: the widest level; 0: none)"
+    )
     watch = sub.add_parser("watch", help="follow the DAG until DAGMan exits")
     watch.add_argument("--interval", type=float, default=1.0, help="seconds between looks")
     watch.add_argument(
