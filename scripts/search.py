@@ -21,47 +21,51 @@ import resource
 import socket
 import time
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 
 from loanpipe import config, errors
 from loanpipe.errors import PipelineError
 from loanpipe.fingerprint import core
-from loanpipe.stages import candidates, common, modeling
+from loanpipe.stages import candidates, common, folds
 from loanpipe.stages.candidates import Candidate
 from loanpipe.stages.common import log
 
+# The memory order of each family's input, as candidates.build_pipeline's Preprocessor gives it.
+ORDER = {"logistic_regression": "C", "decision_tree": "F", "hist_gradient_boosting": "C"}
+
 
 def cross_validate(
-    candidate: Candidate, training: candidates.Training, settings: dict
+    candidate: Candidate, fold_data: Iterable[folds.Fold], settings: dict
 ) -> dict[str, object]:
-    """Fit a fresh pipeline per fold on the other folds, score it on its own fold."""
-    from sklearn.base import clone
+    """Fit the candidate's classifier on each fold's preprocessed training part (the cached
+    matrices of stages/folds.py: what the whole pipeline's fit would compute), score it on the
+    fold's validation part."""
+    import numpy as np
     from sklearn.metrics import accuracy_score, f1_score, get_scorer, precision_score, recall_score
-    from sklearn.model_selection import StratifiedKFold
 
-    seed = settings["seed"]
     scorer = get_scorer(settings["scoring"])
-    folds = StratifiedKFold(n_splits=settings["folds"], shuffle=True, random_state=seed)
-    template = candidates.build_pipeline(candidate, training.numeric, training.categorical, seed)
     per_fold: list[dict[str, float]] = []
-    x, y = training.features, training.labels
-    for train_idx, val_idx in folds.split(x, y):
-        model = clone(template)
+    for fold in fold_data:
+        model = candidates.estimator(candidate, settings["seed"])
+        # A tree reads one column at a time: column-major, as its pipeline's Preprocessor gives.
+        x_train = (
+            np.asfortranarray(fold.x_train) if ORDER[candidate.family] == "F" else fold.x_train
+        )
         start = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # convergence notes; the score tells the story
             try:
-                model.fit(x.iloc[train_idx], y[train_idx])
+                model.fit(x_train, fold.y_train)
             except ValueError as exc:  # the row's parameters do not suit this data: permanent
                 message = " ".join(str(exc).split())
                 raise PipelineError(
                     f"candidate {candidate.id}", f"{candidate.family} cannot be fitted: {message}"
                 ) from None
         fit_s = time.perf_counter() - start
-        x_val, y_val = x.iloc[val_idx], y[val_idx]
-        with modeling.quiet_unknown_categories():
-            predicted = model.predict(x_val)
-            score = float(scorer(model, x_val, y_val))
+        x_val, y_val = fold.x_val, fold.y_val
+        predicted = model.predict(x_val)
+        score = float(scorer(model, x_val, y_val))
         per_fold.append(
             {
                 "score": score,
@@ -70,8 +74,9 @@ def cross_validate(
                 "f1": float(f1_score(y_val, predicted, zero_division=0)),
                 "accuracy": float(accuracy_score(y_val, predicted)),
                 "fit_s": round(fit_s, 3),
-                "train_rows": len(train_idx),
-                "validation_rows": len(val_idx),
+                "train_rows": len(fold.y_train),
+                "validation_rows": len(y_val),
+                "fold_cached": not fold.built,
             }
         )
     return summarize(per_fold)
@@ -125,20 +130,16 @@ def main(argv: list[str] | None = None) -> int:
     if cached(path, key):
         log(f"{candidate.id}: unchanged (row, settings, training rows, code): not fitted again")
         return errors.EXIT_OK
-    training = candidates.read_training(args.base_dir)
-    if min(int((training.labels == c).sum()) for c in (0, 1)) < settings["folds"]:
-        raise PipelineError(
-            config.Layout(args.base_dir).split_csv("y_train"),
-            f"each class needs at least {settings['folds']} rows for {settings['folds']}-fold CV",
-        )
     log(
         f"{candidate.id}: {candidate.name} {candidate.params_text() or '(defaults)'}, "
-        f"{settings['folds']}-fold CV ({settings['scoring']}) on {len(training.labels)} rows"
+        f"{settings['folds']}-fold CV ({settings['scoring']})"
     )
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1):  # one thread, also when run by hand outside HTCondor
-        cv = cross_validate(candidate, training, settings)
+        cv = cross_validate(candidate, folds.folds(args.base_dir, settings, train_sha), settings)
+    detail = cv["folds_detail"]
+    train_rows = detail[0]["train_rows"] + detail[0]["validation_rows"]
     result = {
         "candidate": candidate.id,
         "family": candidate.family,
@@ -148,8 +149,8 @@ def main(argv: list[str] | None = None) -> int:
         "folds": settings["folds"],
         "seed": settings["seed"],
         **cv,
-        "train_rows": len(training.labels),
-        "train_sha256": training.sha256,
+        "train_rows": train_rows,
+        "train_sha256": train_sha,
         "cache_key": key,
         "started_at": common.utc_now(),
         "elapsed_s": round(time.time() - start, 3),
