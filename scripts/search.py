@@ -16,6 +16,7 @@ gets one CPU. Exit 65 (bad input) when the row is invalid or cannot be fitted: a
 
 from __future__ import annotations
 
+import hashlib
 import json
 import resource
 import socket
@@ -123,6 +124,17 @@ def summarize(per_fold: list[dict[str, float]]) -> dict[str, object]:
     }
 
 
+def result_key(candidate: Candidate, settings: dict, train_sha: str, base: Path) -> str:
+    """core.candidate_key (the result cache's key), reusing the imports the node's PRE script
+    parsed (BASE_DIR/dags/fingerprints/imports.json, keyed by each file's content, so an edited
+    file is parsed again): parsing the code was most of the key's time, in each of the jobs."""
+    _, imports = core.imports_cache(base)
+    parts = [core.candidate_digest(candidate), json.dumps(settings, sort_keys=True), train_sha]
+    parts += list(core.code_digests(config.SCRIPTS_DIR / "search.py", imports).values())
+    parts.append(core.sha256_file(core.PINS))
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
 def cached(path: Path, key: str) -> bool:
     """Whether ``path`` holds this very candidate's result already (the model search's cache:
     adding a row to the table fits that row only)."""
@@ -150,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     path = candidates.result_path(args.base_dir, candidate.id)
     layout = config.Layout(args.base_dir)
     train_sha = candidates.training_sha256(layout.split_csv("X_train"), layout.split_csv("y_train"))
-    key = core.candidate_key(candidate, settings, train_sha)
+    key = result_key(candidate, settings, train_sha, args.base_dir)
     if cached(path, key):
         log(f"{candidate.id}: unchanged (row, settings, training rows, code): not fitted again")
         return errors.EXIT_OK

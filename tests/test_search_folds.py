@@ -141,3 +141,19 @@ def test_label_metrics_equal_scikit_learns_to_the_last_bit() -> None:
                 "f1": float(f1_score(y, p, zero_division=0)),
                 "accuracy": float(accuracy_score(y, p)),
             }
+
+
+def test_the_result_key_is_the_fingerprints_candidate_key(tmp_path: Path) -> None:
+    """search.py computes core.candidate_key with the PRE script's parsed imports: same key."""
+    from loanpipe.fingerprint import core
+
+    result_key = search_script().result_key
+    row, sha = ROWS[0], "ab" * 32
+    want = core.candidate_key(row, SETTINGS, sha)
+    assert result_key(row, SETTINGS, sha, tmp_path) == want  # no imports.json yet
+    cache_path, cache = core.imports_cache(tmp_path)
+    core.code_digests(SCRIPTS / "search.py", cache)
+    cache_path.parent.mkdir(parents=True)
+    cache_path.write_text(json.dumps(cache))
+    assert result_key(row, SETTINGS, sha, tmp_path) == want
+    assert result_key(ROWS[1], SETTINGS, sha, tmp_path) != want
