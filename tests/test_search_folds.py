@@ -157,3 +157,16 @@ def test_the_result_key_is_the_fingerprints_candidate_key(tmp_path: Path) -> Non
     cache_path.write_text(json.dumps(cache))
     assert result_key(row, SETTINGS, sha, tmp_path) == want
     assert result_key(ROWS[1], SETTINGS, sha, tmp_path) != want
+
+
+def test_select_model_removes_the_shared_folds_once_the_search_is_over(
+    split_base: Path, tmp_path: Path
+) -> None:
+    table = tmp_path / "candidates.txt"
+    table.write_text("lr-a logistic_regression C=1.0 solver=liblinear\ndt-a decision_tree\n")
+    for row in candidates.read_table(table):
+        run_stage("search.py", split_base, "--candidate", row.id, "--family", row.family)
+    assert len(list(folds.folds_dir(split_base).glob("fold-*.npz"))) == 5
+    run_stage("select_model.py", split_base, "--table", str(table))
+    assert config.Layout(split_base).selection.is_file()
+    assert not folds.folds_dir(split_base).exists()
