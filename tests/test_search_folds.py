@@ -165,7 +165,17 @@ def test_select_model_removes_the_shared_folds_once_the_search_is_over(
     table = tmp_path / "candidates.txt"
     table.write_text("lr-a logistic_regression C=1.0 solver=liblinear\ndt-a decision_tree\n")
     for row in candidates.read_table(table):
-        run_stage("search.py", split_base, "--candidate", row.id, "--family", row.family)
+        words = row.params_text().split()
+        run_stage(
+            "search.py",
+            split_base,
+            "--candidate",
+            row.id,
+            "--family",
+            row.family,
+            "--params",
+            *words,
+        )
     assert len(list(folds.folds_dir(split_base).glob("fold-*.npz"))) == 5
     run_stage("select_model.py", split_base, "--table", str(table))
     assert config.Layout(split_base).selection.is_file()
