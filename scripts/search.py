@@ -16,65 +16,95 @@ gets one CPU. Exit 65 (bad input) when the row is invalid or cannot be fitted: a
 
 from __future__ import annotations
 
+import hashlib
 import json
 import resource
 import socket
 import time
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from loanpipe import config, errors
 from loanpipe.errors import PipelineError
 from loanpipe.fingerprint import core
-from loanpipe.stages import candidates, common, modeling
+from loanpipe.stages import candidates, common, folds
 from loanpipe.stages.candidates import Candidate
 from loanpipe.stages.common import log
 
+# The memory order of each family's input, as candidates.build_pipeline's Preprocessor gives it.
+ORDER = {"logistic_regression": "C", "decision_tree": "F", "hist_gradient_boosting": "C"}
+
 
 def cross_validate(
-    candidate: Candidate, training: candidates.Training, settings: dict
+    candidate: Candidate, fold_data: Iterable[folds.Fold], settings: dict
 ) -> dict[str, object]:
-    """Fit a fresh pipeline per fold on the other folds, score it on its own fold."""
-    from sklearn.base import clone
-    from sklearn.metrics import accuracy_score, f1_score, get_scorer, precision_score, recall_score
-    from sklearn.model_selection import StratifiedKFold
+    """Fit the candidate's classifier on each fold's preprocessed training part (the cached
+    matrices of stages/folds.py: what the whole pipeline's fit would compute), score it on the
+    fold's validation part."""
+    import numpy as np
+    from sklearn.metrics import get_scorer
 
-    seed = settings["seed"]
     scorer = get_scorer(settings["scoring"])
-    folds = StratifiedKFold(n_splits=settings["folds"], shuffle=True, random_state=seed)
-    template = candidates.build_pipeline(candidate, training.numeric, training.categorical, seed)
     per_fold: list[dict[str, float]] = []
-    x, y = training.features, training.labels
-    for train_idx, val_idx in folds.split(x, y):
-        model = clone(template)
+    for fold in fold_data:
+        model = candidates.estimator(candidate, settings["seed"])
+        # A tree reads one column at a time: column-major, as its pipeline's Preprocessor gives.
+        x_train = (
+            np.asfortranarray(fold.x_train) if ORDER[candidate.family] == "F" else fold.x_train
+        )
         start = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # convergence notes; the score tells the story
             try:
-                model.fit(x.iloc[train_idx], y[train_idx])
+                model.fit(x_train, fold.y_train)
             except ValueError as exc:  # the row's parameters do not suit this data: permanent
                 message = " ".join(str(exc).split())
                 raise PipelineError(
                     f"candidate {candidate.id}", f"{candidate.family} cannot be fitted: {message}"
                 ) from None
         fit_s = time.perf_counter() - start
-        x_val, y_val = x.iloc[val_idx], y[val_idx]
-        with modeling.quiet_unknown_categories():
-            predicted = model.predict(x_val)
+        x_val, y_val = fold.x_val, fold.y_val
+        metrics = label_metrics(y_val, model.predict(x_val))
+        if settings["scoring"] in metrics:  # what the scorer computes from the same predictions
+            score = metrics[settings["scoring"]]
+        else:
             score = float(scorer(model, x_val, y_val))
         per_fold.append(
             {
                 "score": score,
-                "precision": float(precision_score(y_val, predicted, zero_division=0)),
-                "recall": float(recall_score(y_val, predicted, zero_division=0)),
-                "f1": float(f1_score(y_val, predicted, zero_division=0)),
-                "accuracy": float(accuracy_score(y_val, predicted)),
+                **metrics,
                 "fit_s": round(fit_s, 3),
-                "train_rows": len(train_idx),
-                "validation_rows": len(val_idx),
+                "train_rows": len(fold.y_train),
+                "validation_rows": len(y_val),
+                "fold_cached": not fold.built,
             }
         )
     return summarize(per_fold)
+
+
+def label_metrics(y_true: Any, y_pred: Any) -> dict[str, float]:
+    """Precision, recall, F1 and accuracy of the positive class 1, as scikit-learn's
+    precision_score, recall_score, f1_score (zero_division=0) and accuracy_score compute them,
+    to the last bit, from the four counts (their input checks cost more than the fit of a
+    small model; tests/test_search_folds.py holds the two equal)."""
+    import numpy as np
+
+    truth, said = np.asarray(y_true) == 1, np.asarray(y_pred) == 1
+    tp = int(np.count_nonzero(truth & said))
+    true_sum, pred_sum = int(np.count_nonzero(truth)), int(np.count_nonzero(said))
+    correct = len(truth) - int(np.count_nonzero(truth ^ said))
+
+    def divide(numerator: float, denominator: float) -> float:
+        return float(numerator / denominator) if denominator else 0.0
+
+    return {
+        "precision": divide(np.float64(tp), np.float64(pred_sum)),
+        "recall": divide(np.float64(tp), np.float64(true_sum)),
+        "f1": divide(np.float64(2.0 * tp), np.float64(true_sum + pred_sum)),
+        "accuracy": divide(np.float64(correct), np.float64(len(truth))),
+    }
 
 
 def summarize(per_fold: list[dict[str, float]]) -> dict[str, object]:
@@ -92,6 +122,17 @@ def summarize(per_fold: list[dict[str, float]]) -> dict[str, object]:
             for key in ("precision", "recall", "f1", "accuracy")
         },
     }
+
+
+def result_key(candidate: Candidate, settings: dict, train_sha: str, base: Path) -> str:
+    """core.candidate_key (the result cache's key), reusing the imports the node's PRE script
+    parsed (BASE_DIR/dags/fingerprints/imports.json, keyed by each file's content, so an edited
+    file is parsed again): parsing the code was most of the key's time, in each of the jobs."""
+    _, imports = core.imports_cache(base)
+    parts = [core.candidate_digest(candidate), json.dumps(settings, sort_keys=True), train_sha]
+    parts += list(core.code_digests(config.SCRIPTS_DIR / "search.py", imports).values())
+    parts.append(core.sha256_file(core.PINS))
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
 def cached(path: Path, key: str) -> bool:
@@ -121,24 +162,20 @@ def main(argv: list[str] | None = None) -> int:
     path = candidates.result_path(args.base_dir, candidate.id)
     layout = config.Layout(args.base_dir)
     train_sha = candidates.training_sha256(layout.split_csv("X_train"), layout.split_csv("y_train"))
-    key = core.candidate_key(candidate, settings, train_sha)
+    key = result_key(candidate, settings, train_sha, args.base_dir)
     if cached(path, key):
         log(f"{candidate.id}: unchanged (row, settings, training rows, code): not fitted again")
         return errors.EXIT_OK
-    training = candidates.read_training(args.base_dir)
-    if min(int((training.labels == c).sum()) for c in (0, 1)) < settings["folds"]:
-        raise PipelineError(
-            config.Layout(args.base_dir).split_csv("y_train"),
-            f"each class needs at least {settings['folds']} rows for {settings['folds']}-fold CV",
-        )
     log(
         f"{candidate.id}: {candidate.name} {candidate.params_text() or '(defaults)'}, "
-        f"{settings['folds']}-fold CV ({settings['scoring']}) on {len(training.labels)} rows"
+        f"{settings['folds']}-fold CV ({settings['scoring']})"
     )
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1):  # one thread, also when run by hand outside HTCondor
-        cv = cross_validate(candidate, training, settings)
+        cv = cross_validate(candidate, folds.folds(args.base_dir, settings, train_sha), settings)
+    detail = cv["folds_detail"]
+    train_rows = detail[0]["train_rows"] + detail[0]["validation_rows"]
     result = {
         "candidate": candidate.id,
         "family": candidate.family,
@@ -148,8 +185,8 @@ def main(argv: list[str] | None = None) -> int:
         "folds": settings["folds"],
         "seed": settings["seed"],
         **cv,
-        "train_rows": len(training.labels),
-        "train_sha256": training.sha256,
+        "train_rows": train_rows,
+        "train_sha256": train_sha,
         "cache_key": key,
         "started_at": common.utc_now(),
         "elapsed_s": round(time.time() - start, 3),

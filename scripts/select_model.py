@@ -7,7 +7,8 @@ Reads   search/candidates.txt and search/search.conf (which candidates must have
 Writes  BASE_DIR/staging/model/trained_model_v3.pkl (the winner refitted on every training row)
         BASE_DIR/staging/search/selection.json: the leaderboard (every candidate's mean and
         standard deviation over the folds, ranked), the winner, the rule that chose it, the
-        margin, the model's sha256 and provenance
+        margin, the model's sha256 and provenance; then removes the search's shared fold
+        matrices (BASE_DIR/staging/search/folds/, see stages/folds.py)
 
 The rule: the highest mean CV score (search.conf's scoring, F1 by default); on a tie the smaller
 spread (standard deviation over the folds); on a full tie the earlier row of the table. A result
@@ -18,13 +19,14 @@ error (exit 65, bad input), never silently ranked.
 from __future__ import annotations
 
 import math
+import shutil
 import warnings
 from pathlib import Path
 from typing import Any
 
 from loanpipe import config, errors
 from loanpipe.errors import PipelineError
-from loanpipe.stages import candidates, common
+from loanpipe.stages import candidates, common, folds
 from loanpipe.stages.candidates import Candidate
 from loanpipe.stages.common import log
 
@@ -162,6 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     common.write_json(selection, candidates.selection_path(args.base_dir))
     log(f"wrote {model_path} and {candidates.selection_path(args.base_dir)}")
+    # The search is over: its shared fold matrices (5 x the training rows as float64, 7 GiB at
+    # 10M rows) go; a row added later rebuilds them in its own job.
+    shutil.rmtree(folds.folds_dir(args.base_dir), ignore_errors=True)
     return errors.EXIT_OK
 
 

@@ -186,3 +186,54 @@ def test_a_failing_step_of_the_pool_section_is_one_line() -> None:
     with pytest.raises(RuntimeError, match=r"exit 3: boom$"):
         pool.checked(["sh", "-c", "echo boom; exit 3"])  # or of stdout
     pool.checked(["true"])
+
+
+SEARCH_TABLE = (
+    "lr-a logistic_regression C=1.0 solver=liblinear\n"
+    "dt-a decision_tree max_depth=5\n"
+    "hgb-a hist_gradient_boosting max_iter=20\n"
+)
+
+
+def test_bench_search_runs_gridsearchcv_and_the_tune_dag_to_the_same_winner(
+    tmp_path: Path, sample_csv: Path
+) -> None:
+    from test_search import copy_checkout
+
+    project = copy_checkout(tmp_path)
+    (project / "search" / "candidates.txt").write_text(SEARCH_TABLE)
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAKE") and k != "BASE_DIR"}
+    proc = subprocess.run(
+        [str(project / ".venv/bin/python"), "-m", "loanpipe.bench", "--only", "search"]
+        + ["--repeats", "1", "--work-dir", str(work)],
+        capture_output=True,
+        text=True,
+        env={**env, "LOAN_DATA_CSV": str(sample_csv), "CONDOR_CONFIG": "/dev/null"},
+        timeout=900,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    ref = next(line for line in lines if line.startswith("GridSearchCV(n_jobs=2): winner "))
+    ours = next(line for line in lines if line.startswith("make local DAG=tune: winner "))
+    assert ref.split("winner ")[1] == ours.split("winner ")[1]  # the same id and CV score
+    assert ref.split()[2].rstrip(",") in ("lr-a", "dt-a", "hgb-a")
+    assert "winners and every candidate's CV score agree" in lines
+    ratio = next(line for line in lines if line.startswith("model search, whole tune DAG: "))
+    assert "GridSearchCV(n_jobs=2) " in ratio and "ratio " in ratio and "(goal <= 0.50: " in ratio
+    assert list(work.iterdir()) == []  # base directories removed
+
+
+def test_bench_search_is_skipped_without_the_real_rows(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "loanpipe.bench", "--only", "search", "--work-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "LOAN_DATA_CSV": str(tmp_path / "absent.csv")},
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert f"skipped: the real rows are not at {tmp_path / 'absent.csv'}" in proc.stdout

@@ -56,10 +56,17 @@ def spread(values: list[float]) -> str:
     return f"{statistics.median(values):.1f} s ({min(values):.1f} to {max(values):.1f})"
 
 
-def ratio_line(what: str, original: list[float], ours: list[float], goal: float | None) -> str:
-    """One line: what, the original's median, ours, their ratio, and the goal it is held to."""
+def ratio_line(
+    what: str,
+    original: list[float],
+    ours: list[float],
+    goal: float | None,
+    reference: str = "original",
+) -> str:
+    """One line: what, the reference's median (the original system unless named), ours, their
+    ratio, and the goal it is held to."""
     ratio = statistics.median(ours) / statistics.median(original)
-    line = f"{what}: original {spread(original)}, this project {spread(ours)}: ratio {ratio:.2f}"
+    line = f"{what}: {reference} {spread(original)}, this project {spread(ours)}: ratio {ratio:.2f}"
     if goal is not None:
         line += f"  (goal <= {goal:.2f}: {'met' if ratio <= goal else 'NOT met'})"
     return line

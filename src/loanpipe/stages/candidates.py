@@ -245,6 +245,15 @@ def build_pipeline(
     )
 
 
+def check_class_counts(base: Path, labels: Any, folds: int) -> None:
+    """Stratified k-fold CV needs at least ``folds`` rows of each class."""
+    if min(int((labels == c).sum()) for c in (0, 1)) < folds:
+        raise PipelineError(
+            config.Layout(base).split_csv("y_train"),
+            f"each class needs at least {folds} rows for {folds}-fold CV",
+        )
+
+
 def training_sha256(x_path: Path, y_path: Path) -> str:
     """One digest for the training rows (features and labels): results from other data differ."""
     import hashlib
