@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from loanpipe.bench import stages
+from loanpipe.bench import original, stages
 
 
 def run_stages(args: argparse.Namespace) -> int:
@@ -29,7 +29,7 @@ def run_stages(args: argparse.Namespace) -> int:
 
 
 # name -> the function that runs the section (each module's ``run(args) -> exit code``)
-SECTIONS = {"stages": run_stages}
+SECTIONS = {"stages": run_stages, "original": original.run}
 
 
 def parser() -> argparse.ArgumentParser:
