@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import resource
+import select
 import signal
 import subprocess
 import sys
@@ -31,6 +32,7 @@ from loanpipe.local import scripts
 from loanpipe.local.cluster import Cluster  # DAGMan's rules for a node with many jobs
 from loanpipe.local.jobspec import (  # a node's job: its submit file expanded, then started
     JobHeld,
+    JobSpec,
     RunnerError,
     check_job_files,
     expand_in_helper,
@@ -60,6 +62,17 @@ THREAD_VARS = (
     "TF_LOOP_PARALLEL_ITERATIONS",
     "TF_NUM_THREADS",
 )
+
+
+def job_env(spec: JobSpec) -> dict[str, str]:
+    """The environment a job gets: its submit file's, plus what a starter sets."""
+    env = dict(spec.env)
+    env.setdefault("_CONDOR_JOB_IWD", str(spec.iwd))
+    env.setdefault("BATCH_SYSTEM", "HTCondor")
+    if spec.request_cpus:
+        for var in THREAD_VARS:
+            env.setdefault(var, str(spec.request_cpus))
+    return env
 
 
 class Runner(RunOutput):
@@ -128,11 +141,14 @@ class Runner(RunOutput):
         the ClusterId a schedd would: a new one per submission."""
         self.clusters += 1
         st.cluster_id = self.clusters
+        return self.submit_values(st, self.clusters)
+
+    def submit_values(self, st: NodeState, cluster_id: int) -> dict[str, str]:
         values = {
             "DAG_STATUS": str(int(self.dag_status)),
             "FAILED_COUNT": str(self.failed_count()),
-            "ClusterId": str(self.clusters),
-            "Cluster": str(self.clusters),
+            "ClusterId": str(cluster_id),
+            "Cluster": str(cluster_id),
         }
         if st.node.parents:  # node ids are in JOB line order (Node::PrintParents)
             parents = [name for name in self.dag.nodes if name in st.node.parents]
@@ -155,6 +171,7 @@ class Runner(RunOutput):
     def run(self) -> None:
         """Drive the DAG until no more progress is possible, then run its FINAL node, if it has
         one, whatever happened (main_shutdown_rescue and Dag::StartFinalNode in DAGMan)."""
+        self.warm_up()
         self.drive()
         if self.interrupted is not None:
             self.set_status(DagStatus.REMOVED, force=True)
@@ -175,6 +192,22 @@ class Runner(RunOutput):
         self.drive()
         if self.stopping():
             self.kill_all()
+
+    def warm_up(self) -> None:
+        """Start the warm interpreter the first job will fork from now, so that its imports
+        overlap the PRE scripts and the first stages. (Its submit file is expanded with what
+        its first submission will get; a job whose environment turns out different starts its
+        own server then.)"""
+        first = next((s for s in self.states.values() if s.status == "ready"), None)
+        if first is None or first.node.noop or not self.launcher.enabled:
+            return
+        try:
+            specs = expand_in_helper(
+                first.node, first.retry, self.submit_values(first, self.clusters + 1)
+            )
+        except RunnerError:
+            return  # the node's own submission says why
+        self.launcher.warm(specs[0].argv, job_env(specs[0]))
 
     def drive(self) -> None:
         """Start what is ready and reap what ends until nothing runs or the run must stop."""
@@ -208,12 +241,21 @@ class Runner(RunOutput):
                 pid = 0
             if pid == 0:
                 self.show_status()
-                time.sleep(POLL_S)
+                self.wait_for_exit(POLL_S)
                 continue
             proc = self.procs.pop(pid, None)
             if proc is None:
                 continue
             self.reaped(proc, wstatus, ru)
+
+    def wait_for_exit(self, timeout: float) -> None:
+        """Sleep until a process of ours ends (its pidfd turns readable) or ``timeout`` passes."""
+        fds = [p.pidfd for p in self.procs.values() if p.pidfd is not None]
+        if not fds or len(fds) < len(self.procs):
+            time.sleep(timeout if not fds else min(timeout, 0.01))
+            return
+        with contextlib.suppress(OSError, ValueError):
+            select.select(fds, [], [], timeout)
 
     # -- node lifecycle
 
@@ -250,10 +292,22 @@ class Runner(RunOutput):
             exe = str((st.node.node_dir or self.dag.cwd) / exe)
         st.status = kind
         self.say(st.node.name, f"{kind.upper()} script running")
+        cwd = st.node.node_dir or Path.cwd()
+        # A `python script.py` script forks from a warm interpreter of its own (DAGMan's
+        # environment, no stdio), as jobs do; anything else is exec'd.
+        devnull = Path(os.devnull)
+        launched = None
+        if len(argv) > 1 and os.path.isabs(argv[1]):  # the script the interpreter would open
+            launched = self.launcher.spawn(
+                [exe, *argv[1:]], dict(os.environ), cwd, devnull, devnull, devnull, kind="scripts"
+            )
+        if launched is not None:
+            self.procs[launched.pid] = Proc(launched.pid, kind.upper(), st)
+            return
         try:
             p = subprocess.Popen(  # noqa: S603 - the DAG names the script on purpose
                 [exe, *argv[1:]],
-                cwd=st.node.node_dir,
+                cwd=cwd,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -342,12 +396,7 @@ class Runner(RunOutput):
         cluster = st.cluster
         assert cluster is not None
         spec = cluster.specs[proc]
-        env = dict(spec.env)
-        env.setdefault("_CONDOR_JOB_IWD", str(spec.iwd))
-        env.setdefault("BATCH_SYSTEM", "HTCondor")
-        if spec.request_cpus:
-            for var in THREAD_VARS:
-                env.setdefault(var, str(spec.request_cpus))
+        env = job_env(spec)
         files: list[IO[Any]] = []
         # `python script.py` jobs fork from a warm interpreter (local.launcher); others exec.
         launched = self.launcher.spawn(
