@@ -328,7 +328,8 @@ def test_pre_and_post_scripts_fork_warm_and_behave_as_execd(tmp_path: Path) -> N
         lines = [json.loads(line) for line in log.read_text().splitlines()]
         log.unlink()
         assert {line["warm"] for line in lines} == {not mode}
-        seen[bool(mode)] = [{k: v for k, v in line.items() if k != "warm"} for line in lines]
+        shown = [{k: v for k, v in line.items() if k != "warm"} for line in lines]
+        seen[bool(mode)] = sorted(shown, key=json.dumps)  # a's and b's PRE run side by side
         last = {name: recs[-1] for name, recs in attempts(dag).items()}
         assert last["a"]["exit_code"] == 0 and last["a"]["job_exit_code"] == 3
         assert last["b"]["status"] == "pre_skipped"
@@ -373,3 +374,40 @@ def test_a_forked_process_reimports_preloaded_modules_whose_files_changed(tmp_pa
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout == "2\n"
+
+
+def test_a_job_forks_once_the_packages_its_code_imports_are_loaded(tmp_path: Path) -> None:
+    """The server is still importing when the first job asks; a job whose code imports
+    scikit-learn (here only inside a function) is forked once scikit-learn is loaded, instead
+    of importing it a second time itself; a job that needs none of it starts at once."""
+    needs = (
+        "import sys\n"
+        "loaded = 'sklearn.model_selection' in sys.modules\n"
+        "def later():\n    import sklearn.tree\n"
+        "sys.exit(0 if loaded else 5)\n"
+    )
+    plain = "import sys\nsys.exit(6 if 'sklearn.base' in sys.modules else 0)\n"
+    dag = make_dag(tmp_path, {"needs.py": needs, "plain.py": plain}, {"first": "plain.py"})
+    with dag.open("a") as fh:
+        fh.write(f"JOB second {tmp_path / 'node.sub'}\n")
+        fh.write(f'VARS second script="{tmp_path / "scripts/needs.py"}" args=""\n')
+    result = run(dag)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert forked(dag) == {"first": True, "second": True}
+    last = {name: recs[-1] for name, recs in attempts(dag).items()}
+    assert last["first"]["exit_code"] == 0 and last["second"]["exit_code"] == 0
+
+
+def test_imported_packages_are_found_through_the_projects_modules(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    (tmp_path / "proj").mkdir()
+    (tmp_path / "proj/__init__.py").write_text("")
+    (tmp_path / "proj/lazy.py").write_text("def f():\n    import sklearn.tree\n")
+    script = tmp_path / "job.py"
+    script.write_text("import json\nfrom proj import lazy\nfrom os import path\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    tops = launcher.imported_tops(str(script), {})
+    assert {"json", "proj", "sklearn", "os"} <= tops
+    assert launcher.source_file("proj.lazy") == str(tmp_path / "proj/lazy.py")
+    assert launcher.source_file("json") is None  # the installation's: not followed

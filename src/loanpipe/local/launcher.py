@@ -58,8 +58,15 @@ PRELOAD = (
     "pyarrow.csv",
     "pyarrow.compute",
     "numpy",
-    "pandas",
     "joblib",
+    "pandas",
+    # scikit-learn's first import is 1.5 s, most of it scipy's: in steps, so that a job asking
+    # meanwhile waits a fraction of it
+    "scipy.sparse",
+    "scipy.special",
+    "scipy.linalg",
+    "scipy.optimize",
+    "scipy.stats",
     "sklearn.base",
     "sklearn.utils",
     "sklearn.compose",
@@ -469,27 +476,85 @@ def fork_job(req: dict[str, Any]) -> dict[str, Any]:
     return {"ok": True, "pid": int(line), "floor_mib": floor}
 
 
+def source_file(name: str) -> str | None:
+    """The source file of module ``name`` on sys.path outside the installation (the project's,
+    editable), found without importing anything; None for any other module."""
+    parts = name.split(".")
+    for entry in sys.path:
+        base = os.path.join(entry or ".", *parts)
+        for path in (base + ".py", os.path.join(base, "__init__.py")):
+            if os.path.isfile(path):
+                return None if installed(os.path.abspath(path)) else path
+    return None
+
+
+def imported_tops(script: str, cache: dict[str, set[str]]) -> set[str]:
+    """The top-level packages ``script`` imports anywhere, directly or through the project's
+    modules it imports (read with ast, not run): what its fork should find loaded."""
+    import ast
+
+    if script in cache:
+        return cache[script]
+    tops: set[str] = set()
+    seen, todo = {script}, [script]
+    while todo:
+        path = todo.pop()
+        try:
+            tree = ast.parse(Path(path).read_bytes(), filename=path)
+        except (OSError, SyntaxError, ValueError):
+            continue
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+            for name in names:
+                tops.add(name.split(".")[0])
+                found = source_file(name)
+                if found is not None and found not in seen:
+                    seen.add(found)
+                    todo.append(found)
+    cache[script] = tops
+    return tops
+
+
 def serve(requests: IO[bytes], replies: IO[bytes], preload: tuple[str, ...] = PRELOAD) -> int:
-    """Import ``preload`` one module at a time, answering fork requests in between; then serve."""
+    """Import ``preload`` one module at a time, answering fork requests in between; then serve.
+
+    A request for a script that imports a package still waiting in ``preload`` (scikit-learn
+    for a trainer) is answered once that package is loaded: forked earlier, the job would
+    import it itself, at the same time as the server, on a machine with a core or two."""
     prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() == 1:
         return 0
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != LAUNCHER.parent]
     pending = list(preload)
+    scanned: dict[str, set[str]] = {}
+
+    def load_next() -> None:
+        name = pending.pop(0)
+        with contextlib.suppress(Exception):
+            __import__(name)
+        note_sources()
+
     while True:
         timeout = 0.0 if pending else None
         ready, _, _ = select.select([requests], [], [], timeout)
         if not ready:
-            name = pending.pop(0)
-            with contextlib.suppress(Exception):
-                __import__(name)
-            note_sources()
+            load_next()
             continue
         line = requests.readline()
         if not line:
             return 0
         try:
-            reply = fork_job(json.loads(line))
+            req = json.loads(line)
+            if pending:
+                script = os.path.join(req["cwd"], str(req["argv"][0]))
+                wanted = imported_tops(script, scanned)
+                while any(name.split(".")[0] in wanted for name in pending):
+                    load_next()
+            reply = fork_job(req)
         except (ValueError, KeyError, TypeError, OSError) as exc:
             reply = {"ok": False, "error": f"bad request: {exc}"}
         replies.write((json.dumps(reply) + "\n").encode())

@@ -101,6 +101,7 @@ class Runner(RunOutput):
         self.width = max((len(n) for n in dag.nodes), default=4)
         self.jobs_submitted = self.jobs_succeeded = self.jobs_failed = 0
         self.running_by_cat: dict[str, int] = {}
+        self.warmed = False  # the first job's warm interpreter started (warm_up)
 
     # -- scheduling
 
@@ -171,7 +172,6 @@ class Runner(RunOutput):
     def run(self) -> None:
         """Drive the DAG until no more progress is possible, then run its FINAL node, if it has
         one, whatever happened (main_shutdown_rescue and Dag::StartFinalNode in DAGMan)."""
-        self.warm_up()
         self.drive()
         if self.interrupted is not None:
             self.set_status(DagStatus.REMOVED, force=True)
@@ -198,7 +198,7 @@ class Runner(RunOutput):
         overlap the PRE scripts and the first stages. (Its submit file is expanded with what
         its first submission will get; a job whose environment turns out different starts its
         own server then.)"""
-        first = next((s for s in self.states.values() if s.status == "ready"), None)
+        first = next((s for s in self.states.values() if s.status in ("ready", "pre")), None)
         if first is None or first.node.noop or not self.launcher.enabled:
             return
         try:
@@ -231,6 +231,9 @@ class Runner(RunOutput):
                     self.start_procs(st)
             if self.stopping():
                 break
+            if not self.warmed:  # once the first PRE scripts run
+                self.warmed = True
+                self.warm_up()
             if not self.procs and not any(
                 s.status in ("ready", "deferred", "queued") for s in self.states.values()
             ):
