@@ -32,10 +32,10 @@ from loanpipe.local import scripts
 from loanpipe.local.cluster import Cluster  # DAGMan's rules for a node with many jobs
 from loanpipe.local.jobspec import (  # a node's job: its submit file expanded, then started
     JobHeld,
-    JobSpec,
     RunnerError,
     check_job_files,
     expand_in_helper,
+    job_env,
     popen_job,
 )
 from loanpipe.local.launcher import Launcher  # warm interpreter that forks script jobs
@@ -47,32 +47,6 @@ KILL_GRACE_S = 5.0
 DAG_ERROR_SUBMIT_FAILED = -1001  # a job's return value when condor_submit fails (dag.h)
 DAG_ERROR_JOB_ABORTED = -1002  # ... when it was removed (after a hold)
 POLL_S = 0.05
-# STARTER_NUM_THREADS_ENV_VARS (HTCondor sets these to request_cpus in every job).
-THREAD_VARS = (
-    "CUBACORES",
-    "GOMAXPROCS",
-    "JULIA_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "NUMEXPR_NUM_THREADS",
-    "OMP_NUM_THREADS",
-    "OMP_THREAD_LIMIT",
-    "OPENBLAS_NUM_THREADS",
-    "PYTHON_CPU_COUNT",
-    "ROOT_MAX_THREADS",
-    "TF_LOOP_PARALLEL_ITERATIONS",
-    "TF_NUM_THREADS",
-)
-
-
-def job_env(spec: JobSpec) -> dict[str, str]:
-    """The environment a job gets: its submit file's, plus what a starter sets."""
-    env = dict(spec.env)
-    env.setdefault("_CONDOR_JOB_IWD", str(spec.iwd))
-    env.setdefault("BATCH_SYSTEM", "HTCondor")
-    if spec.request_cpus:
-        for var in THREAD_VARS:
-            env.setdefault(var, str(spec.request_cpus))
-    return env
 
 
 class Runner(RunOutput):
