@@ -111,9 +111,8 @@ plan: paths ## One line per node: run or skip, and why (nothing runs; takes FORC
 
 local: $(VENV)/.installed $(BASE_DIR)/loan_data.csv paths ## Run the DAG on this machine; unchanged nodes are skipped (sample data only in data/)
 	$(REMEMBER)
-	$(FORGET)
 	CONDOR_CONFIG=/dev/null $(VPY) -m loanpipe.local --dag "$(DAG_FILE)" \
-		$(if $(FRESH),--fresh) -j $(JOBS)
+		$(if $(FRESH),--fresh) $(if $(FRESH)$(FORCE),--forget "$(if $(FRESH),all,$(FORCE))") -j $(JOBS)
 
 graph: paths ## Draw the DAG into BASE_DIR/dags/DAG.png (Graphviz dot if installed, else matplotlib)
 	$(VPY) -m loanpipe.graph --dag "$(DAG_FILE)" --output "$(DAG_FILE:.dag=.png)"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -237,3 +238,59 @@ def test_bench_search_is_skipped_without_the_real_rows(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert f"skipped: the real rows are not at {tmp_path / 'absent.csv'}" in proc.stdout
+
+
+def run_bench(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "loanpipe.bench", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CONDOR_CONFIG": "/dev/null", **env},
+        timeout=600,
+        check=False,
+    )
+
+
+def test_original_section_runs_both_alternately_and_prints_the_ratio(tmp_path: Path) -> None:
+    source = sample(tmp_path, 400)
+    fake = tmp_path / "original"
+    fake.mkdir()
+    # A stand-in for the original's run script: it must get the base directory with the input.
+    (fake / "run_seed.sh").write_text(
+        '#!/usr/bin/env bash\nset -e\ntest -s "$1/loan_data.csv"\n'
+        'python -c "import pandas" && echo ran > "$1/original_ran.txt"\n'
+    )
+    work = tmp_path / "work"
+    work.mkdir()
+    proc = run_bench(
+        ["--only", "original", "--rows", "600", "--repeats", "1", "--work-dir", str(work)],
+        {"LOAN_DATA_CSV": str(source), "LOAN_ORIGINAL_DIR": str(fake)},
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert any(line.startswith(f"600 rows (resampled from {source})") for line in lines)
+    pattern = (
+        r"600 rows, whole pipeline on one machine \(make local FRESH=1\): "
+        r"original \d+\.\d s, this project \d+\.\d s: "
+        r"ratio \d+\.\d\d  \(goal <= 0\.15: (NOT )?met\)"
+    )
+    assert any(re.fullmatch(pattern, line) for line in lines), proc.stdout
+    # Both really ran: the fake original wrote its one file, make local deployed a model.
+    last = next(line for line in lines if line.startswith("  last runs:"))
+    assert "the original left 1 files" in last
+    assert re.search(r"this project deployed v[12] \(.+\), DagStatus 0$", last), last
+    assert list(work.iterdir()) == []  # the base directories are removed afterwards
+    assert not (tmp_path / ".last-run").exists()
+
+
+def test_original_section_says_why_it_cannot_run(tmp_path: Path) -> None:
+    proc = run_bench(
+        ["--only", "original", "--rows", "600", "--repeats", "1"],
+        {"LOAN_ORIGINAL_DIR": str(tmp_path / "nowhere")},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (
+        f"original: skipped: the original system's scripts are not in {tmp_path / 'nowhere'} "
+        "(set LOAN_ORIGINAL_DIR)" in proc.stdout.splitlines()
+    )
+    assert "ratio" not in proc.stdout

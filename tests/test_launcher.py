@@ -278,3 +278,136 @@ def test_a_server_with_threads_does_not_fork() -> None:
     finally:
         stop.set()
         thread.join()
+
+
+# A PRE or POST script that shows what it saw: argv, cwd, stdio, an environment variable, and
+# whether it was forked (the warm interpreter has imported ctypes; `python script.py` has not).
+SCRIPT_SHOW = """\
+import json, os, sys
+from pathlib import Path
+warm = "ctypes" in sys.modules
+seen = {"argv": sys.argv, "cwd": os.getcwd(), "stdin": sys.stdin.read(), "name": __name__,
+        "env": os.environ.get("SCRIPT_VAR"), "pgid": os.getpgid(0) == os.getpid()}
+print("to the void")
+log = Path(sys.argv[1])
+with log.open("a") as fh:
+    fh.write(json.dumps({"warm": warm, **seen}) + "\\n")
+sys.exit(int(sys.argv[-1]))
+"""
+
+
+def test_pre_and_post_scripts_fork_warm_and_behave_as_execd(tmp_path: Path) -> None:
+    """`<python> script.py` PRE/POST scripts fork from a warm interpreter of their own: the same
+    argv ($JOB, $RETURN), cwd (the DAG's directory), no stdio, DAGMan's environment, exit codes
+    (PRE_SKIP, a POST that turns a job's failure into success) as when exec'd."""
+    dag = make_dag(
+        tmp_path,
+        {"exit3.py": EXITS["exit3.py"], "show.py": SCRIPT_SHOW},
+        {"a": "exit3.py", "b": "exit3.py"},
+    )
+    show = tmp_path / "scripts/show.py"
+    seen: dict[bool, list[dict[str, Any]]] = {}
+    for mode in ((), ("--exec",)):
+        log = tmp_path / "scripts.jsonl"
+        with dag.open("a") as fh:
+            fh.write(
+                f"SCRIPT PRE a {sys.executable} {show} {log} $JOB 0\n"
+                f"SCRIPT POST a {sys.executable} {show} {log} $JOB $RETURN 0\n"
+                f"SCRIPT PRE b {sys.executable} {show} {log} $JOB 97\n"
+                "PRE_SKIP b 97\n"
+            )
+        result = subprocess.run(
+            [*RUNNER, "--dag", str(dag), "--fresh", *mode],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "CONDOR_CONFIG": "/dev/null", "SCRIPT_VAR": "dagman's"},
+            timeout=SAFETY_TIMEOUT,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr  # POST exit 0: a succeeds
+        lines = [json.loads(line) for line in log.read_text().splitlines()]
+        log.unlink()
+        assert {line["warm"] for line in lines} == {not mode}
+        shown = [{k: v for k, v in line.items() if k != "warm"} for line in lines]
+        seen[bool(mode)] = sorted(shown, key=json.dumps)  # a's and b's PRE run side by side
+        last = {name: recs[-1] for name, recs in attempts(dag).items()}
+        assert last["a"]["exit_code"] == 0 and last["a"]["job_exit_code"] == 3
+        assert last["b"]["status"] == "pre_skipped"
+        dag.write_text(dag.read_text().split("SCRIPT PRE a")[0])
+    assert seen[False] == seen[True]
+    by_node = {(s["argv"][2], len(s["argv"])): s for s in seen[False]}
+    post = by_node[("a", 5)]
+    assert post["argv"][3] == "3"  # $RETURN: the job's exit code
+    assert post["cwd"] == str(tmp_path) and post["stdin"] == "" and post["name"] == "__main__"
+    assert post["env"] == "dagman's" and post["pgid"] is True
+    assert ("b", 4) in by_node and len(seen[False]) == 3
+
+
+CHANGED_SOURCE = """\
+import importlib, sys
+from pathlib import Path
+from loanpipe.local import launcher
+sys.path.insert(0, sys.argv[1])
+import mod_x
+launcher.note_sources()
+launcher.drop_changed_sources()
+assert sys.modules["mod_x"] is mod_x and "loanpipe.local.launcher" in sys.modules  # unchanged
+Path(sys.argv[1], "mod_x.py").write_text("VALUE = 2\\n")
+launcher.drop_changed_sources()
+assert "mod_x" not in sys.modules and "loanpipe.local.launcher" not in sys.modules
+import mod_x as again
+print(again.VALUE)
+"""
+
+
+def test_a_forked_process_reimports_preloaded_modules_whose_files_changed(tmp_path: Path) -> None:
+    """A module the server preloaded from outside the installation (the project's, editable)
+    whose file changed since is imported again in the fork, with its siblings: new code runs."""
+    (tmp_path / "mod_x.py").write_text("VALUE = 1\n")
+    result = subprocess.run(
+        [sys.executable, "-c", CHANGED_SOURCE, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+        timeout=SAFETY_TIMEOUT,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "2\n"
+
+
+def test_a_job_forks_once_the_packages_its_code_imports_are_loaded(tmp_path: Path) -> None:
+    """The server is still importing when the first job asks; a job whose code imports
+    scikit-learn (here only inside a function) is forked once scikit-learn is loaded, instead
+    of importing it a second time itself; a job that needs none of it starts at once."""
+    needs = (
+        "import sys\n"
+        "loaded = 'sklearn.model_selection' in sys.modules\n"
+        "def later():\n    import sklearn.tree\n"
+        "sys.exit(0 if loaded else 5)\n"
+    )
+    plain = "import sys\nsys.exit(6 if 'sklearn.base' in sys.modules else 0)\n"
+    dag = make_dag(tmp_path, {"needs.py": needs, "plain.py": plain}, {"first": "plain.py"})
+    with dag.open("a") as fh:
+        fh.write(f"JOB second {tmp_path / 'node.sub'}\n")
+        fh.write(f'VARS second script="{tmp_path / "scripts/needs.py"}" args=""\n')
+    result = run(dag)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert forked(dag) == {"first": True, "second": True}
+    last = {name: recs[-1] for name, recs in attempts(dag).items()}
+    assert last["first"]["exit_code"] == 0 and last["second"]["exit_code"] == 0
+
+
+def test_imported_packages_are_found_through_the_projects_modules(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    (tmp_path / "proj").mkdir()
+    (tmp_path / "proj/__init__.py").write_text("")
+    (tmp_path / "proj/lazy.py").write_text("def f():\n    import sklearn.tree\n")
+    script = tmp_path / "job.py"
+    script.write_text("import json\nfrom proj import lazy\nfrom os import path\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    tops = launcher.imported_tops(str(script), {})
+    assert {"json", "proj", "sklearn", "os"} <= tops
+    assert launcher.source_file("proj.lazy") == str(tmp_path / "proj/lazy.py")
+    assert launcher.source_file("json") is None  # the installation's: not followed

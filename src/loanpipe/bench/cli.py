@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from loanpipe.bench import pool, search, stages
+from loanpipe.bench import original, pool, search, stages
 
 
 def run_stages(args: argparse.Namespace) -> int:
@@ -29,7 +29,12 @@ def run_stages(args: argparse.Namespace) -> int:
 
 
 # name -> the function that runs the section (each module's ``run(args) -> exit code``)
-SECTIONS = {"stages": run_stages, "search": search.run, "pool": pool.run}
+SECTIONS = {
+    "stages": run_stages,
+    "original": original.run,
+    "search": search.run,
+    "pool": pool.run,
+}
 
 
 def parser() -> argparse.ArgumentParser:

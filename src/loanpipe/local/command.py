@@ -23,6 +23,7 @@ from loanpipe import config, hints, sample
 from loanpipe.dagman import Dag, DagError, apply_rescue, parse_dag, rescue_files
 from loanpipe.dagman import metrics as dag_metrics
 from loanpipe.dagman.status import DagStatus
+from loanpipe.errors import EXIT_USAGE
 from loanpipe.local.jobspec import RunnerError, close_expander
 from loanpipe.local.knobs import check_config
 from loanpipe.local.lock import PidLock
@@ -58,6 +59,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--fresh",
         action="store_true",
         help="ignore and remove rescue files and rerun every node (like condor_submit_dag -f)",
+    )
+    ap.add_argument(
+        "--forget",
+        metavar="NODES",
+        help="first make these nodes (comma-separated, or 'all') and their descendants run even "
+        "if unchanged (FORCE=..., FRESH=1: python -m loanpipe.fingerprint force, in this process)",
     )
     ap.add_argument(
         "--exec",
@@ -245,6 +252,14 @@ def run(
     """The run between taking the locks and releasing them (and the signal handlers)."""
     start_time = time.time()
     previous_died, base_dirs = take_locks(dag, dag_path, locks)
+    if args.forget:
+        from loanpipe.fingerprint import plan
+
+        try:
+            plan.force(dag_path, args.forget)
+        except plan.PlanError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     sample_note = sample.describe(base_dirs[0]) if len(base_dirs) == 1 else None
     start = choose_start(dag, dag_path, args.fresh)
     if previous_died and not args.fresh:

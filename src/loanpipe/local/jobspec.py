@@ -172,6 +172,34 @@ def job_spec(ad: Any) -> JobSpec:
     )
 
 
+# STARTER_NUM_THREADS_ENV_VARS (HTCondor sets these to request_cpus in every job).
+THREAD_VARS = (
+    "CUBACORES",
+    "GOMAXPROCS",
+    "JULIA_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+    "OMP_NUM_THREADS",
+    "OMP_THREAD_LIMIT",
+    "OPENBLAS_NUM_THREADS",
+    "PYTHON_CPU_COUNT",
+    "ROOT_MAX_THREADS",
+    "TF_LOOP_PARALLEL_ITERATIONS",
+    "TF_NUM_THREADS",
+)
+
+
+def job_env(spec: JobSpec) -> dict[str, str]:
+    """The environment a job gets: its submit file's, plus what a starter sets."""
+    env = dict(spec.env)
+    env.setdefault("_CONDOR_JOB_IWD", str(spec.iwd))
+    env.setdefault("BATCH_SYSTEM", "HTCondor")
+    if spec.request_cpus:
+        for var in THREAD_VARS:
+            env.setdefault(var, str(spec.request_cpus))
+    return env
+
+
 def expand_in_helper(node: Node, retry: int, run: dict[str, str] | None = None) -> list[JobSpec]:
     """Run :func:`expand_submit` in a child process (one per runner, reused: it imports the
     bindings once).

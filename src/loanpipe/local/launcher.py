@@ -15,10 +15,17 @@ a fork of it that behaves like ``python script.py args``:
   the job's), stdin/stdout/stderr = the job's In/Out/Err files, the exit code from SystemExit as
   the interpreter computes it (an uncaught exception prints its traceback and exits 1), atexit
   handlers run;
-- only modules are preloaded, never the project's own (its scripts/ directory is not on the
-  server's path) and no data: each job gets a fresh copy of the server's memory, so nothing one
+- only modules are preloaded, for jobs never the project's own (its scripts/ directory is not on
+  the server's path), and no data: each job gets a fresh copy of the server's memory, so nothing one
   job does reaches another. The random module and numpy's global generator are reseeded from the
   OS as a new interpreter would be.
+
+PRE and POST scripts that are ``<python> script.py args`` are forked the same way, from a server of
+their own (the DAGMan process's environment, not a job's) that preloads SCRIPT_PRELOAD: what the
+project's scripts (``scripts/fingerprint.py``, every node's) import, a few of the project's own
+modules among them. A preloaded module whose file lies outside the interpreter's installation (the
+project's, installed editable) is hashed when loaded; a forked process whose such files changed
+since drops them all and imports them again, as a new interpreter would.
 
 Anything else (another program, interpreter options, a server that cannot start or has more than
 one thread) is exec'd as before: ``Launcher.spawn`` returns None and the caller uses Popen.
@@ -44,15 +51,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-# The libraries the stages import, cheapest first, so that a job asking early gets the fork
-# with what is already loaded (the server answers between two imports).
+# The libraries the stages import, in the order the DAG needs them, so that a job asking early
+# gets the fork with what is already loaded (the server answers between two imports).
 PRELOAD = (
     "pyarrow",
     "pyarrow.csv",
     "pyarrow.compute",
     "numpy",
-    "pandas",
     "joblib",
+    "pandas",
+    # scikit-learn's first import is 1.5 s, most of it scipy's: in steps, so that a job asking
+    # meanwhile waits a fraction of it
+    "scipy.sparse",
+    "scipy.special",
+    "scipy.linalg",
+    "scipy.optimize",
+    "scipy.stats",
     "sklearn.base",
     "sklearn.utils",
     "sklearn.compose",
@@ -63,7 +77,34 @@ PRELOAD = (
     "sklearn.tree",
     "sklearn.metrics",
     "sklearn.model_selection",
+    # the report (the DAG's FINAL node) draws its charts with matplotlib: about a second of
+    # imports, paid here while the stages run
+    "matplotlib",
+    "matplotlib.figure",
+    "matplotlib.backends.backend_agg",
+    "matplotlib.pyplot",
 )
+# What PRE and POST scripts import (scripts/fingerprint.py): the standard library's part, then the
+# project's modules that read nothing of the process at import time (loanpipe.stages.common reads
+# sys.argv[0], so it is left to the script). Checked for changes before each fork (see above).
+SCRIPT_PRELOAD = (
+    "argparse",
+    "ast",
+    "dataclasses",
+    "hashlib",
+    "json",
+    "pathlib",
+    "tempfile",
+    "traceback",
+    "typing",
+    "loanpipe.errors",
+    "loanpipe.config",
+    "loanpipe.pipeline",
+    "loanpipe.dagman.parser",
+    "loanpipe.fingerprint.core",
+    "loanpipe.fingerprint.cli",
+)
+PRELOADS = {"jobs": PRELOAD, "scripts": SCRIPT_PRELOAD}
 PYTHON_NAME = re.compile(r"python(\d+(\.\d+)?)?")
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
@@ -155,10 +196,13 @@ class Worker:
             return lines[-1] if lines else ""
         return ""
 
-    def close(self) -> None:
+    def close(self, kill: bool = False) -> None:
         with contextlib.suppress(OSError):
             if self.proc.stdin is not None:
                 self.proc.stdin.close()
+        if kill:
+            with contextlib.suppress(OSError):
+                self.proc.kill()
         try:
             self.proc.wait(timeout=2)
         except subprocess.TimeoutExpired:
@@ -177,26 +221,28 @@ class Launcher:
     def __init__(self, enabled: bool = True) -> None:
         # Orphans (the jobs the servers fork) are reparented to us, so os.wait4 sees them.
         self.enabled = enabled and prctl(PR_SET_CHILD_SUBREAPER, 1)
-        self.servers: dict[tuple[str, tuple[tuple[str, str], ...]], Worker] = {}
+        self.servers: dict[tuple[str, str, tuple[tuple[str, str], ...]], Worker] = {}
         self.last_error: str | None = None
 
-    def server(self, python: str, env: dict[str, str]) -> Worker | None:
-        key = (python, tuple(sorted(env.items())))
+    def server(self, python: str, env: dict[str, str], kind: str = "jobs") -> Worker | None:
+        key = (python, kind, tuple(sorted(env.items())))
         srv = self.servers.get(key)
         if srv is None or srv.broken:
+            argv = [python, str(LAUNCHER), "--serve"]
+            argv += ["--preload", kind] if kind != "jobs" else []
             try:
                 # Started with exactly the job's environment (PYTHON*, OMP_NUM_THREADS, ...).
-                srv = Worker([python, str(LAUNCHER), "--serve"], env, cwd="/")
+                srv = Worker(argv, env, cwd="/")
             except OSError as exc:
                 self.last_error = f"cannot start {python}: {exc.strerror or exc}"
                 return None
             self.servers[key] = srv
         return srv
 
-    def warm(self, argv: list[str], env: dict[str, str]) -> None:
+    def warm(self, argv: list[str], env: dict[str, str], kind: str = "jobs") -> None:
         """Start the server for jobs like this one now, so its imports overlap other work."""
         if self.enabled and script_job(argv):
-            self.server(argv[0], env)
+            self.server(argv[0], env, kind)
 
     def spawn(
         self,
@@ -206,11 +252,13 @@ class Launcher:
         stdin: Path,
         stdout: Path,
         stderr: Path,
+        kind: str = "jobs",
     ) -> Launched | None:
-        """Fork the job from a warm server; None when it must be exec'd instead."""
+        """Fork the job (``kind`` "scripts": a PRE or POST script) from a warm server; None when
+        it must be exec'd instead."""
         if not self.enabled or not script_job(argv):
             return None
-        srv = self.server(argv[0], env)
+        srv = self.server(argv[0], env, kind)
         if srv is None:
             return None
         reply = srv.request(
@@ -229,8 +277,10 @@ class Launcher:
         return Launched(int(reply["pid"]), float(reply["floor_mib"]), srv.cmdline)
 
     def close(self) -> None:
+        # A server holds nothing worth an orderly exit (its jobs are the runner's children, in
+        # sessions of their own): killed, it does not spend a second tearing down its imports.
         for srv in self.servers.values():
-            srv.close()
+            srv.close(kill=True)
         self.servers.clear()
 
 
@@ -263,6 +313,45 @@ def threads() -> int:
     except OSError:
         return 1
     return count
+
+
+# file -> sha256 of the preloaded modules loaded from outside the interpreter's installation
+LOADED_SOURCES: dict[str, str] = {}
+
+
+def installed(path: str) -> bool:
+    prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+    return any(path.startswith(os.path.join(p, "")) for p in prefixes)
+
+
+def file_sha256(path: str) -> str | None:
+    import hashlib
+
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def note_sources() -> None:
+    """Hash the files of loaded modules that are not part of the installation (editable ones)."""
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if name == "__main__" or not isinstance(path, str) or installed(path):
+            continue
+        if path not in LOADED_SOURCES:
+            LOADED_SOURCES[path] = file_sha256(path) or ""
+
+
+def drop_changed_sources() -> None:
+    """In a forked job: when a preloaded module's file changed since it was loaded, forget every
+    module loaded from outside the installation, so that the job imports them from disk."""
+    if all(file_sha256(path) == digest for path, digest in LOADED_SOURCES.items()):
+        return
+    paths = set(LOADED_SOURCES)
+    for name, module in list(sys.modules.items()):
+        if name != "__main__" and getattr(module, "__file__", None) in paths:
+            del sys.modules[name]
 
 
 def open_job_files(req: dict[str, Any]) -> tuple[int, int, int]:
@@ -315,6 +404,7 @@ def run_job(req: dict[str, Any], fds: tuple[int, int, int]) -> int:
     os.closerange(3, 1 << 16)
     reopen_stdio()
     os.chdir(req["cwd"])
+    drop_changed_sources()
     argv = [str(a) for a in req["argv"]]
     script = argv[0]
     sys.argv = argv
@@ -386,26 +476,85 @@ def fork_job(req: dict[str, Any]) -> dict[str, Any]:
     return {"ok": True, "pid": int(line), "floor_mib": floor}
 
 
-def serve(requests: IO[bytes], replies: IO[bytes]) -> int:
-    """Import PRELOAD one module at a time, answering fork requests in between; then serve."""
+def source_file(name: str) -> str | None:
+    """The source file of module ``name`` on sys.path outside the installation (the project's,
+    editable), found without importing anything; None for any other module."""
+    parts = name.split(".")
+    for entry in sys.path:
+        base = os.path.join(entry or ".", *parts)
+        for path in (base + ".py", os.path.join(base, "__init__.py")):
+            if os.path.isfile(path):
+                return None if installed(os.path.abspath(path)) else path
+    return None
+
+
+def imported_tops(script: str, cache: dict[str, set[str]]) -> set[str]:
+    """The top-level packages ``script`` imports anywhere, directly or through the project's
+    modules it imports (read with ast, not run): what its fork should find loaded."""
+    import ast
+
+    if script in cache:
+        return cache[script]
+    tops: set[str] = set()
+    seen, todo = {script}, [script]
+    while todo:
+        path = todo.pop()
+        try:
+            tree = ast.parse(Path(path).read_bytes(), filename=path)
+        except (OSError, SyntaxError, ValueError):
+            continue
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+            for name in names:
+                tops.add(name.split(".")[0])
+                found = source_file(name)
+                if found is not None and found not in seen:
+                    seen.add(found)
+                    todo.append(found)
+    cache[script] = tops
+    return tops
+
+
+def serve(requests: IO[bytes], replies: IO[bytes], preload: tuple[str, ...] = PRELOAD) -> int:
+    """Import ``preload`` one module at a time, answering fork requests in between; then serve.
+
+    A request for a script that imports a package still waiting in ``preload`` (scikit-learn
+    for a trainer) is answered once that package is loaded: forked earlier, the job would
+    import it itself, at the same time as the server, on a machine with a core or two."""
     prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() == 1:
         return 0
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != LAUNCHER.parent]
-    pending = list(PRELOAD)
+    pending = list(preload)
+    scanned: dict[str, set[str]] = {}
+
+    def load_next() -> None:
+        name = pending.pop(0)
+        with contextlib.suppress(Exception):
+            __import__(name)
+        note_sources()
+
     while True:
         timeout = 0.0 if pending else None
         ready, _, _ = select.select([requests], [], [], timeout)
         if not ready:
-            name = pending.pop(0)
-            with contextlib.suppress(Exception):
-                __import__(name)
+            load_next()
             continue
         line = requests.readline()
         if not line:
             return 0
         try:
-            reply = fork_job(json.loads(line))
+            req = json.loads(line)
+            if pending:
+                script = os.path.join(req["cwd"], str(req["argv"][0]))
+                wanted = imported_tops(script, scanned)
+                while any(name.split(".")[0] in wanted for name in pending):
+                    load_next()
+            reply = fork_job(req)
         except (ValueError, KeyError, TypeError, OSError) as exc:
             reply = {"ok": False, "error": f"bad request: {exc}"}
         replies.write((json.dumps(reply) + "\n").encode())
@@ -414,8 +563,13 @@ def serve(requests: IO[bytes], replies: IO[bytes]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if args != ["--serve"]:
-        print("usage: launcher.py --serve (started by loanpipe.local.runner)", file=sys.stderr)
+    kind = args[2] if len(args) == 3 and args[1] == "--preload" else "jobs"
+    if args not in (["--serve"], ["--serve", "--preload", kind]) or kind not in PRELOADS:
+        print(
+            f"usage: launcher.py --serve [--preload {'|'.join(PRELOADS)}] "
+            "(started by loanpipe.local.runner)",
+            file=sys.stderr,
+        )
         return 2
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     # The jobs get fresh stdio; the protocol stays on duplicates of the pipes.
@@ -425,7 +579,7 @@ def main(argv: list[str] | None = None) -> int:
     os.dup2(devnull, 0)
     os.dup2(devnull, 1)
     os.close(devnull)
-    return serve(requests, replies)
+    return serve(requests, replies, PRELOADS[kind])
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import subprocess
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
@@ -50,9 +52,18 @@ class Proc:
     # Kept alive on purpose: a Popen object that is garbage-collected polls (and so reaps) its
     # child, which would steal the exit status and the rusage from os.wait4 below.
     popen: subprocess.Popen[bytes] | None = None
+    # Readable once the process has ended: the runner sleeps on it instead of polling.
+    pidfd: int | None = None
+
+    def __post_init__(self) -> None:
+        with contextlib.suppress(OSError, AttributeError):  # Linux 5.3 and later
+            self.pidfd = os.pidfd_open(self.pid)
 
     def reaped(self, code: int) -> None:
         """Tell the Popen object its child is gone (we reaped it with os.wait4)."""
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+            self.pidfd = None
         if self.popen is not None:
             self.popen.returncode = code
         for fh in self.files:

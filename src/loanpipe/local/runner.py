@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import resource
+import select
 import signal
 import subprocess
 import sys
@@ -34,6 +35,7 @@ from loanpipe.local.jobspec import (  # a node's job: its submit file expanded, 
     RunnerError,
     check_job_files,
     expand_in_helper,
+    job_env,
     popen_job,
 )
 from loanpipe.local.launcher import Launcher  # warm interpreter that forks script jobs
@@ -45,21 +47,6 @@ KILL_GRACE_S = 5.0
 DAG_ERROR_SUBMIT_FAILED = -1001  # a job's return value when condor_submit fails (dag.h)
 DAG_ERROR_JOB_ABORTED = -1002  # ... when it was removed (after a hold)
 POLL_S = 0.05
-# STARTER_NUM_THREADS_ENV_VARS (HTCondor sets these to request_cpus in every job).
-THREAD_VARS = (
-    "CUBACORES",
-    "GOMAXPROCS",
-    "JULIA_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "NUMEXPR_NUM_THREADS",
-    "OMP_NUM_THREADS",
-    "OMP_THREAD_LIMIT",
-    "OPENBLAS_NUM_THREADS",
-    "PYTHON_CPU_COUNT",
-    "ROOT_MAX_THREADS",
-    "TF_LOOP_PARALLEL_ITERATIONS",
-    "TF_NUM_THREADS",
-)
 
 
 class Runner(RunOutput):
@@ -88,6 +75,7 @@ class Runner(RunOutput):
         self.width = max((len(n) for n in dag.nodes), default=4)
         self.jobs_submitted = self.jobs_succeeded = self.jobs_failed = 0
         self.running_by_cat: dict[str, int] = {}
+        self.warmed = False  # the first job's warm interpreter started (warm_up)
 
     # -- scheduling
 
@@ -128,11 +116,14 @@ class Runner(RunOutput):
         the ClusterId a schedd would: a new one per submission."""
         self.clusters += 1
         st.cluster_id = self.clusters
+        return self.submit_values(st, self.clusters)
+
+    def submit_values(self, st: NodeState, cluster_id: int) -> dict[str, str]:
         values = {
             "DAG_STATUS": str(int(self.dag_status)),
             "FAILED_COUNT": str(self.failed_count()),
-            "ClusterId": str(self.clusters),
-            "Cluster": str(self.clusters),
+            "ClusterId": str(cluster_id),
+            "Cluster": str(cluster_id),
         }
         if st.node.parents:  # node ids are in JOB line order (Node::PrintParents)
             parents = [name for name in self.dag.nodes if name in st.node.parents]
@@ -176,6 +167,22 @@ class Runner(RunOutput):
         if self.stopping():
             self.kill_all()
 
+    def warm_up(self) -> None:
+        """Start the warm interpreter the first job will fork from now, so that its imports
+        overlap the PRE scripts and the first stages. (Its submit file is expanded with what
+        its first submission will get; a job whose environment turns out different starts its
+        own server then.)"""
+        first = next((s for s in self.states.values() if s.status in ("ready", "pre")), None)
+        if first is None or first.node.noop or not self.launcher.enabled:
+            return
+        try:
+            specs = expand_in_helper(
+                first.node, first.retry, self.submit_values(first, self.clusters + 1)
+            )
+        except RunnerError:
+            return  # the node's own submission says why
+        self.launcher.warm(specs[0].argv, job_env(specs[0]))
+
     def drive(self) -> None:
         """Start what is ready and reap what ends until nothing runs or the run must stop."""
         order = list(self.dag.nodes)
@@ -198,6 +205,9 @@ class Runner(RunOutput):
                     self.start_procs(st)
             if self.stopping():
                 break
+            if not self.warmed:  # once the first PRE scripts run
+                self.warmed = True
+                self.warm_up()
             if not self.procs and not any(
                 s.status in ("ready", "deferred", "queued") for s in self.states.values()
             ):
@@ -208,12 +218,21 @@ class Runner(RunOutput):
                 pid = 0
             if pid == 0:
                 self.show_status()
-                time.sleep(POLL_S)
+                self.wait_for_exit(POLL_S)
                 continue
             proc = self.procs.pop(pid, None)
             if proc is None:
                 continue
             self.reaped(proc, wstatus, ru)
+
+    def wait_for_exit(self, timeout: float) -> None:
+        """Sleep until a process of ours ends (its pidfd turns readable) or ``timeout`` passes."""
+        fds = [p.pidfd for p in self.procs.values() if p.pidfd is not None]
+        if not fds or len(fds) < len(self.procs):
+            time.sleep(timeout if not fds else min(timeout, 0.01))
+            return
+        with contextlib.suppress(OSError, ValueError):
+            select.select(fds, [], [], timeout)
 
     # -- node lifecycle
 
@@ -250,10 +269,22 @@ class Runner(RunOutput):
             exe = str((st.node.node_dir or self.dag.cwd) / exe)
         st.status = kind
         self.say(st.node.name, f"{kind.upper()} script running")
+        cwd = st.node.node_dir or Path.cwd()
+        # A `python script.py` script forks from a warm interpreter of its own (DAGMan's
+        # environment, no stdio), as jobs do; anything else is exec'd.
+        devnull = Path(os.devnull)
+        launched = None
+        if len(argv) > 1 and os.path.isabs(argv[1]):  # the script the interpreter would open
+            launched = self.launcher.spawn(
+                [exe, *argv[1:]], dict(os.environ), cwd, devnull, devnull, devnull, kind="scripts"
+            )
+        if launched is not None:
+            self.procs[launched.pid] = Proc(launched.pid, kind.upper(), st)
+            return
         try:
             p = subprocess.Popen(  # noqa: S603 - the DAG names the script on purpose
                 [exe, *argv[1:]],
-                cwd=st.node.node_dir,
+                cwd=cwd,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -342,12 +373,7 @@ class Runner(RunOutput):
         cluster = st.cluster
         assert cluster is not None
         spec = cluster.specs[proc]
-        env = dict(spec.env)
-        env.setdefault("_CONDOR_JOB_IWD", str(spec.iwd))
-        env.setdefault("BATCH_SYSTEM", "HTCondor")
-        if spec.request_cpus:
-            for var in THREAD_VARS:
-                env.setdefault(var, str(spec.request_cpus))
+        env = job_env(spec)
         files: list[IO[Any]] = []
         # `python script.py` jobs fork from a warm interpreter (local.launcher); others exec.
         launched = self.launcher.spawn(
