@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""Every DAG node's PRE and POST script: skip the node when nothing it depends on changed.
+"""Every DAG node's PRE script, the last node's POST script: skip a node when nothing it
+depends on changed.
 
-    SCRIPT PRE  ALL_NODES fingerprint.py pre  DAG $JOB           (exits with PRE_SKIP: skipped)
-    SCRIPT POST ALL_NODES fingerprint.py post DAG $JOB $RETURN   (records the node's fingerprint)
+    SCRIPT PRE  ALL_NODES fingerprint.py pre  DAG $JOB       (records the parents' success; exits
+                                                             with PRE_SKIP: the node is skipped)
+    SCRIPT POST last_node fingerprint.py post DAG $JOB $RETURN   (the last node records its own)
 
 dag/dagfile.dag names it; make paths runs it with the jobs' Python (PYTHON). DAGMan runs it on
 the submit node, make local on this machine. The logic is loanpipe.fingerprint (also

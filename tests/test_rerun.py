@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -162,6 +163,43 @@ def test_a_failed_attempt_leaves_no_record_and_post_keeps_the_exit_code(base) ->
     assert cli.main(["post", str(dag), "modeling_v1", "1"]) == 1
     assert core.read_record(base, "modeling_v1") is None
     assert cli.main(["pre", str(dag), "data_processing"]) == 97  # the DAG's PRE_SKIP code
+
+
+def test_a_childs_pre_script_records_its_parents_success(base) -> None:
+    """Only the last node has a POST script: each PRE records its parents' success (DAGMan runs
+    it only once they all succeeded), so no level of the DAG waits for a POST script's tick."""
+    assert make(REPO, "paths", base).returncode == 0
+    dag = base / "dags" / "dagfile.dag"
+    text = dag.read_text()
+    posts = [line.split()[2] for line in text.splitlines() if line.startswith("SCRIPT POST")]
+    assert posts == ["loan_prediction"] and "SCRIPT PRE ALL_NODES" in " ".join(text.split())
+    recorded = core.read_record(base, "train_test_split")
+    assert cli.main(["pre", str(dag), "train_test_split"]) == 97
+    (base / "staging/split_data/processed_data.csv").write_text("changed\n")
+    assert cli.main(["pre", str(dag), "train_test_split"]) == 0  # will run: record gone
+    assert core.read_record(base, "train_test_split") is None
+    # the attempt "succeeded"; its children's PRE scripts record it (both may: same record)
+    assert cli.main(["pre", str(dag), "modeling_v1"]) == 97
+    assert cli.main(["pre", str(dag), "modeling_v2"]) == 97
+    again = core.read_record(base, "train_test_split")
+    assert again is not None and again["outputs"] == recorded["outputs"]
+    assert again["fingerprint"] != recorded["fingerprint"]  # the changed input's
+    assert not core.pending_path(base, "train_test_split").exists()
+    # the last node records itself, also when its PRE could not leave a pending fingerprint
+    core.remove(core.record_path(base, "loan_prediction"))
+    assert cli.main(["post", str(dag), "loan_prediction", "0"]) == 0
+    assert core.read_record(base, "loan_prediction") is not None
+    # make check wants that POST script on every node without a child
+    dag.write_text("".join(line for line in text.splitlines(True) if "SCRIPT POST" not in line))
+    proc = subprocess.run(
+        [sys.executable, "-m", "loanpipe.check", "--dag", str(dag)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CONDOR_CONFIG": os.devnull},
+        check=False,
+    )
+    assert proc.returncode != 0
+    assert "node loan_prediction has no child to record its success" in proc.stderr + proc.stdout
 
 
 def test_code_of_a_node_is_its_script_and_the_modules_it_imports() -> None:

@@ -88,13 +88,20 @@ def check_graph(dag: Dag, out: Problems) -> None:
 
 
 def check_skip_scripts(node: Node, where: str, out: Problems) -> None:
-    """Rerun only what changed: scripts/fingerprint.py as PRE (with a PRE_SKIP code) and POST
-    (passing $RETURN on, so RETRY ... UNLESS-EXIT still sees the job's exit code)."""
+    """Rerun only what changed: scripts/fingerprint.py as every node's PRE (with a PRE_SKIP
+    code; it records the parents' success), and as POST of a node without children (passing
+    $RETURN on, so RETRY ... UNLESS-EXIT still sees the job's exit code)."""
     pre, post = node.pre, node.post
     if pre is None or "pre" not in pre.args or node.pre_skip is None:
         out.add(where, f"node {node.name} needs SCRIPT PRE fingerprint.py pre and a PRE_SKIP code")
+    if node.children:
+        return
     if post is None or "post" not in post.args or "$RETURN" not in post.args:
-        out.add(where, f"node {node.name} needs SCRIPT POST fingerprint.py post ... $RETURN")
+        out.add(
+            where,
+            f"node {node.name} has no child to record its success: it needs SCRIPT POST "
+            "fingerprint.py post ... $RETURN",
+        )
 
 
 def check_dag_settings(dag: Dag, out: Problems) -> None:

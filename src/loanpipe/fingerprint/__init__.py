@@ -5,7 +5,7 @@
                  post (the DAG's scripts), plan, force
     plan.py      make plan and FORCE: every node's decision, tombstones
 
-Every DAG node has ``SCRIPT PRE ... scripts/fingerprint.py pre`` and ``SCRIPT POST ... post``
-(dag/dagfile.dag, rendered by make paths) and ``PRE_SKIP ALL_NODES 97``; DAGMan and make local
-run them with the same meaning.
+Every DAG node has ``SCRIPT PRE ... scripts/fingerprint.py pre`` and ``PRE_SKIP ALL_NODES 97``,
+the last node (no child) also ``SCRIPT POST ... post`` (dag/dagfile.dag, rendered by make paths);
+DAGMan and make local run them with the same meaning.
 """

@@ -1,7 +1,9 @@
 """python -m loanpipe.fingerprint pre|post|plan|force: rerun only what changed.
 
-    pre   DAG NODE           the node's PRE script: exit with its PRE_SKIP code when unchanged
-    post  DAG NODE RETURN    the node's POST script: record the fingerprint when the job succeeded
+    pre   DAG NODE           every node's PRE script: record its parents' success (they all
+                             succeeded, or DAGMan would not run it), then exit with the node's
+                             PRE_SKIP code when it is unchanged
+    post  DAG NODE RETURN    a node without children's POST script: record its success
     plan  --dag DAG          one line per node: run or skip, and why (runs nothing)
     force --dag DAG NODES    FORCE=...: those nodes and their descendants run next time ("all":
                              every node, FRESH=1)
@@ -26,11 +28,28 @@ def warn(text: str) -> None:
     print(f"fingerprint: {text}", file=sys.stderr)
 
 
+def promote_parents(parents: list[core.Node]) -> None:
+    """DAGMan runs a PRE script only once every parent succeeded: record the parents' success
+    here, instead of in a POST script of theirs (each POST costs DAGMan a one-second tick before
+    the child can start). Two children of one parent may both do it: the same record, written
+    atomically."""
+    for parent in parents:
+        try:
+            core.promote(parent)
+        except Exception:  # noqa: BLE001 - without a record the parent runs next time
+            warn(f"{parent.name}: cannot record\n{traceback.format_exc()}")
+
+
 def cmd_pre(dag: Path, name: str) -> int:
     if not core.known(name):
         return EXIT_OK  # not a stage of this pipeline (a FINAL node): it runs
     try:
-        node, skip_code = core.dag_node(dag, name)
+        node, skip_code, parents = core.dag_node_and_parents(dag, name)
+    except Exception:  # noqa: BLE001 - never block a node: run it
+        warn(f"{name}: cannot decide, running it\n{traceback.format_exc()}")
+        return EXIT_OK
+    promote_parents(parents)
+    try:
         prints = core.fingerprint(node)
         skip, reasons = core.decide(node, prints)
     except Exception:  # noqa: BLE001 - never block a node: run it
@@ -38,6 +57,7 @@ def cmd_pre(dag: Path, name: str) -> int:
         return EXIT_OK
     print(f"{name}: {'skip' if skip else 'run'}: {'; '.join(reasons)}")
     if skip and skip_code is not None:
+        core.remove(core.pending_path(node.base, name))  # nothing of an older attempt to promote
         return skip_code
     try:
         pending = {"format": core.FORMAT, "fingerprint": prints}
@@ -60,14 +80,7 @@ def cmd_post(dag: Path, name: str, retval: str) -> int:
     if not core.known(name):
         return EXIT_OK
     try:
-        node, _ = core.dag_node(dag, name)
-        pending = core.pending_path(node.base, name)
-        try:
-            prints = core.read_pending(pending)
-        except (OSError, ValueError):
-            prints = core.fingerprint(node)
-        core.write_json(core.make_record(node, prints), core.record_path(node.base, name))
-        core.remove(pending)
+        core.promote(core.dag_node(dag, name)[0], ran=True)
     except Exception:  # noqa: BLE001 - the job succeeded; without a record it runs next time
         warn(f"{name}: cannot record\n{traceback.format_exc()}")
     return EXIT_OK

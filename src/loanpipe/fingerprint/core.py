@@ -11,11 +11,11 @@ A node's *fingerprint* is a flat mapping ``key -> digest`` of everything its res
     settings:search/search.conf    the model search's settings (model_search, select_model)
     candidate:<id>                 sha256 of one row of search/candidates.txt (same two nodes)
 
-When the node succeeds, its POST script writes the *record*, ``BASE_DIR/dags/fingerprints/
-<node>.json``: the fingerprint its PRE script computed before the job ran, plus the sha256 of
-every output file. The next PRE script skips the node when the fingerprint is the same and
-every output still has its recorded sha256. Content only: a touched or copied file with the
-same bytes is unchanged; mtimes are never read.
+When the node succeeded, its children's PRE scripts (the last node's POST script) write the
+*record*, ``BASE_DIR/dags/fingerprints/<node>.json``: the fingerprint its PRE script computed
+before the job ran, plus the sha256 of every output file. The node's next PRE script skips it
+when the fingerprint is the same and every output still has its recorded sha256. Content only:
+a touched or copied file with the same bytes is unchanged; mtimes are never read.
 
 ``FORCE=node`` and ``FRESH=1`` replace records by *tombstones* (``{"forced": "..."}``) before the
 DAG starts, so the decision needs nothing but the files: it is the same on the submit node of a
@@ -66,7 +66,7 @@ def record_path(base: Path, node: str) -> Path:
 
 
 def pending_path(base: Path, node: str) -> Path:
-    """The fingerprint a PRE script computed for the attempt now running (POST promotes it)."""
+    """The fingerprint a PRE script computed for the attempt now running (promote() records it)."""
     return record_dir(base) / f"{node}.pending.json"
 
 
@@ -348,12 +348,40 @@ def known(name: str) -> bool:
 
 def dag_node(dag_path: Path, name: str) -> tuple[Node, int | None]:
     """The node ``name`` of a rendered DAG: its fingerprint inputs and its PRE_SKIP code."""
+    node, skip_code, _ = dag_node_and_parents(dag_path, name)
+    return node, skip_code
+
+
+def dag_node_and_parents(dag_path: Path, name: str) -> tuple[Node, int | None, list[Node]]:
+    """dag_node, and the node's parents in the DAG (their fingerprint inputs)."""
     from loanpipe.dagman.parser import parse_dag
 
     dag = parse_dag(dag_path)
-    node = dag.nodes[name]
-    base = Path(node.vars.get("BASE_DIR") or os.environ.get("BASE_DIR") or config.DEFAULT_BASE_DIR)
-    return Node(name, dict(node.vars), base), node.pre_skip
+    entry = dag.nodes[name]
+
+    def as_node(n: Any) -> Node:
+        base = n.vars.get("BASE_DIR") or os.environ.get("BASE_DIR") or config.DEFAULT_BASE_DIR
+        return Node(n.name, dict(n.vars), Path(base))
+
+    parents = [as_node(dag.nodes[p]) for p in sorted(entry.parents) if known(p)]
+    return as_node(entry), entry.pre_skip, parents
+
+
+def promote(node: Node, ran: bool = False) -> bool:
+    """Record the node's success: the fingerprint its PRE script saved for the attempt that
+    succeeded, with its outputs' sha256 (recomputed when the saved one is unreadable, or missing
+    when ``ran``: the job just succeeded). False when there is nothing to promote (no attempt
+    ran since the last record)."""
+    pending = pending_path(node.base, node.name)
+    if not ran and not pending.exists():
+        return False
+    try:
+        prints = read_pending(pending)
+    except (OSError, ValueError):
+        prints = fingerprint(node)
+    write_json(make_record(node, prints), record_path(node.base, node.name))
+    remove(pending)
+    return True
 
 
 def read_pending(path: Path) -> dict[str, str]:
