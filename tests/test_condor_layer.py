@@ -113,7 +113,10 @@ def test_submit_files_write_units_and_comment_measurements() -> None:
     assert "# universe        = container" in common
     # included by the stages, never a job of its own
     assert not [ln for ln in common.splitlines() if ln.lstrip().lower().startswith("queue")]
-    skip = ("preflight.sub", "common.sub")
+    skip = ("preflight.sub", "common.sub", "claims.sub")  # claims.sub: no stage, see below
+    claims = (PROJECT / "submit" / "claims.sub").read_text()
+    assert claims.startswith("# claims.sub: ") and "# Exit codes: " in claims
+    assert "\ninclude : $Fp(SUBMIT_FILE)common.sub\n" in claims  # the nodes' very requests
     stage_subs = [p for p in (PROJECT / "submit").glob("*.sub") if p.name not in skip]
     for path in sorted(stage_subs):
         text = path.read_text()
