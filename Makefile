@@ -170,7 +170,7 @@ chmod: ## Make the stage scripts executable (0755, not group-writable)
 	chmod 0755 scripts/*.py
 
 # ROWS given on the command line picks the sizes: make bench ROWS="10000000" (or ROWS="45000 1000000 10000000").
-bench: $(VENV)/.installed ## Per stage time and peak memory against its request, and the DAG's wall time, at 45k and 1M rows
+bench: $(VENV)/.installed ## Figures: per stage time and memory; ratios against the original (one machine, pool) and GridSearchCV
 	$(VPY) -m loanpipe.bench --exec-too --repeats $(REPEATS) --rows \
 		$(if $(filter command line environment,$(origin ROWS)),$(ROWS),45000 1000000)
 
