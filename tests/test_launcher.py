@@ -347,8 +347,7 @@ CHANGED_SOURCE = """\
 import importlib, sys
 from pathlib import Path
 from loanpipe.local import launcher
-sys.path.insert(0, sys.argv[1])
-import mod_x
+import mod_x  # from sys.argv[1], on PYTHONPATH
 launcher.note_sources()
 launcher.drop_changed_sources()
 assert sys.modules["mod_x"] is mod_x and "loanpipe.local.launcher" in sys.modules  # unchanged
@@ -368,7 +367,7 @@ def test_a_forked_process_reimports_preloaded_modules_whose_files_changed(tmp_pa
         [sys.executable, "-c", CHANGED_SOURCE, str(tmp_path)],
         capture_output=True,
         text=True,
-        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(tmp_path)},
         timeout=SAFETY_TIMEOUT,
         check=False,
     )
