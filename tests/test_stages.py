@@ -313,3 +313,35 @@ def test_real_data_matches_seed_reference_figures(tmp_path):
             assert metrics[key] == pytest.approx(value, abs=0.01), (version, key)
     manifest = json.loads((tmp_path / "model/deployed_model.json").read_text())
     assert (manifest["candidate"], manifest["rule"]) == ("v1", "precision")
+
+
+def git(cwd, *args):
+    command = ["git", "-c", "user.name=t", "-c", "user.email=t@example.org", *args]
+    return subprocess.run(command, cwd=cwd, check=True, capture_output=True, text=True).stdout
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_git_commit_in_a_clone_a_worktree_and_with_packed_refs(tmp_path):
+    """Provenance names the commit whether the checkout is a clone or a `git worktree` (whose
+    .git is a file pointing into the main repository), also once the refs are packed."""
+    repo, tree = tmp_path / "repo", tmp_path / "tree"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "f").write_text("1")
+    git(repo, "add", "f")
+    git(repo, "commit", "-q", "-m", "one")
+    git(repo, "worktree", "add", "-q", "-b", "side", str(tree))
+    (tree / "f").write_text("2")
+    git(tree, "commit", "-q", "-am", "two")
+    head = {p: git(p, "rev-parse", "HEAD").strip() for p in (repo, tree)}
+    assert head[repo] != head[tree]
+    assert (tree / ".git").is_file()
+    for path in (repo, tree):
+        assert common.git_commit(path) == head[path]
+    git(repo, "pack-refs", "--all")
+    assert not (repo / ".git" / "refs" / "heads" / "side").exists()
+    for path in (repo, tree):
+        assert common.git_commit(path) == head[path]
+    git(tree, "checkout", "-q", "--detach")
+    assert common.git_commit(tree) == head[tree]
+    assert common.git_commit(tmp_path) is None  # no checkout at all

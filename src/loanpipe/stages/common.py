@@ -272,18 +272,32 @@ def split_rows(rows: int, test_size: float, seed: int) -> tuple[Any, Any]:
 # ---------------------------------------------------------------------------- provenance
 
 
+def git_dirs(project: Path) -> tuple[Path, Path]:
+    """The checkout's git directory (HEAD) and common directory (refs): both ``.git`` in a clone;
+    in a ``git worktree`` ``.git`` is a file naming its own directory, whose ``commondir`` file
+    names the shared one."""
+    git = project / ".git"
+    if git.is_file():
+        pointer = git.read_text().strip()
+        if not pointer.startswith("gitdir: "):
+            raise OSError(f"{git}: not a gitdir pointer")
+        git = (project / pointer[len("gitdir: ") :]).resolve()
+    common = git / "commondir"
+    return git, (git / common.read_text().strip()).resolve() if common.is_file() else git
+
+
 def git_commit(project: Path = PROJECT_DIR) -> str | None:
     """The checkout's commit, read from .git without running git (execute nodes may lack it)."""
-    git = project / ".git"
     try:
+        git, common = git_dirs(project)
         head = (git / "HEAD").read_text().strip()
         if not head.startswith("ref: "):
             return head
         ref = head[5:]
-        ref_file = git / ref
-        if ref_file.exists():
-            return ref_file.read_text().strip()
-        for line in (git / "packed-refs").read_text().splitlines():
+        for ref_file in (git / ref, common / ref):
+            if ref_file.exists():
+                return ref_file.read_text().strip()
+        for line in (common / "packed-refs").read_text().splitlines():
             if line.endswith(" " + ref):
                 return line.split()[0]
     except OSError:
