@@ -96,9 +96,13 @@ $(BASE_DIR)/loan_data.csv: | $(VENV)/.installed
 	@echo "No loan_data.csv in $(BASE_DIR): generating $(ROWS) sample rows (seed $(SEED))"
 	$(VPY) scripts/generate_data.py --output $@ --rows $(ROWS) --seed $(SEED) --only-new-base-dir
 
+# Jobs never write .pyc files into the shared checkout (PYTHONDONTWRITEBYTECODE, submit/common.sub),
+# so the submit side compiles the package here, once per change: no job compiles it from source.
+# Best effort (a read-only checkout still runs, compiling in memory as before).
 paths: | $(VENV)/.installed ## Render the DAG (dag/DAG.dag) for BASE_DIR into BASE_DIR/dags/, where its runs live
 	$(VPY) -m loanpipe.dagman.render --dag "$(DAG_SRC)" --base-dir "$(BASE_DIR)" \
 		--project-dir "$(CURDIR)" --python "$(JOB_PYTHON)" --output "$(DAG_FILE)"
+	@$(VPY) -m compileall -qq "$(CURDIR)/src/loanpipe" || true
 
 check: paths ## Offline checks: DAG graph, RETRY, every submit file expanded by the htcondor bindings
 	CONDOR_CONFIG=/dev/null $(VPY) -m loanpipe.check --dag "$(DAG_FILE)"

@@ -8,6 +8,7 @@ to the search table fits that candidate only. The pool's side is in test_tune_po
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -260,3 +261,35 @@ def test_render_runs_a_python_script_with_the_jobs_python(base) -> None:
     assert words[3].endswith("/python") and words[4].endswith("/scripts/fingerprint.py")
     assert words[6] == str(base / "dags" / "dagfile.dag") and words[7] == "$JOB"
     assert subprocess.run([words[3], "-c", "import loanpipe"], check=False).returncode == 0
+
+
+def pyc_matches(source: Path) -> bool:
+    """True when the interpreter would load ``source`` from its .pyc (timestamp-checked: the
+    header holds the source's mtime and size) instead of compiling it."""
+    cached = Path(importlib.util.cache_from_source(str(source)))
+    if not cached.is_file():
+        return False
+    header, stat = cached.read_bytes()[:16], source.stat()
+    return (
+        header[:4] == importlib.util.MAGIC_NUMBER
+        and int.from_bytes(header[8:12], "little") == int(stat.st_mtime) & 0xFFFFFFFF
+        and int.from_bytes(header[12:16], "little") == stat.st_size & 0xFFFFFFFF
+    )
+
+
+def test_make_paths_compiles_the_package_jobs_import(tmp_path) -> None:
+    """Jobs write no .pyc into the shared checkout (PYTHONDONTWRITEBYTECODE in common.sub), so
+    make paths (before make local and make submit) compiles the package on the submit side."""
+    project = copy_checkout(tmp_path)
+    base = tmp_path / "base"
+    base.mkdir()
+    sources = sorted((project / "src" / "loanpipe").rglob("*.py"))
+    assert sources and not any(pyc_matches(s) for s in sources)
+    assert make(project, "paths", base).returncode == 0
+    assert [s for s in sources if not pyc_matches(s)] == []
+    changed = project / "src" / "loanpipe" / "errors.py"
+    changed.write_text(changed.read_text() + "\n# changed\n")
+    os.utime(changed, (changed.stat().st_atime, changed.stat().st_mtime + 5))
+    assert not pyc_matches(changed)
+    assert make(project, "paths", base).returncode == 0
+    assert pyc_matches(changed)
