@@ -293,3 +293,21 @@ def test_make_paths_compiles_the_package_jobs_import(tmp_path) -> None:
     assert not pyc_matches(changed)
     assert make(project, "paths", base).returncode == 0
     assert pyc_matches(changed)
+
+
+def test_fingerprint_records_are_atomic_but_not_fsynced(tmp_path, monkeypatch) -> None:
+    """Bookkeeping (records, tombstones, pending marks) skips fsync, results keep it; both
+    replace the file whole or not at all."""
+    from loanpipe.stages import common
+
+    synced: list[int] = []
+    monkeypatch.setattr(os, "fsync", synced.append)
+    record = tmp_path / "fingerprints" / "node.json"
+    core.write_json({"format": 1}, record)
+    assert synced == [] and json.loads(record.read_text()) == {"format": 1}
+    common.write_json({"result": 1}, tmp_path / "metrics.json")
+    assert len(synced) == 2  # the file, then its folder
+    with pytest.raises(ValueError):
+        core.write_json({"format": float("nan")}, record)
+    assert json.loads(record.read_text()) == {"format": 1}
+    assert sorted(p.name for p in record.parent.iterdir()) == ["node.json"]  # no temporary left

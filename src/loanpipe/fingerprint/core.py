@@ -259,11 +259,15 @@ def read_record(base: Path, node: str) -> dict[str, Any] | None:
 
 
 def write_json(data: dict[str, Any], path: Path) -> None:
-    """Atomically (temporary file in the same folder, fsync, rename): other jobs read over NFS."""
+    """Atomically (temporary file in the same folder, rename): other jobs read over NFS.
+
+    Not fsynced: every PRE script writes one or two of these on the DAG's critical path, and a
+    record lost or emptied by a power cut reads as no record (read_record), so the node reruns.
+    """
     from loanpipe.stages import common
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    common.write_json(data, path)
+    common.write_json(data, path, durable=False)
 
 
 def remove(path: Path) -> None:

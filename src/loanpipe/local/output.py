@@ -4,7 +4,6 @@ the run records (``<dag>.local.jsonl``: one JSON record per node attempt and per
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from pathlib import Path
@@ -64,10 +63,11 @@ class RunOutput:
             self.status_shown = 0.0
 
     def record(self, rec: dict[str, Any]) -> None:
+        # Written through at once (a killed runner's records are read back by records.recover),
+        # not fsynced: the runner's loop would wait on the disk for each of a run's ~20 records,
+        # and a record a power cut loses only makes recovery rerun that node.
         with open(self.jsonl, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(rec, sort_keys=False) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
 
     def attempt_record(self, st: NodeState, status: str, will_retry: bool = False) -> None:
         end = time.time()
