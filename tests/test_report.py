@@ -9,12 +9,11 @@ import shutil
 import stat
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
-from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -25,6 +24,7 @@ from conftest import DAGMAN_FIXTURE, needs_fixture  # noqa: E402  (imported once
 from loanpipe.report import builder, sources  # noqa: E402  (imported once CONDOR_CONFIG is set)
 
 FIXTURE = DAGMAN_FIXTURE
+SVG = "{http://www.w3.org/2000/svg}"
 
 # Figures read off the fixture's files: log/*.log and dags/dagfile.dag.nodes.log (execute ->
 # terminated times, "Memory (MB)" usage and request, return values), dags/dagfile.dag.metrics.
@@ -62,15 +62,20 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
     )
 
 
-def check_png(path: Path) -> None:
-    """A valid PNG (magic bytes), of a sensible size, not blank."""
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n", path
-    with Image.open(path) as image:
-        width, height = image.size
-        pixels = np.asarray(image.convert("RGB"), dtype=float)
-    assert width >= 200 and height >= 150, (path, image.size)
-    assert pixels.var() > 0, f"{path} is blank"
+def check_svg(path: Path) -> None:
+    """A standalone SVG document (parses as XML; size, viewBox, a title, its own file name in
+    data-chart) with something drawn: bars or cells."""
+    root = ET.parse(path).getroot()
+    assert root.tag == SVG + "svg", path
+    width, height = float(root.get("width")), float(root.get("height"))
+    assert width >= 200 and height >= 150, (path, width, height)
+    assert root.get("viewBox") == f"0 0 {root.get('width')} {root.get('height')}"
+    assert root.get("data-chart") == path.name
+    assert root.find(SVG + "title").text
+    drawn = [
+        r for r in root.iter(SVG + "rect") if r.get("class", "").split()[:1] in (["mark"], ["cell"])
+    ]
+    assert drawn, f"{path} draws nothing"
 
 
 def nodes_by_name(facts: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -173,8 +178,8 @@ def test_fixture_cli_read_only_base(tmp_path: Path) -> None:
     text = path.read_text()
     assert "DAG status 0 (ok)" in text and "duration 96.24 s" in text
     assert "| modeling_v1:0 | ok | 1 | 0 |" in text
-    for name in ("metrics_by_model.png", "timeline.png", "memory.png"):
-        check_png(path.parent / name)
+    for name in ("metrics_by_model.svg", "timeline.svg", "memory.svg"):
+        check_svg(path.parent / name)
         assert f"]({name})" in text
     assert "DAG status 0 (ok)" in result.stdout
 
@@ -394,9 +399,9 @@ def test_local_run(tmp_path: Path) -> None:
     assert "ab" * 32 in text and '{"seed": 42, "test_size": 0.2}' in text
     assert "0123456789abcdef0123456789abcdef01234567" in text and "submit-node" in text
     assert "This report: `python -m loanpipe.report --base-dir" in text
-    charts = ("metrics_by_model.png", "confusion_matrices.png", "timeline.png", "memory.png")
+    charts = ("metrics_by_model.svg", "confusion_matrices.svg", "timeline.svg", "memory.svg")
     for name in charts:
-        check_png(out / name)
+        check_svg(out / name)
     assert sorted(facts["charts"]) == sorted(charts)
 
 
@@ -409,7 +414,7 @@ def test_default_output_under_base(tmp_path: Path, capsys: pytest.CaptureFixture
     assert out.strip().splitlines()[-1] == f"Report: {base / 'report' / 'report.md'}"
     assert "derived: no deployment manifest" in out
     assert f"DAG directory {base / 'dags'}" in out
-    check_png(base / "report" / "confusion_matrices.png")
+    check_svg(base / "report" / "confusion_matrices.svg")
     assert not list((base / "report").glob(".*.tmp"))  # atomic writes leave no temporaries
 
 
@@ -493,7 +498,7 @@ def test_pool_run_with_hold_and_failure(tmp_path: Path) -> None:
     text = (out / "report.md").read_text()
     assert "**data_processing held**" in text and "code 34" in text
     assert "MemoryError" in text
-    check_png(out / "timeline.png")
+    check_svg(out / "timeline.svg")
 
 
 # ---------------------------------------------------------------------------- rule and errors

@@ -77,12 +77,6 @@ PRELOAD = (
     "sklearn.tree",
     "sklearn.metrics",
     "sklearn.model_selection",
-    # the report (the DAG's FINAL node) draws its charts with matplotlib: about a second of
-    # imports, paid here while the stages run
-    "matplotlib",
-    "matplotlib.figure",
-    "matplotlib.backends.backend_agg",
-    "matplotlib.pyplot",
 )
 # What PRE and POST scripts import (scripts/fingerprint.py): the standard library's part, then the
 # project's modules that read nothing of the process at import time (loanpipe.stages.common reads

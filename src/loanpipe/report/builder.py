@@ -20,7 +20,7 @@ directory is refused):
 - a local run (``python -m loanpipe.local``): ``dagfile.dag.local.jsonl``, one record per node
   attempt.
 
-It writes ``report.md`` plus PNG charts into ``BASE_DIR/report/`` (or ``--output DIR``), prints
+It writes ``report.md`` plus SVG charts into ``BASE_DIR/report/`` (or ``--output DIR``), prints
 a summary and the report's path (``--json``: the same facts as JSON on stdout). When the base
 directory is not writable (e.g. the read-only fixture) and no ``--output`` is given, the report
 goes to a new temporary directory whose path is printed, with a note on stderr.
@@ -47,7 +47,14 @@ from loanpipe.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from loanpipe.report import history, leaderboard  # run summaries; the search's leaderboard
 from loanpipe.report.html import fallback_page, render_html  # report.html, self-contained
 from loanpipe.report.outcome import outcome  # succeeded or failed, and why
-from loanpipe.report.render import METRIC_KEYS, make_charts, render_console, render_markdown
+from loanpipe.report.render import (
+    CHARTS,
+    METRIC_KEYS,
+    OLD_PNG,
+    make_charts,
+    render_console,
+    render_markdown,
+)
 from loanpipe.report.runs import load_run  # a DAG run's records, read into facts
 from loanpipe.report.sources import DAG_NAME, RUN_DIR, ReportError, number, read_json, utc
 from loanpipe.stages import (
@@ -250,9 +257,7 @@ def provenance(models: list[dict[str, Any]], argv: list[str], notes: list[str]) 
             "host": socket.gethostname(),
             "git_commit": common.git_commit(),
             "command": shlex.join(["python", "-m", "loanpipe.report", *argv]),
-            "versions": common.library_versions(
-                ("matplotlib", "htcondor", "pandas", "scikit-learn", "numpy")
-            ),
+            "versions": common.library_versions(("htcondor", "pandas", "scikit-learn", "numpy")),
         },
     }
 
@@ -331,8 +336,11 @@ def build_facts(
 
 def write_report(facts: dict[str, Any], out_dir: Path) -> Path:
     charts = make_charts(facts)
+    for name in (*CHARTS, *OLD_PNG):  # none left from an earlier report as if current
+        if name not in charts:
+            (out_dir / name).unlink(missing_ok=True)
     for name, data in charts.items():
-        common.write_bytes(data, out_dir / name)
+        common.write_text(data, out_dir / name)
         facts["charts"][name] = str(out_dir / name)
     report = out_dir / "report.md"
     facts["report_file"] = str(report)

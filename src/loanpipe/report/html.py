@@ -3,7 +3,8 @@
 Everything is inside the one file, so it opens from NFS (or as a mail attachment) in any browser:
 the styles are inline, the node timeline is an inline SVG drawn here (a Gantt chart: one row
 per node, one bar per attempt, queued time grey, holds marked), and the other charts are the
-PNGs of ``render.make_charts`` as base64 ``data:`` URIs. No script, no external link.
+SVG documents of ``render.make_charts`` (loanpipe.report.svg) embedded inline, each keeping its
+``data-chart`` file name. No script, no external link, nothing fetched.
 
 Sections (ids for links and for the tests): ``outcome`` (succeeded or failed, and why),
 ``results`` (metrics, the deployment decision), ``search`` (the model search's leaderboard, tune
@@ -13,7 +14,6 @@ runs), ``timeline``, ``memory``, ``nodes`` (start, end, attempts, holds, exit pe
 
 from __future__ import annotations
 
-import base64
 import html
 import time
 from typing import Any
@@ -41,7 +41,8 @@ th{background:#f2f2f2}.ok{background:#e8f5e9;border-left:6px solid #2e7d32}
 .unknown{background:#fff8e1;border-left:6px solid #ef6c00}
 .banner{padding:.7em 1em;margin:1em 0;font-size:1.05em}
 pre{background:#f7f7f7;padding:.6em;overflow-x:auto;font-size:.85em}
-img{max-width:100%}svg text{font-size:11px;font-family:system-ui,sans-serif}
+img,figure.chart svg{max-width:100%;height:auto}figure.chart{margin:.6em 0}
+#gantt text{font-size:11px;font-family:system-ui,sans-serif}
 .notes li{color:#8a4b00}
 """
 
@@ -58,13 +59,11 @@ def table(header: list[str], rows: list[list[Any]], cls: str = "") -> str:
     return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
-def image(charts: dict[str, bytes], name: str, alt: str) -> str:
+def image(charts: dict[str, str], name: str, alt: str) -> str:
+    """Chart ``name`` inline: its SVG document (which carries ``data-chart`` and its title)."""
     if name not in charts:
         return ""
-    data = base64.b64encode(charts[name]).decode("ascii")
-    return (
-        f'<p><img alt="{esc(alt)}" data-chart="{esc(name)}" src="data:image/png;base64,{data}"></p>'
-    )
+    return f'<figure class="chart" aria-label="{esc(alt)}">{charts[name]}</figure>'
 
 
 # ---------------------------------------------------------------------------- sections
@@ -92,7 +91,7 @@ def outcome_section(facts: dict[str, Any]) -> str:
     return "".join(parts) + "</section>"
 
 
-def results_section(facts: dict[str, Any], charts: dict[str, bytes]) -> str:
+def results_section(facts: dict[str, Any], charts: dict[str, str]) -> str:
     results = facts["results"]
     parts = ['<section id="results"><h2>Deployment decision and metrics</h2>']
     parts.append(f'<p id="decision">{esc(decision_line(results["deployment"]))}</p>')
@@ -122,12 +121,12 @@ def results_section(facts: dict[str, Any], charts: dict[str, bytes]) -> str:
         parts.append(
             f"<p>Deployed model file against its manifest: {esc(deployment['sha256_check'])}.</p>"
         )
-    parts.append(image(charts, "metrics_by_model.png", "Metrics by model"))
-    parts.append(image(charts, "confusion_matrices.png", "Confusion matrices"))
+    parts.append(image(charts, "metrics_by_model.svg", "Metrics by model"))
+    parts.append(image(charts, "confusion_matrices.svg", "Confusion matrices"))
     return "".join(parts) + "</section>"
 
 
-def search_section(facts: dict[str, Any], charts: dict[str, bytes]) -> str:
+def search_section(facts: dict[str, Any], charts: dict[str, str]) -> str:
     search = facts.get("search")
     if not search:
         return ""
@@ -227,7 +226,7 @@ def attempt_bars(
     return bars
 
 
-def run_sections(facts: dict[str, Any], charts: dict[str, bytes]) -> str:
+def run_sections(facts: dict[str, Any], charts: dict[str, str]) -> str:
     run = facts["run"] or {"nodes": [], "sources": []}
     nodes = run["nodes"]
     parts = ['<section id="timeline"><h2>Node timeline</h2>', gantt(nodes, time.time())]
@@ -251,7 +250,7 @@ def run_sections(facts: dict[str, Any], charts: dict[str, bytes]) -> str:
     parts.append("</section>")
     parts.append('<section id="memory"><h2>Memory against requests</h2>')
     parts.append(table(NODE_HEADER, node_rows(nodes)))
-    parts.append(image(charts, "memory.png", "Memory used against memory requested"))
+    parts.append(image(charts, "memory.svg", "Memory used against memory requested"))
     parts.append(
         "<p>HTCondor samples memory periodically: a job of a few seconds can report far less "
         "than its real peak.</p></section>"
@@ -290,8 +289,8 @@ def provenance_section(facts: dict[str, Any]) -> str:
     )
 
 
-def render_html(facts: dict[str, Any], charts: dict[str, bytes]) -> str:
-    """The page for ``facts`` (builder.build_facts) with ``charts`` (PNG bytes by file name)."""
+def render_html(facts: dict[str, Any], charts: dict[str, str]) -> str:
+    """The page for ``facts`` (builder.build_facts) with ``charts`` (SVG text by file name)."""
     notes = "".join(f"<li>{esc(n)}</li>" for n in facts["notes"])
     title = f"Loan pipeline report: {facts['outcome']['name']}"
     return "\n".join(

@@ -3,8 +3,9 @@
 Reads ``BASE_DIR/staging/search/selection.json`` (written by select_model: the leaderboard of
 every candidate with its CV mean and spread, the winner and the rule) and, for candidates that
 have one, ``staging/search/candidates/<id>.json`` (the job's own wall time, peak memory and host).
-Gives the report a leaderboard table (markdown and console), a chart (``search_leaderboard.png``:
-every candidate's mean CV score with its spread, by family, the winner marked) and the facts for
+Gives the report a leaderboard table (markdown and console), a chart (``search_leaderboard.svg``,
+drawn by loanpipe.report.svg: every candidate's mean CV score with its spread, by family, the
+winner marked) and the facts for
 report.json. A run of a DAG without the search (the default DAG) gives nothing.
 
 Also keeps the results table honest after runs of both DAGs on one base directory: a metrics file
@@ -20,7 +21,7 @@ from typing import Any
 
 from loanpipe import config, pipeline
 
-CHART = "search_leaderboard.png"
+CHART = "search_leaderboard.svg"
 FAMILY_COLOURS = {
     "logistic_regression": "#4c72b0",
     "decision_tree": "#55a868",
@@ -180,34 +181,3 @@ def console(search: dict[str, Any] | None, top: int = 5) -> list[str]:
     out = ["", summary(search), f"top {min(top, search['candidates'])}:"]
     out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in table]
     return out
-
-
-def chart(search: dict[str, Any] | None) -> dict[str, Any]:
-    """``{CHART: figure}``: every candidate's mean CV score with its spread (matplotlib)."""
-    if not search:
-        return {}
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    board = search["leaderboard"]
-    names = [e["candidate"] for e in board][::-1]
-    means = [e["mean"] for e in board][::-1]
-    stds = [e["std"] for e in board][::-1]
-    colours = [FAMILY_COLOURS.get(e["family"], "#8172b2") for e in board][::-1]
-    fig, ax = plt.subplots(figsize=(7.5, 0.28 * len(board) + 1.6))
-    ax.barh(names, means, xerr=stds, color=colours, ecolor="#333333", capsize=2)
-    low = min(m - s for m, s in zip(means, stds, strict=True))
-    ax.set_xlim(max(0.0, low - 0.02), min(1.0, max(means) + max(stds) + 0.02))
-    for label in ax.get_yticklabels():
-        if label.get_text() == search["winner"]:
-            label.set_fontweight("bold")
-    ax.set_xlabel(
-        f"mean CV {search.get('scoring')} over {search.get('folds')} folds (bar: +/- std)"
-    )
-    ax.set_title(f"Model search: {len(board)} candidates, winner {search['winner']}")
-    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for f, c in FAMILY_COLOURS.items() if f]
-    ax.legend(handles, list(FAMILY_COLOURS), loc="lower right", fontsize=7)
-    fig.tight_layout()
-    return {CHART: fig}

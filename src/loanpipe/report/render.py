@@ -1,15 +1,15 @@
-"""The rendering half of ``make report``: charts (PNG), report.md and the console summary,
-from the facts loanpipe.report.builder gathers (loanpipe.report.runs reads the run records)."""
+"""The rendering half of ``make report``: charts (SVG, drawn by loanpipe.report.svg), report.md
+and the console summary, from the facts loanpipe.report.builder gathers (loanpipe.report.runs
+reads the run records)."""
 
 from __future__ import annotations
 
-import io
 import json
 import time
 from pathlib import Path
 from typing import Any
 
-from loanpipe.report import leaderboard
+from loanpipe.report import leaderboard, svg
 from loanpipe.report.runs import is_failed
 from loanpipe.report.sources import HIGH_USE, OVER_REQUEST, utc
 from loanpipe.stages.modeling import METRIC_KEYS  # one source: the stages' metric keys
@@ -31,113 +31,40 @@ def signed(value: float | None, digits: int = 4) -> str:
 
 # ---------------------------------------------------------------------------- charts
 
-COLORS = {"ok": "#2e7d32", "failed": "#c62828", "held": "#ef6c00", "other": "#1565c0"}
+CHARTS = (  # every chart file the report writes (or leaves out when it has nothing to show)
+    "metrics_by_model.svg",
+    "confusion_matrices.svg",
+    "timeline.svg",
+    "memory.svg",
+    leaderboard.CHART,
+)
+# the PNG charts of releases before the SVG ones: removed when a report is written, so that
+# none lingers beside report.md as if it were current
+OLD_PNG = tuple(name.removesuffix(".svg") + ".png" for name in CHARTS)
 
 
-def _png(fig: Any) -> bytes:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return buffer.getvalue()
-
-
-def make_charts(facts: dict[str, Any]) -> dict[str, bytes]:
-    """PNG charts by file name: metrics by model, confusion matrices, node timeline, memory."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    charts: dict[str, bytes] = {}
+def make_charts(facts: dict[str, Any], now: float | None = None) -> dict[str, str]:
+    """SVG charts by file name: metrics by model, confusion matrices, node timeline, memory,
+    the search's leaderboard (each only when there is something to draw). ``now`` ends the bar
+    of a node still running (default: the clock)."""
+    charts: dict[str, str] = {}
     models = facts["results"]["models"]
     deployed = (facts["results"]["deployment"] or {}).get("candidate")
     if models:
-        fig, ax = plt.subplots(figsize=(7, 3.8))
-        width = 0.8 / len(models)
-        for i, model in enumerate(models):
-            xs = [j + (i - (len(models) - 1) / 2) * width for j in range(len(METRIC_KEYS))]
-            values = [model[key] for key in METRIC_KEYS]
-            label = f"{model['version']} {model['name']}" + (
-                " (deployed)" if model["version"] == deployed else ""
-            )
-            bars = ax.bar(xs, values, width, label=label)
-            ax.bar_label(bars, fmt="%.3f", fontsize=7, padding=1)
-        ax.set_xticks(range(len(METRIC_KEYS)), METRIC_KEYS)
-        ax.set_ylim(0, 1.1)
-        ax.set_ylabel("score on the test split")
-        ax.set_title("Metrics by model")
-        ax.legend(fontsize=8, loc="lower right")
-        charts["metrics_by_model.png"] = _png(fig)
+        charts[CHARTS[0]] = svg.metrics_by_model(models, METRIC_KEYS, deployed)
     with_cm = [m for m in models if m["confusion_matrix"]]
     if with_cm:
-        fig, axes = plt.subplots(1, len(with_cm), figsize=(3.4 * len(with_cm), 3.2), squeeze=False)
-        for ax, model in zip(axes[0], with_cm, strict=True):
-            cm = model["confusion_matrix"]
-            ax.imshow(cm, cmap="Blues")
-            top = max(max(row) for row in cm) or 1
-            for r in range(2):
-                for c in range(2):
-                    color = "white" if cm[r][c] > top / 2 else "black"
-                    ax.text(c, r, str(cm[r][c]), ha="center", va="center", color=color)
-            ax.set_xticks([0, 1], ["pred 0", "pred 1"])
-            ax.set_yticks([0, 1], ["true 0", "true 1"])
-            ax.set_title(f"{model['version']} {model['name']}", fontsize=9)
-        fig.suptitle("Confusion matrices (test split)")
-        charts["confusion_matrices.png"] = _png(fig)
-    run = facts["run"]
-    ran = [n for n in (run or {}).get("nodes", []) if n["attempt_list"]]
+        charts[CHARTS[1]] = svg.confusion_matrices(with_cm)
+    ran = [n for n in (facts["run"] or {}).get("nodes", []) if n["attempt_list"]]
     if ran:
-        times = [
-            t
-            for n in ran
-            for a in n["attempt_list"]
-            for t in (a.get("submitted"), a.get("started"))
-            if t is not None
-        ]
-        t0 = min(times) if times else 0.0
-        fig, ax = plt.subplots(figsize=(8, 0.45 * len(ran) + 1.4))
-        for y, node in enumerate(ran):
-            for attempt in node["attempt_list"]:
-                submitted, started = attempt.get("submitted"), attempt.get("started")
-                if submitted is not None and started is not None:
-                    ax.barh(
-                        y, started - submitted, left=submitted - t0, color="#cfd8dc", height=0.5
-                    )
-                ok = attempt.get("exit_code") == 0 and not attempt.get("signal")
-                color = COLORS["ok"] if ok else COLORS["failed"]
-                if attempt.get("state") == "held":
-                    color = COLORS["held"]
-                for start, end in attempt["segments"]:
-                    end = end if end is not None else time.time()
-                    ax.barh(y, max(end - start, 0.3), left=start - t0, color=color, height=0.5)
-        ax.set_yticks(range(len(ran)), [n["name"] for n in ran], fontsize=8)
-        ax.invert_yaxis()
-        ax.set_xlabel("seconds since the first job was submitted")
-        ax.set_title("Node timeline (grey: queued, green: ran ok, red: failed, orange: held)")
-        ax.grid(axis="x", alpha=0.3)
-        charts["timeline.png"] = _png(fig)
+        charts[CHARTS[2]] = svg.timeline(ran, time.time() if now is None else now)
     measured = [n for n in ran if n["memory_used_mib"] is not None or n["memory_request_mib"]]
     if measured:
-        fig, ax = plt.subplots(figsize=(8, 0.45 * len(measured) + 1.4))
-        for y, node in enumerate(measured):
-            request, used = node["memory_request_mib"], node["memory_used_mib"]
-            if request:
-                ax.barh(
-                    y, request, color="#cfd8dc", height=0.6, label="requested" if y == 0 else None
-                )
-                ax.plot([request * HIGH_USE] * 2, [y - 0.3, y + 0.3], color="#ef6c00", lw=1)
-            if used is not None:
-                color = COLORS["held"] if node["memory_flags"] else COLORS["other"]
-                ax.barh(y, used, color=color, height=0.35, label="used (peak)" if y == 0 else None)
-        ax.set_yticks(range(len(measured)), [n["name"] for n in measured], fontsize=8)
-        ax.invert_yaxis()
-        ax.set_xlabel("MiB (orange tick: 80% of the request)")
-        ax.set_title("Memory used against memory requested")
-        ax.legend(fontsize=8, loc="lower right")
-        charts["memory.png"] = _png(fig)
-    charts.update({name: _png(fig) for name, fig in leaderboard.chart(facts.get("search")).items()})
+        charts[CHARTS[3]] = svg.memory(measured, HIGH_USE, svg.HIGH_USE_TICK)
+    if facts.get("search"):
+        charts[CHARTS[4]] = svg.search_leaderboard(
+            facts["search"], leaderboard.FAMILY_COLOURS, leaderboard.CHART
+        )
     return charts
 
 
@@ -316,8 +243,8 @@ def md_results(facts: dict[str, Any]) -> list[str]:
     elif deployment.get("source") == "manifest":
         out += ["No earlier deployment (`model/deployments/`).", ""]
     for chart, title in (
-        ("metrics_by_model.png", "Metrics by model"),
-        ("confusion_matrices.png", "Confusion matrices"),
+        ("metrics_by_model.svg", "Metrics by model"),
+        ("confusion_matrices.svg", "Confusion matrices"),
     ):
         if chart in facts["charts"]:
             out += [f"![{title}]({chart})", ""]
@@ -366,7 +293,7 @@ def md_run(facts: dict[str, Any]) -> list[str]:
             "",
         ]
     out += md_failures(run["nodes"])
-    for chart, title in (("timeline.png", "Node timeline"), ("memory.png", "Memory")):
+    for chart, title in (("timeline.svg", "Node timeline"), ("memory.svg", "Memory")):
         if chart in facts["charts"]:
             out += [f"![{title}]({chart})", ""]
     return out + ["Read from: " + ", ".join(f"`{s}`" for s in run["sources"]), ""]
