@@ -210,9 +210,13 @@ PROBE = """<script>
 window.addEventListener("load", () => {
   const imgs = [...document.images];
   const bars = [...document.querySelectorAll("#gantt rect.bar")];
+  const charts = [...document.querySelectorAll("svg[data-chart]")];
   document.body.dataset.probe = JSON.stringify({
     images: imgs.length,
     decoded: imgs.filter(i => i.complete && i.naturalWidth > 100).length,
+    charts: charts.map(c => c.dataset.chart),
+    charts_drawn: charts.filter(c => c.getBoundingClientRect().width > 100
+      && c.querySelectorAll("rect.mark, rect.cell").length > 0).length,
     bars: bars.length,
     drawn: bars.filter(b => b.getBBox().width > 0).length,
     sections: [...document.querySelectorAll("section")].map(s => s.id),
@@ -222,7 +226,8 @@ window.addEventListener("load", () => {
 
 
 def chromium_probe(page: Path, work: Path) -> dict:
-    """What Chromium rendered of ``page``: images and how many decoded, Gantt bars and how many
+    """What Chromium rendered of ``page``: images and how many decoded, the inline SVG charts
+    (their data-chart names) and how many were laid out with marks drawn, Gantt bars and how many
     were drawn, the sections in order (a probe script in a copy of the page, read back from
     the DOM Chromium dumps)."""
     import html

@@ -21,7 +21,7 @@ os.environ.setdefault("CONDOR_CONFIG", os.devnull)
 
 from conftest import DAGMAN_FIXTURE, needs_fixture  # noqa: E402  (imported once CONDOR_CONFIG is set)
 
-from loanpipe.report import builder, sources  # noqa: E402  (imported once CONDOR_CONFIG is set)
+from loanpipe.report import builder, render, sources  # noqa: E402  (imported once CONDOR_CONFIG is set)
 
 FIXTURE = DAGMAN_FIXTURE
 SVG = "{http://www.w3.org/2000/svg}"
@@ -409,7 +409,15 @@ def test_default_output_under_base(tmp_path: Path, capsys: pytest.CaptureFixture
     base = tmp_path / "base"
     make_results(base, with_manifest=False)
     make_local_run(base, base / "dags")  # the default place of a base directory's runs
+    # An earlier release's PNG charts, and a leaderboard of an earlier tune run: not current.
+    stale = [*render.OLD_PNG, "search_leaderboard.svg"]
+    (base / "report").mkdir()
+    for name in stale:
+        (base / "report" / name).write_bytes(b"old")
+    (base / "report" / "notes.png").write_bytes(b"the user's")
     assert builder.main(["--base-dir", str(base)]) == 0
+    left = sorted(p.name for p in (base / "report").iterdir())
+    assert not set(stale) & set(left) and "notes.png" in left, left
     out = capsys.readouterr().out
     assert out.strip().splitlines()[-1] == f"Report: {base / 'report' / 'report.md'}"
     assert "derived: no deployment manifest" in out

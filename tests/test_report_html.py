@@ -62,6 +62,7 @@ class Page(html.parser.HTMLParser):
         self.ids: list[str] = []
         self.bars: list[dict[str, str]] = []
         self.images: list[str] = []
+        self.charts: list[str] = []
         self.tags: set[str] = set()
         self.feed(text)
 
@@ -74,6 +75,8 @@ class Page(html.parser.HTMLParser):
                 self.fetches.append(a[key])
         if tag == "img":
             self.images.append(a.get("data-chart", ""))
+        if tag == "svg" and "data-chart" in a:
+            self.charts.append(a["data-chart"])
         if tag == "rect" and "bar" in a.get("class", ""):
             self.bars.append(a)
 
@@ -106,8 +109,8 @@ def test_the_final_node_of_a_good_run_writes_the_page_and_succeeds(runs) -> None
 def test_the_page_is_self_contained(runs) -> None:
     page = Page((runs["base"] / "report" / "report.html").read_text())
     assert "script" not in page.tags and "link" not in page.tags and "iframe" not in page.tags
-    assert page.fetches and all(f.startswith("data:image/png;base64,") for f in page.fetches)
-    assert sorted(page.images) == ["confusion_matrices.png", "memory.png", "metrics_by_model.png"]
+    assert page.fetches == [] and page.images == []  # the charts are inline SVG: no fetch
+    assert sorted(page.charts) == ["confusion_matrices.svg", "memory.svg", "metrics_by_model.svg"]
     for section in ("outcome", "results", "decision", "timeline", "gantt", "nodes", "memory"):
         assert section in page.ids
     assert "provenance" in page.ids and "search" not in page.ids  # no search in this DAG
@@ -129,7 +132,12 @@ def test_the_markdown_report_stays(runs) -> None:
 @needs_chromium
 def test_the_page_renders_in_chromium_with_its_charts(runs, tmp_path: Path) -> None:
     probed = chromium_probe(runs["base"] / "report" / "report.html", tmp_path)
-    assert probed["images"] == 3 and probed["decoded"] == 3, probed
+    assert probed["images"] == 0 and probed["charts_drawn"] == 3, probed
+    assert sorted(probed["charts"]) == [
+        "confusion_matrices.svg",
+        "memory.svg",
+        "metrics_by_model.svg",
+    ]
     assert probed["bars"] == probed["drawn"] == len(SEED_NODES) + 3, probed
     assert probed["sections"][:3] == ["outcome", "results", "timeline"], probed
     assert chromium_screenshot(runs["base"] / "report" / "report.html", tmp_path) > 50

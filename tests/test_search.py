@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,8 @@ from conftest import REPO, overlay_venv, run_stage
 
 from loanpipe import errors
 from loanpipe.stages import candidates
+
+SVG = "{http://www.w3.org/2000/svg}"
 
 SPLIT = ("process.py", "split.py")
 
@@ -345,8 +348,11 @@ def test_make_local_tune_runs_the_search_and_deploys_among_three(tmp_path, sampl
     report = make(project, "report", base, "DAG=tune")
     assert report.returncode == 0, report.stdout + report.stderr
     text = (base / "report" / "report.md").read_text()
-    assert "## Model search" in text and "search_leaderboard.png" in text
-    assert (base / "report" / "search_leaderboard.png").stat().st_size > 1000
+    assert "## Model search" in text and "](search_leaderboard.svg)" in text
+    chart = ET.parse(base / "report" / "search_leaderboard.svg").getroot()
+    bars = [r for r in chart.iter(SVG + "rect") if r.get("class") == "mark"]
+    assert chart.get("data-chart") == "search_leaderboard.svg"
+    assert len(bars) == len(selection["leaderboard"])  # one bar per candidate
     for ident in ("lr-a", "dt-a", "hgb-a"):
         assert f"| {ident}" in text
     # A later default-DAG run deploys among v1 and v2 only; its report leaves the stale v3 out.
@@ -358,6 +364,7 @@ def test_make_local_tune_runs_the_search_and_deploys_among_three(tmp_path, sampl
     facts = json.loads(report.stdout[report.stdout.index("{") :])
     assert [m["version"] for m in facts["results"]["models"]] == ["v1", "v2"]
     assert facts["search"] is None, "the default DAG's run has no search to show"
+    assert not (base / "report" / "search_leaderboard.svg").exists()  # nor the tune run's chart
 
 
 if __name__ == "__main__":

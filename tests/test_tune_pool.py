@@ -138,7 +138,10 @@ def test_deploys_among_three_and_reports_the_leaderboard(tune_run) -> None:
     assert "## Model search" in (base / "report" / "report.md").read_text()
     page = (base / "report" / "report.html").read_text()
     assert '<section id="search"><h2>Model search leaderboard</h2>' in page
-    assert page.count("data:image/png;base64,") == 4  # metrics, confusion, memory, leaderboard
+    charts = re.findall(r'<svg [^>]*data-chart="([^"]+)"', page)  # inline, not fetched
+    assert sorted(charts) == sorted(
+        ["metrics_by_model.svg", "confusion_matrices.svg", "memory.svg", "search_leaderboard.svg"]
+    )
     status = tune_run["status"]
     assert status.returncode == 0, status.stdout + status.stderr
     assert "model_search" in status.stdout

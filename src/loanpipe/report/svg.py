@@ -81,7 +81,7 @@ def legend(x: float, y: float, items: Sequence[tuple[str, str]]) -> list[str]:
     return out
 
 
-def nice_span(low: float, high: float, count: int = 5) -> tuple[float, float, float]:
+def nice_span(low: float, high: float, count: int = 6) -> tuple[float, float, float]:
     """``low``..``high`` widened to round ticks about ``count`` apart (step 1, 2, 2.5 or 5 x
     10^k): (low, high, step)."""
     raw = (high - low) / count if high > low else 1.0
