@@ -1,4 +1,4 @@
-"""bin/pool.py and loanpipe.dagman.state without a pool: DAGMan's files as HTCondor 24.0.23 wrote
+"""loanpipe.pool and loanpipe.dagman.state without a pool: DAGMan's files as HTCondor 24.0.23 wrote
 them on the personal pool (excerpts), read back; submit's decisions; watch's verdict lines.
 
 The same code runs against a real pool in tests/test_pool.py.
@@ -7,6 +7,7 @@ The same code runs against a real pool in tests/test_pool.py.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -17,7 +18,11 @@ os.environ.setdefault("CONDOR_CONFIG", os.devnull)
 
 from loanpipe.dagman import metrics as dag_metrics  # noqa: E402
 from loanpipe.dagman import state as ds  # noqa: E402  (imported once CONDOR_CONFIG is set)
-from loanpipe.pool import commands  # noqa: E402  (imported once CONDOR_CONFIG is set)
+from loanpipe.pool import checks, commands  # noqa: E402  (imported once CONDOR_CONFIG is set)
+from loanpipe.pool import submit as pool_submit  # noqa: E402
+from loanpipe.pool.rundir import PoolError, Run  # noqa: E402
+from loanpipe.pool.status import node_table  # noqa: E402
+from loanpipe.pool.verdict import verdict  # noqa: E402
 
 # A node status file as DAGMan 24.0.23 writes it mid-run (Dag::DumpNodeStatus), shortened.
 STATUS_RUNNING = """[
@@ -199,7 +204,7 @@ def test_status_file_states_are_node_states(tmp_path: Path) -> None:
         "deploy_best_model": ("not ready", 0),
     }
     assert ds.progress_line(status) == ("2/8 nodes done, 2 submitted (1 idle, 0 held), 0 failed")
-    table = commands.node_table(status)
+    table = node_table(status)
     assert table[0].startswith("DAG: running; 2/8 nodes done")
     assert table[3].split()[:3] == ["modeling_v1", "running", "1"]
 
@@ -271,15 +276,15 @@ def test_metrics_belong_to_their_dagman(tmp_path: Path) -> None:
 
 
 def test_submit_refuses_a_dag_under_tmp_and_missing_data(tmp_path: Path) -> None:
-    with pytest.raises(commands.PoolError, match="is under /tmp: DAGMan refuses"):
-        commands.check_inputs(Path("/tmp/x/dags"), tmp_path)
-    with pytest.raises(commands.PoolError, match="is under /tmp"):
-        commands.check_inputs(Path("/tmpdata/dags"), tmp_path)  # DAGMan's test is a prefix test
+    with pytest.raises(PoolError, match="is under /tmp: DAGMan refuses"):
+        pool_submit.check_inputs(Path("/tmp/x/dags"), tmp_path)
+    with pytest.raises(PoolError, match="is under /tmp"):
+        pool_submit.check_inputs(Path("/tmpdata/dags"), tmp_path)  # DAGMan's test is a prefix test
     home = Path("/home/u/base/dags")
-    with pytest.raises(commands.PoolError, match="loan_data.csv: no such file"):
-        commands.check_inputs(home, tmp_path)
+    with pytest.raises(PoolError, match="loan_data.csv: no such file"):
+        pool_submit.check_inputs(home, tmp_path)
     write(tmp_path / "loan_data.csv", "x\n")
-    commands.check_inputs(home, tmp_path)
+    pool_submit.check_inputs(home, tmp_path)
 
 
 def touch(path: Path, text: str = "x\n", mtime: float | None = None) -> None:
@@ -303,7 +308,7 @@ def test_submit_command(run_dir: Path, files: dict, fresh: bool, force: bool, no
     for suffix, mtime in files.items():
         text = '{"DagStatus": 0}' if suffix == ".metrics" else "x\n"
         touch(run_dir / f"dagfile.dag{suffix}", text, mtime)
-    cmd, said = commands.submit_command(commands.Run(run_dir / "dagfile.dag"), fresh, "loans")
+    cmd, said = pool_submit.submit_command(Run(run_dir / "dagfile.dag"), fresh, "loans")
     assert cmd[:3] == ["condor_submit_dag", "-batch-name", "loans"]
     assert cmd[-1] == "dagfile.dag"
     assert ("-f" in cmd) is force
@@ -313,16 +318,16 @@ def test_submit_command(run_dir: Path, files: dict, fresh: bool, force: bool, no
 def test_failed_run_metrics_do_not_force_a_rerun(run_dir: Path) -> None:
     touch(run_dir / "dagfile.dag.rescue001", "DONE data_processing\n", 200)
     touch(run_dir / "dagfile.dag.metrics", '{"DagStatus": 2}', 300)
-    cmd, said = commands.submit_command(commands.Run(run_dir / "dagfile.dag"), False, "b")
+    cmd, said = pool_submit.submit_command(Run(run_dir / "dagfile.dag"), False, "b")
     assert "-f" not in cmd and "resuming from dagfile.dag.rescue001" in said
 
 
 def test_submit_asks_the_schedd_before_anything(run_dir: Path, monkeypatch, capsys) -> None:
     calls = []
-    monkeypatch.setattr(commands.checks, "submit_side", lambda tool: None)  # test_first_day
-    monkeypatch.setattr(commands, "under_tmp", lambda path: False)  # pytest's tmp_path is in /tmp
-    monkeypatch.setattr(commands.shutil, "which", lambda tool: f"/bin/{tool}")
-    monkeypatch.setattr(commands, "run", lambda cmd, cwd: calls.append((cmd, cwd)) or 0)
+    monkeypatch.setattr(checks, "submit_side", lambda tool: None)  # test_first_day
+    monkeypatch.setattr(pool_submit, "under_tmp", lambda path: False)  # tmp_path is in /tmp
+    monkeypatch.setattr(shutil, "which", lambda tool: f"/bin/{tool}")
+    monkeypatch.setattr(pool_submit, "run", lambda cmd, cwd: calls.append((cmd, cwd)) or 0)
     monkeypatch.setattr(ds, "queued_dagmans", lambda d, n: [{"ClusterId": 77}])
     code = commands.main(["--dag", str(run_dir / "dagfile.dag"), "submit"])
     err = capsys.readouterr().err.strip().splitlines()
@@ -343,7 +348,7 @@ def test_submit_asks_the_schedd_before_anything(run_dir: Path, monkeypatch, caps
     assert "is not locked for it" in capsys.readouterr().out
 
     # The DAGMan job found: the base directory's lock names it and stays for its whole life.
-    monkeypatch.setattr(commands, "submitted_cluster", lambda run_, since: 78)
+    monkeypatch.setattr(pool_submit, "submitted_cluster", lambda run_, since: 78)
     assert commands.main(argv) == 0
     tag, cluster, _host, dag = lock.read_text().split()
     assert (tag, cluster, dag) == ("condor-dagman", "78", str(run_dir / "dagfile.dag"))
@@ -353,10 +358,10 @@ def test_submit_without_a_schedd_says_so_in_one_line(run_dir: Path, monkeypatch,
     def unreachable(run_dir: Path, name: str) -> list:
         raise OSError("cannot ask the schedd which DAGs are queued: no schedd")
 
-    monkeypatch.setattr(commands, "under_tmp", lambda path: False)
-    monkeypatch.setattr(commands.shutil, "which", lambda tool: f"/bin/{tool}")
+    monkeypatch.setattr(pool_submit, "under_tmp", lambda path: False)
+    monkeypatch.setattr(shutil, "which", lambda tool: f"/bin/{tool}")
     monkeypatch.setattr(ds, "queued_dagmans", unreachable)
-    monkeypatch.setattr(commands.checks, "submit_side", lambda tool: None)
+    monkeypatch.setattr(checks, "submit_side", lambda tool: None)
     assert commands.main(["--dag", str(run_dir / "dagfile.dag"), "submit"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["error: cannot ask the schedd which DAGs are queued: no schedd"]
@@ -371,7 +376,7 @@ def test_verdict_names_the_failed_node_and_its_error(run_dir: Path) -> None:
     write(run_dir / "dagfile.dag.metrics", '{"dagman_id": "12", "DagStatus": 2}')
     write(base / "error" / "data_processing.0.err", "process: error: x.csv: target missing\n")
     job = ds.DagmanJob(cluster=12, submitted=1795836500.0, ended=1.0, exit_code=1)
-    code, lines = commands.verdict(commands.Run(run_dir / "dagfile.dag"), job)
+    code, lines = verdict(Run(run_dir / "dagfile.dag"), job)
     assert code == 1
     assert lines[0] == "DAGMan job 12 exited with code 1: DagStatus 2 (a node failed)"
     assert lines[1] == (
@@ -379,7 +384,7 @@ def test_verdict_names_the_failed_node_and_its_error(run_dir: Path) -> None:
         f"{base}/error/data_processing.0.err: process: error: x.csv: target missing"
     )
     write(run_dir / "dagfile.dag.rescue001", "# nothing DONE\n")
-    assert commands.verdict(commands.Run(run_dir / "dagfile.dag"), job)[1][-1] == (
+    assert verdict(Run(run_dir / "dagfile.dag"), job)[1][-1] == (
         f"fix the cause, then `make submit BASE_DIR={base}` resumes from dagfile.dag.rescue001"
     )
 
@@ -388,7 +393,7 @@ def test_verdict_gives_dagmans_reason_when_no_node_ran(run_dir: Path) -> None:
     write(run_dir / "dagfile.dag.dagman.out", DAGMAN_OUT)
     write(run_dir / "dagfile.dag.status", STATUS_FAILED)  # an older run's: ignored
     job = ds.DagmanJob(cluster=10, submitted=1795836600.0, ended=1.0, exit_code=1)
-    code, lines = commands.verdict(commands.Run(run_dir / "dagfile.dag"), job)
+    code, lines = verdict(Run(run_dir / "dagfile.dag"), job)
     assert code == 1
     assert lines[0] == "DAGMan job 10 exited with code 1"
     assert lines[1].startswith("DAGMan: Warning: default node log file /tmp/x/dags/")
@@ -397,14 +402,14 @@ def test_verdict_gives_dagmans_reason_when_no_node_ran(run_dir: Path) -> None:
 def test_verdict_is_0_only_for_dagstatus_0(run_dir: Path) -> None:
     write(run_dir / "dagfile.dag.metrics", '{"dagman_id": "5", "DagStatus": 0}')
     job = ds.DagmanJob(cluster=5, submitted=0.0, ended=1.0, exit_code=0)
-    assert commands.verdict(commands.Run(run_dir / "dagfile.dag"), job)[0] == 0
+    assert verdict(Run(run_dir / "dagfile.dag"), job)[0] == 0
     removed = ds.DagmanJob(cluster=5, submitted=0.0, ended=1.0, removed=True)
-    code, lines = commands.verdict(commands.Run(run_dir / "dagfile.dag"), removed)
+    code, lines = verdict(Run(run_dir / "dagfile.dag"), removed)
     assert code == 1 and "removed (condor_rm)" in lines[0]
     other = ds.DagmanJob(cluster=6, submitted=0.0, ended=1.0, exit_code=0)  # no metrics of it
-    assert commands.verdict(commands.Run(run_dir / "dagfile.dag"), other)[0] == 1
+    assert verdict(Run(run_dir / "dagfile.dag"), other)[0] == 1
     lost = ds.DagmanJob(cluster=7, submitted=0.0)  # the schedd lost it: no end event
-    code, lines = commands.verdict(commands.Run(run_dir / "dagfile.dag"), lost)
+    code, lines = verdict(Run(run_dir / "dagfile.dag"), lost)
     assert code == 1 and "left the queue without an end" in lines[0]
     # no rescue DAG of this run; the exact command for this base directory
     assert lines[-1] == f"fix the cause, then `make submit BASE_DIR={run_dir.parent}`"
@@ -429,8 +434,6 @@ def test_watch_before_any_submit(run_dir: Path, capsys) -> None:
 
 def test_check_needs_no_exec_bit_on_stage_scripts(tmp_path: Path) -> None:
     """The submit files run $(PYTHON) with the script as an argument: readable is enough."""
-    import shutil
-
     from loanpipe.check import offline
     from loanpipe.dagman import render
 
@@ -510,7 +513,7 @@ def test_verdict_names_the_failing_job_of_a_node_of_many(run_dir: Path, position
         touch(base / "error" / f"model_search.{name}.0.err", text if name == bad else "",
               mtime=1795836000.0 + (0 if name == bad else 10 + i))  # fmt: skip
     job = ds.DagmanJob(cluster=12, submitted=1795836500.0, ended=1.0, exit_code=1)
-    _, lines = commands.verdict(commands.Run(run_dir / "dagfile.dag"), job)
+    _, lines = verdict(Run(run_dir / "dagfile.dag"), job)
     assert lines[1] == (
         f"failed node model_search: Job proc (12.0.0) failed with status 2; job {bad} failed; "
         f"{base}/error/model_search.{bad}.0.err: "
@@ -523,7 +526,7 @@ def test_verdict_of_a_removed_dag_is_a_removal_with_the_resume_command(run_dir: 
     write(run_dir / "dagfile.dag.metrics", '{"dagman_id": "12", "DagStatus": 4}')
     write(run_dir / "dagfile.dag.rescue001", "# nothing DONE\n")
     job = ds.DagmanJob(cluster=12, submitted=1795836500.0, ended=1.0, removed=True)
-    code, lines = commands.verdict(commands.Run(run_dir / "dagfile.dag"), job)
+    code, lines = verdict(Run(run_dir / "dagfile.dag"), job)
     assert code == 1
     assert lines[0].startswith("DAGMan job 12 was removed (condor_rm)")
     assert not any(line.startswith("failed node") for line in lines)
@@ -580,10 +583,10 @@ def test_claims_are_queued_without_a_reschedule_and_removed_when_the_dag_is_not(
     )
     fake_condor(bin_dir, "condor_rm", f'echo "rm $*" >> {seen}')
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
-    monkeypatch.setattr(commands.checks, "submit_side", lambda tool: None)
-    monkeypatch.setattr(commands, "under_tmp", lambda path: False)
+    monkeypatch.setattr(checks, "submit_side", lambda tool: None)
+    monkeypatch.setattr(pool_submit, "under_tmp", lambda path: False)
     monkeypatch.setattr(ds, "queued_dagmans", lambda d, n: [])
-    monkeypatch.setattr(commands, "run", lambda cmd, cwd: 1)  # condor_submit_dag fails
+    monkeypatch.setattr(pool_submit, "run", lambda cmd, cwd: 1)  # condor_submit_dag fails
     assert commands.main(["--dag", str(run_dir / "dagfile.dag"), "submit"]) == 1
     said = seen.read_text().splitlines()
     assert said[0].startswith("False -batch-name claims ") and said[0].endswith("claims.sub")
@@ -591,7 +594,7 @@ def test_claims_are_queued_without_a_reschedule_and_removed_when_the_dag_is_not(
     assert "1 claim job(s) queued ahead of the DAG (cluster 41)" in capsys.readouterr().out
 
     fake_condor(bin_dir, "condor_submit", "echo 'ERROR: no schedd' >&2; exit 1")
-    monkeypatch.setattr(commands, "run", lambda cmd, cwd: 0)
+    monkeypatch.setattr(pool_submit, "run", lambda cmd, cwd: 0)
     assert commands.main(["--dag", str(run_dir / "dagfile.dag"), "submit", "--claims", "2"]) == 0
     assert "no claims queued ahead of the DAG: ERROR: no schedd" in capsys.readouterr().out
 

@@ -12,8 +12,8 @@ node of one HTCondor cluster. condor_dagman (``src/condor_dagman/dag.cpp``, 24.0
 - RETRY restarts the whole node (PRE script, then every proc again) once all procs are gone;
 - the node is DONE (and a rescue DAG says ``DONE``) only when every proc succeeded.
 
-:class:`Cluster` keeps that bookkeeping for one attempt; ``loanpipe.local.runner`` starts the procs
-(each takes one of the ``-j`` slots, like a job takes a slot of the pool) and kills the
+:class:`Cluster` keeps that bookkeeping for one attempt; ``loanpipe.local.attempts`` starts the
+procs (each takes one of the ``-j`` slots, like a job takes a slot of the pool) and kills the
 remaining ones when :meth:`Cluster.ended` reports the first failure.
 """
 

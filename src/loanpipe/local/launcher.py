@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Start node jobs from a warm interpreter: fork instead of exec (used by loanpipe.local.runner).
+"""Start node jobs from a warm interpreter: fork instead of exec (used by loanpipe.local.attempts).
 
 Every stage pays 1 to 2 s importing pandas and scikit-learn before it does any work. The local
 runner starts, per job environment, one server process (``-m loanpipe.local.launcher --serve``) that

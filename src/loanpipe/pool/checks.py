@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 
 from loanpipe.errors import EXIT_FAILURE, LoanpipeError
 
@@ -37,6 +38,12 @@ def no_condor_message(tool: str) -> str:
         f"{tool} is not on PATH (HTCondor's tools are not installed here): run the same DAG "
         "on this machine with `make local`"
     )
+
+
+def no_condor(tool: str) -> int:
+    """The one-line answer when HTCondor's tools are missing."""
+    print(f"error: {no_condor_message(tool)}", file=sys.stderr)
+    return EXIT_NO_CONDOR
 
 
 def tool_on_path(tool: str) -> None:
