@@ -410,3 +410,36 @@ def test_imported_packages_are_found_through_the_projects_modules(
     assert {"json", "proj", "sklearn", "os"} <= tops
     assert launcher.source_file("proj.lazy") == str(tmp_path / "proj/lazy.py")
     assert launcher.source_file("json") is None  # the installation's: not followed
+
+
+# A PRE script that writes how many job servers (``--serve`` without ``--preload``) the runner
+# (its parent: the runner is a child subreaper) has started when the script runs.
+SERVERS_SEEN = """\
+import os, sys
+from pathlib import Path
+runner, seen = os.getppid(), 0
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\\0")
+    except OSError:
+        continue
+    if int(stat.rsplit(")", 1)[1].split()[1]) == runner and b"--serve" in argv:
+        seen += b"--preload" not in argv
+Path(sys.argv[1]).write_text(str(seen))
+"""
+
+
+def test_the_job_server_starts_before_the_first_pre_script(tmp_path: Path) -> None:
+    """Its imports (pandas, scikit-learn) are what the first stages wait for: they begin before
+    the DAG's first PRE script runs, not after it."""
+    dag = make_dag(
+        tmp_path, {"exit3.py": EXITS["exit3.py"], "seen.py": SERVERS_SEEN}, {"a": "exit3.py"}
+    )
+    seen = tmp_path / "seen.txt"
+    with dag.open("a") as fh:
+        fh.write(f"SCRIPT PRE a {sys.executable} {tmp_path / 'scripts/seen.py'} {seen}\n")
+    result = run(dag)
+    assert result.returncode == 1, result.stdout + result.stderr  # a's job exits 3
+    assert seen.read_text() == "1"
+    assert forked(dag) == {"a": True}

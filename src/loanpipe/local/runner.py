@@ -21,10 +21,12 @@ from typing import IO
 
 from loanpipe.dagman import Dag
 from loanpipe.dagman.status import DagStatus
+from loanpipe.local import scripts
 from loanpipe.local.attempts import NodeAttempts  # a node attempt: scripts and jobs started, reaped
 from loanpipe.local.jobspec import RunnerError, expand_in_helper, job_env
 from loanpipe.local.launcher import Launcher  # warm interpreter that forks script jobs
 from loanpipe.local.nodes import NodeState, Proc
+from loanpipe.local.scripts import ScriptError
 
 KILL_GRACE_S = 5.0
 POLL_S = 0.05
@@ -109,12 +111,19 @@ class Runner(NodeAttempts):
             self.kill_all()
 
     def warm_up(self) -> None:
-        """Start the warm interpreter the first job will fork from now, so that its imports
-        overlap the PRE scripts and the first stages. (Its submit file is expanded with what
-        its first submission will get; a job whose environment turns out different starts its
-        own server then.)"""
+        """Start the warm interpreters before the first PRE script runs: the scripts' server
+        (it imports while the first job's submit file is expanded), then the first job's, whose
+        imports (pandas, scikit-learn: seconds) are what the stages wait for, so that they begin
+        at once. (The job's submit file is expanded with what its first submission will get; a
+        job whose environment turns out different starts its own server then.)"""
         first = next((s for s in self.states.values() if s.status in ("ready", "pre")), None)
-        if first is None or first.node.noop or not self.launcher.enabled:
+        if first is None or not self.launcher.enabled:
+            return
+        if first.node.pre is not None:
+            with contextlib.suppress(ScriptError):  # the node's own start says why
+                argv = scripts.command(first, "pre", self)
+                self.launcher.warm(argv, dict(os.environ), kind="scripts")
+        if first.node.noop:
             return
         try:
             specs = expand_in_helper(
@@ -127,6 +136,9 @@ class Runner(NodeAttempts):
     def drive(self) -> None:
         """Start what is ready and reap what ends until nothing runs or the run must stop."""
         order = list(self.dag.nodes)
+        if not self.warmed:
+            self.warmed = True
+            self.warm_up()
         while True:
             if self.stopping():
                 break
@@ -146,9 +158,6 @@ class Runner(NodeAttempts):
                     self.start_procs(st)
             if self.stopping():
                 break
-            if not self.warmed:  # once the first PRE scripts run
-                self.warmed = True
-                self.warm_up()
             if not self.procs and not any(
                 s.status in ("ready", "deferred", "queued") for s in self.states.values()
             ):
