@@ -377,11 +377,11 @@ def test_a_forked_process_reimports_preloaded_modules_whose_files_changed(tmp_pa
 
 def test_a_job_forks_once_the_packages_its_code_imports_are_loaded(tmp_path: Path) -> None:
     """The server is still importing when the first job asks; a job whose code imports
-    scikit-learn (here only inside a function) is forked once scikit-learn is loaded, instead
-    of importing it a second time itself; a job that needs none of it starts at once."""
+    scikit-learn's trees (here only inside a function) is forked once they are loaded, instead
+    of importing them a second time itself; a job that needs none of it starts at once."""
     needs = (
         "import sys\n"
-        "loaded = 'sklearn.model_selection' in sys.modules\n"
+        "loaded = 'sklearn.tree' in sys.modules\n"
         "def later():\n    import sklearn.tree\n"
         "sys.exit(0 if loaded else 5)\n"
     )
@@ -406,8 +406,8 @@ def test_imported_packages_are_found_through_the_projects_modules(
     script = tmp_path / "job.py"
     script.write_text("import json\nfrom proj import lazy\nfrom os import path\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    tops = launcher.imported_tops(str(script), {})
-    assert {"json", "proj", "sklearn", "os"} <= tops
+    names = launcher.imported_names(str(script), {})
+    assert {"json", "proj", "proj.lazy", "sklearn.tree", "os", "os.path"} <= names
     assert launcher.source_file("proj.lazy") == str(tmp_path / "proj/lazy.py")
     assert launcher.source_file("json") is None  # the installation's: not followed
 
@@ -443,3 +443,16 @@ def test_the_job_server_starts_before_the_first_pre_script(tmp_path: Path) -> No
     assert result.returncode == 1, result.stdout + result.stderr  # a's job exits 3
     assert seen.read_text() == "1"
     assert forked(dag) == {"a": True}
+
+
+def test_a_job_waits_only_for_the_preloaded_modules_it_imports() -> None:
+    """In load order, through the last module it imports (or a module inside one)."""
+    pending = list(launcher.PRELOAD)
+    trainer = {"json", "sklearn.tree", "sklearn.tree.DecisionTreeClassifier", "pandas"}
+    assert pending[: launcher.still_needed(pending, trainer)][-1] == "sklearn.tree"
+    assert "sklearn.ensemble" in pending[launcher.still_needed(pending, trainer) :]
+    assert launcher.still_needed(pending, {"json", "os.path"}) == 0
+    assert pending[launcher.still_needed(pending, {"numpy.linalg"}) - 1] == "numpy"
+    search = {"sklearn.ensemble.HistGradientBoostingClassifier"}
+    assert launcher.still_needed(pending, search) == len(pending)
+    assert launcher.still_needed(pending[-1:], {"sklearn"}) == 0  # a parent package only

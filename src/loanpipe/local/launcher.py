@@ -485,14 +485,15 @@ def source_file(name: str) -> str | None:
     return None
 
 
-def imported_tops(script: str, cache: dict[str, set[str]]) -> set[str]:
-    """The top-level packages ``script`` imports anywhere, directly or through the project's
-    modules it imports (read with ast, not run): what its fork should find loaded."""
+def imported_names(script: str, cache: dict[str, set[str]]) -> set[str]:
+    """The dotted names ``script`` imports anywhere (``a.b`` and, for ``from a.b import c``,
+    ``a.b.c``), directly or through the project's modules it imports (read with ast, not run):
+    what its fork should find loaded."""
     import ast
 
     if script in cache:
         return cache[script]
-    tops: set[str] = set()
+    names: set[str] = set()
     seen, todo = {script}, [script]
     while todo:
         path = todo.pop()
@@ -501,27 +502,40 @@ def imported_tops(script: str, cache: dict[str, set[str]]) -> set[str]:
         except (OSError, SyntaxError, ValueError):
             continue
         for node in ast.walk(tree):
-            names = []
+            found = []
             if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
+                found = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
-            for name in names:
-                tops.add(name.split(".")[0])
-                found = source_file(name)
-                if found is not None and found not in seen:
-                    seen.add(found)
-                    todo.append(found)
-    cache[script] = tops
-    return tops
+                found = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+            for name in found:
+                names.add(name)
+                source = source_file(name)
+                if source is not None and source not in seen:
+                    seen.add(source)
+                    todo.append(source)
+    cache[script] = names
+    return names
+
+
+def still_needed(pending: list[str], names: set[str]) -> int:
+    """How many of ``pending`` (in load order) to import before forking a job that imports
+    ``names``: through the last one it imports, or a module inside it (the modules before it
+    are what it imports in turn). A trainer waits for sklearn.tree, not for the search's
+    sklearn.ensemble after it."""
+    wanted = [
+        i
+        for i, module in enumerate(pending)
+        if any(n == module or n.startswith(module + ".") for n in names)
+    ]
+    return max(wanted) + 1 if wanted else 0
 
 
 def serve(requests: IO[bytes], replies: IO[bytes], preload: tuple[str, ...] = PRELOAD) -> int:
     """Import ``preload`` one module at a time, answering fork requests in between; then serve.
 
-    A request for a script that imports a package still waiting in ``preload`` (scikit-learn
-    for a trainer) is answered once that package is loaded: forked earlier, the job would
-    import it itself, at the same time as the server, on a machine with a core or two."""
+    A request for a script that imports a module still waiting in ``preload`` (sklearn.tree
+    for a trainer) is answered once that module is loaded (still_needed): forked earlier, the
+    job would import it itself, at the same time as the server, on a machine with a core or two."""
     prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() == 1:
         return 0
@@ -548,8 +562,7 @@ def serve(requests: IO[bytes], replies: IO[bytes], preload: tuple[str, ...] = PR
             req = json.loads(line)
             if pending:
                 script = os.path.join(req["cwd"], str(req["argv"][0]))
-                wanted = imported_tops(script, scanned)
-                while any(name.split(".")[0] in wanted for name in pending):
+                for _ in range(still_needed(pending, imported_names(script, scanned))):
                     load_next()
             reply = fork_job(req)
         except (ValueError, KeyError, TypeError, OSError) as exc:
