@@ -136,6 +136,3 @@ class NodeExits(RunOutput):
                 cs.waiting_on -= 1
                 if cs.waiting_on == 0:
                     cs.status = "ready"
-
-    def any_failed(self) -> bool:
-        return any(s.status == "failed" for s in self.states.values())
