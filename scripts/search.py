@@ -33,9 +33,6 @@ from loanpipe.stages import candidates, common, folds
 from loanpipe.stages.candidates import Candidate
 from loanpipe.stages.common import log
 
-# The memory order of each family's input, as candidates.build_pipeline's Preprocessor gives it.
-ORDER = {"logistic_regression": "C", "decision_tree": "F", "hist_gradient_boosting": "C"}
-
 
 def cross_validate(
     candidate: Candidate, fold_data: Iterable[folds.Fold], settings: dict
@@ -50,10 +47,10 @@ def cross_validate(
     per_fold: list[dict[str, float]] = []
     for fold in fold_data:
         model = candidates.estimator(candidate, settings["seed"])
-        # A tree reads one column at a time: column-major, as its pipeline's Preprocessor gives.
-        x_train = (
-            np.asfortranarray(fold.x_train) if ORDER[candidate.family] == "F" else fold.x_train
-        )
+        # in the memory order its pipeline's Preprocessor gives (the cache is row-major)
+        x_train = fold.x_train
+        if candidates.input_order(candidate.family) == "F":
+            x_train = np.asfortranarray(x_train)
         start = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # convergence notes; the score tells the story
