@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from loanpipe.report import leaderboard
+from loanpipe.report.html import attempt_bars
 from loanpipe.report.render import CHARTS, OLD_PNG, make_charts
-from loanpipe.report.svg import nice_span
+from loanpipe.report.svg import STATE, nice_span
 
 SVG = "{http://www.w3.org/2000/svg}"
 HOSTILE = "<script>alert(\"x\")</script> & 'q'"
@@ -236,3 +237,14 @@ def test_charts_are_left_out_without_facts() -> None:
 )
 def test_axis_ticks_are_round(low: float, high: float, expected: tuple[float, ...]) -> None:
     assert nice_span(low, high) == pytest.approx(expected)
+
+
+def test_a_running_attempt_is_drawn_as_the_page_draws_it() -> None:
+    """timeline.svg and the page's Gantt colour an attempt by one rule: still running is ok."""
+    running = facts()
+    attempt = running["run"]["nodes"][1]["attempt_list"][0]
+    attempt.update(segments=[[1_800_000_003.0, None]], exit_code=None, state="running", ended=None)
+    kinds = [r.get("class") for r in marks(parse(make_charts(running, now=NOW)["timeline.svg"]))]
+    assert kinds == ["mark ok", "mark ok", "mark ok"]
+    page_bars = attempt_bars(running["run"]["nodes"][1], 0, attempt, 0, 170, 1.8e9, 1.0, NOW)
+    assert 'class="bar ok"' in page_bars[-1] and STATE["ok"] in page_bars[-1]

@@ -30,6 +30,10 @@ from loanpipe.report.render import (
     signed,
 )
 from loanpipe.report.sources import utc
+from loanpipe.report.svg import (
+    STATE,
+    attempt_kind,
+)  # one palette and colour rule for both timelines
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:72em;color:#222;padding:0 1em}
@@ -45,8 +49,6 @@ img,figure.chart svg{max-width:100%;height:auto}figure.chart{margin:.6em 0}
 #gantt text{font-size:11px;font-family:system-ui,sans-serif}
 .notes li{color:#8a4b00}
 """
-
-GANTT = {"queued": "#cfd8dc", "ok": "#2e7d32", "failed": "#c62828", "held": "#ef6c00"}
 
 
 def esc(value: Any) -> str:
@@ -178,7 +180,7 @@ def gantt(nodes: list[dict[str, Any]], now: float) -> str:
         for hold in node["holds"]:
             x = left + (hold["time"] - t0) * scale
             out.append(
-                f'<path class="hold" d="M{x:.1f} {top} l5 8 l-5 8 l-5 -8 z" fill="{GANTT["held"]}">'
+                f'<path class="hold" d="M{x:.1f} {top} l5 8 l-5 8 l-5 -8 z" fill="{STATE["held"]}">'
                 f"<title>{esc(node['name'])} held at {esc(utc(hold['time']))}: "
                 f"{esc(hold['reason'])}</title></path>"
             )
@@ -207,19 +209,16 @@ def attempt_bars(
         x, w = left + (submitted - t0) * scale, (started - submitted) * scale
         bars.append(
             f'<rect x="{x:.1f}" y="{top + 3}" width="{max(w, 1):.1f}" height="10" '
-            f'fill="{GANTT["queued"]}"><title>{esc(label)} queued {started - submitted:.1f} s'
+            f'fill="{STATE["queued"]}"><title>{esc(label)} queued {started - submitted:.1f} s'
             "</title></rect>"
         )
-    ok = attempt.get("exit_code") == 0 and not attempt.get("signal")
-    kind = "held" if attempt.get("state") == "held" else ("ok" if ok else "failed")
-    if attempt.get("ended") is None and attempt.get("state") == "running":
-        kind = "ok"
+    kind = attempt_kind(attempt)
     for start, end in attempt.get("segments") or []:
         end = end if end is not None else now
         x, w = left + (start - t0) * scale, (end - start) * scale
         bars.append(
             f'<rect class="bar {kind}" x="{x:.1f}" y="{top}" width="{max(w, 2):.1f}" '
-            f'height="16" fill="{GANTT[kind]}"><title>{esc(label)}: {esc(utc(start))} to '
+            f'height="16" fill="{STATE[kind]}"><title>{esc(label)}: {esc(utc(start))} to '
             f"{esc(utc(end))} ({end - start:.1f} s), exit {esc(attempt.get('exit_code'))}"
             "</title></rect>"
         )

@@ -221,6 +221,16 @@ def confusion_matrices(models: list[dict[str, Any]]) -> str:
     )
 
 
+def attempt_kind(attempt: dict[str, Any]) -> str:
+    """How a timeline colours an attempt (a key of STATE): held, ok (also while it still runs)
+    or failed. The page's Gantt (report.html) and timeline.svg both use it."""
+    if attempt.get("state") == "held":
+        return "held"
+    if attempt.get("ended") is None and attempt.get("state") == "running":
+        return "ok"
+    return "ok" if attempt.get("exit_code") == 0 and not attempt.get("signal") else "failed"
+
+
 def attempt_marks(
     attempt: dict[str, Any], y: float, x_of: Callable[[float], float], label: str, now: float
 ) -> list[str]:
@@ -230,8 +240,7 @@ def attempt_marks(
         tip = f"{label} queued {started - submitted:.1f} s"
         width = max(x_of(started) - x_of(submitted), 0.0)
         out.append(rect(x_of(submitted), y + 6, width, 12, STATE["queued"], "queued", tip))
-    ok = attempt.get("exit_code") == 0 and not attempt.get("signal")
-    kind = "held" if attempt.get("state") == "held" else ("ok" if ok else "failed")
+    kind = attempt_kind(attempt)
     for start, end in attempt.get("segments") or []:
         end = end if end is not None else now
         tip = f"{label} ran {end - start:.1f} s ({kind})"
