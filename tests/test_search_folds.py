@@ -180,3 +180,19 @@ def test_select_model_removes_the_shared_folds_once_the_search_is_over(
     run_stage("select_model.py", split_base, "--table", str(table))
     assert config.Layout(split_base).selection.is_file()
     assert not folds.folds_dir(split_base).exists()
+
+
+def test_the_fold_key_covers_the_code_that_makes_the_matrices() -> None:
+    """Each function folds.build calls to read and preprocess the rows lives in a file of the
+    cache key: an edit there makes new folds instead of trusting the old ones."""
+    import inspect
+
+    from loanpipe.stages import features, modeling
+
+    makers = (
+        candidates.read_training,
+        modeling.build_preprocess,
+        features.Preprocessor,
+        folds.build,
+    )
+    assert {Path(inspect.getsourcefile(f)).name for f in makers} <= set(folds.CODE)

@@ -11,8 +11,9 @@ tests/test_search_folds.py holds them equal).
 A fold file holds the fold's preprocessed training and validation matrices (float64, row-major,
 as the Preprocessor's default output), their labels and the cache key: the sha256 of the training
 rows, the fold settings (folds, seed), this format and the code that makes the matrices (this
-module, features.py, modeling.py, csvfiles.py) and the pins. Written atomically (a temporary file
-renamed over the old one: two jobs building the same fold at once both write the same bytes);
+module, candidates.py, features.py, modeling.py, csvfiles.py) and the pins. Written atomically
+(a temporary file renamed over the old one: two jobs building the same fold at once both write
+the same bytes);
 read back only when its key matches and every array reads whole (a zip member's CRC-32 is checked
 as it is read): a partial, corrupt or stale file is rebuilt, never trusted.
 """
@@ -32,7 +33,7 @@ from loanpipe.stages import common
 
 FORMAT = "loanpipe-search-fold-1"
 # The code whose output the matrices are: a change to any of them makes a new key.
-CODE = ("folds.py", "features.py", "modeling.py", "csvfiles.py")
+CODE = ("folds.py", "candidates.py", "features.py", "modeling.py", "csvfiles.py")
 ARRAYS = ("x_train", "y_train", "x_val", "y_val")
 
 
