@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import statistics
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +25,22 @@ REAL_DATA = Path(
 ORIGINAL_DIR = Path(
     os.environ.get("LOAN_ORIGINAL_DIR", config.PROJECT_DIR.parent / "shared" / "baseline")
 )
+
+
+def make_local(project: Path, base: Path, *extra: str) -> None:
+    """``make local FRESH=1`` of checkout ``project`` for ``base``, every node run, as a user
+    types it (``LAST_RUN`` inside ``base``: the checkout's own is left alone). Not a sub-make of
+    ``make bench``: none of its variables reach this one. RuntimeError when it fails."""
+    command = ["make", "--no-print-directory", "-C", str(project), "local", "FRESH=1"]
+    command += [*extra, f"BASE_DIR={base}", f"LAST_RUN={base / '.last-run'}"]
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("MAKE") and k not in ("MFLAGS", "BASE_DIR")
+    }
+    proc = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} exited {proc.returncode}: {proc.stderr[-2000:]}")
 
 
 def original_missing() -> str | None:

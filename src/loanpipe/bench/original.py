@@ -48,13 +48,7 @@ def run_original(base: Path) -> None:
 
 
 def run_ours(base: Path) -> None:
-    command = ["make", "--no-print-directory", "-C", str(config.PROJECT_DIR), "local"]
-    command += [f"BASE_DIR={base}", "FRESH=1", f"LAST_RUN={base / '.last-run'}"]
-    # Not a sub-make of `make bench`: none of its command-line variables reach this one.
-    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
-    proc = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} exited {proc.returncode}: {proc.stderr[-2000:]}")
+    common.make_local(config.PROJECT_DIR, base)
 
 
 def our_outcome(base: Path) -> str:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -112,13 +111,8 @@ def run_tune_dag(csv: Path, project: Path, work: Path) -> dict[str, Any]:
     """make local DAG=tune FRESH=1 in a new base directory; the winner and its CV score."""
     base = Path(tempfile.mkdtemp(prefix="tune-", dir=work))
     shutil.copy(csv, base / "loan_data.csv")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MAKE") and k != "BASE_DIR"}
-    command = ["make", "--no-print-directory", "-C", str(project), "local", "DAG=tune", "FRESH=1"]
-    command += ["JOBS=2", f"BASE_DIR={base}", f"LAST_RUN={base}/.last-run"]
     try:
-        proc = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
-        if proc.returncode != 0:
-            raise RuntimeError(f"make local DAG=tune failed:\n{proc.stderr[-2000:]}")
+        common.make_local(project, base, "DAG=tune", "JOBS=2")
         selection = json.loads(config.Layout(base).selection.read_text(encoding="utf-8"))
         board = selection["leaderboard"]
         return {
