@@ -212,11 +212,23 @@ def bad_input(checkout, sample) -> dict:
     since = time.time()
     # FORCE: with nothing changed every stage would be skipped (PRE_SKIP) and the removal below
     # would meet only the FINAL node, which already has the DAG's status.
-    out["again"] = co.make("submit", "FORCE=data_processing")
-    # Once DAGMan runs (its first node submitted): removed before it started, it would run no
-    # FINAL node; removed while it runs, it runs the FINAL node (the report) with DAG_STATUS 4.
-    wait_for(lambda: ph.submitted_nodes(co.dag_file(".nodes.log"), since))
-    co.pool.condor(f"condor_rm -constraint 'JobUniverse == 7 && Iwd == \"{co.run_dir}\"'")
+    # The first node's job is submitted on hold, so that the removal meets it queued: a node job
+    # that ends (here in under a second) just as DAGMan starts its FINAL node after a condor_rm
+    # makes DAGMan (24.0 and 25.0) abort ("Assertion ERROR on (! _finalNodeRun)", dag.cpp) with
+    # no report.
+    process_sub = co.root / "submit" / "process.sub"
+    text = process_sub.read_text()
+    assert text.count("\nqueue\n") == 1
+    process_sub.write_text(text.replace("\nqueue\n", "\nhold = True\nqueue\n"))
+    try:
+        out["again"] = co.make("submit", "FORCE=data_processing")
+        # Once DAGMan runs (its first node submitted): removed before it started, it would run
+        # no FINAL node; removed while it runs, it runs the FINAL node (the report) with
+        # DAG_STATUS 4.
+        wait_for(lambda: ph.submitted_nodes(co.dag_file(".nodes.log"), since))
+        co.pool.condor(f"condor_rm -constraint 'JobUniverse == 7 && Iwd == \"{co.run_dir}\"'")
+    finally:
+        process_sub.write_text(text)
     out["removed"] = co.make("watch")
     out["removed_page"] = (co.base / "report" / "report.html").read_text()
     out["runs"] = co.make("runs")
