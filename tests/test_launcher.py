@@ -413,10 +413,13 @@ def test_imported_packages_are_found_through_the_projects_modules(
 
 
 # A PRE script that writes how many job servers (``--serve`` without ``--preload``) the runner
-# (its parent: the runner is a child subreaper) has started when the script runs.
+# (its parent: the runner is a child subreaper) has started when the script runs. A forked
+# script may start before the server's intermediate process (its first parent) has exited.
 SERVERS_SEEN = """\
-import os, sys
+import os, sys, time
 from pathlib import Path
+while b"--serve" in Path(f"/proc/{os.getppid()}/cmdline").read_bytes():
+    time.sleep(0.01)
 runner, seen = os.getppid(), 0
 for pid in filter(str.isdigit, os.listdir("/proc")):
     try:
@@ -443,6 +446,44 @@ def test_the_job_server_starts_before_the_first_pre_script(tmp_path: Path) -> No
     assert result.returncode == 1, result.stdout + result.stderr  # a's job exits 3
     assert seen.read_text() == "1"
     assert forked(dag) == {"a": True}
+
+
+def test_the_next_run_starts_the_job_server_from_the_last_runs_record(tmp_path: Path) -> None:
+    """A run keeps its first job's interpreter and environment beside the DAG; the next run
+    starts that server first thing, before it has expanded any submit file."""
+    from loanpipe.dagman import parse_dag
+    from loanpipe.local.runner import Runner
+
+    dag = make_dag(tmp_path, {"ok.py": "print('ok')\n"}, {"a": "ok.py"})
+    assert run(dag).returncode == 0
+    kept = json.loads(Path(f"{dag}.local.warm.json").read_text())
+    assert kept["python"] == sys.executable
+    assert kept["env"]["MY_VAR"] == "a b" and kept["env"]["OMP_NUM_THREADS"] == "1"
+    runner = Runner(parse_dag(dag), 1)
+    try:
+        runner.warm_from_last_run()
+        (key, server), *others = runner.launcher.servers.items()
+        assert not others and key == (sys.executable, "jobs", tuple(sorted(kept["env"].items())))
+        assert server.proc.poll() is None and server.cmdline[1:] == [str(LAUNCHER), "--serve"]
+    finally:
+        runner.launcher.close()
+
+
+def test_a_wrong_guess_of_the_job_server_is_stopped_before_the_first_pre_script(
+    tmp_path: Path,
+) -> None:
+    """When the submit files changed since the last run, the server started on its record is
+    stopped once the first job is expanded: one job server imports, not two."""
+    dag = make_dag(tmp_path, {"ok.py": "print('ok')\n", "seen.py": SERVERS_SEEN}, {"a": "ok.py"})
+    seen = tmp_path / "seen.txt"
+    with dag.open("a") as fh:
+        fh.write(f"SCRIPT PRE a {sys.executable} {tmp_path / 'scripts/seen.py'} {seen}\n")
+    record = Path(f"{dag}.local.warm.json")
+    record.write_text(json.dumps({"python": sys.executable, "env": {"MY_VAR": "old"}}))
+    assert run(dag).returncode == 0
+    assert seen.read_text() == "1"
+    assert forked(dag) == {"a": True}
+    assert json.loads(record.read_text())["env"]["MY_VAR"] == "a b"  # the next run's guess
 
 
 def test_a_job_waits_only_for_the_preloaded_modules_it_imports() -> None:

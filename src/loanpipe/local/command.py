@@ -252,6 +252,7 @@ def run(
     """The run between taking the locks and releasing them (and the signal handlers)."""
     start_time = time.time()
     previous_died, base_dirs = take_locks(dag, dag_path, locks)
+    runner.warm_from_last_run()
     if args.forget:
         from loanpipe.fingerprint import plan
 

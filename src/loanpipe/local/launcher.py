@@ -241,6 +241,12 @@ class Launcher:
         if self.enabled and script_job(argv):
             self.server(argv[0], env, kind)
 
+    def discard(self, python: str, env: dict[str, str], kind: str = "jobs") -> None:
+        """Stop the server for jobs like these (started on a guess that proved wrong)."""
+        srv = self.servers.pop((python, kind, tuple(sorted(env.items()))), None)
+        if srv is not None:
+            srv.close(kill=True)
+
     def spawn(
         self,
         argv: list[str],

@@ -10,6 +10,7 @@ fatal error stops the run (every process group killed); the FINAL node, last, wh
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import resource
 import select
@@ -24,9 +25,10 @@ from loanpipe.dagman.status import DagStatus
 from loanpipe.local import scripts
 from loanpipe.local.attempts import NodeAttempts  # a node attempt: scripts and jobs started, reaped
 from loanpipe.local.jobspec import RunnerError, expand_in_helper, job_env
-from loanpipe.local.launcher import Launcher  # warm interpreter that forks script jobs
+from loanpipe.local.launcher import Launcher, script_job  # warm interpreter: forks script jobs
 from loanpipe.local.nodes import NodeState, Proc
 from loanpipe.local.scripts import ScriptError
+from loanpipe.stages import common
 
 KILL_GRACE_S = 5.0
 POLL_S = 0.05
@@ -59,6 +61,9 @@ class Runner(NodeAttempts):
         self.jobs_submitted = self.jobs_succeeded = self.jobs_failed = 0
         self.running_by_cat: dict[str, int] = {}
         self.warmed = False  # the first job's warm interpreter started (warm_up)
+        # The interpreter and environment of the last run's first job (warm_from_last_run)
+        self.warm_path = Path(f"{dag.path}.local.warm.json")
+        self.guessed: tuple[str, dict[str, str]] | None = None
 
     # -- scheduling
 
@@ -131,7 +136,30 @@ class Runner(NodeAttempts):
             )
         except RunnerError:
             return  # the node's own submission says why
-        self.launcher.warm(specs[0].argv, job_env(specs[0]))
+        python, env = specs[0].argv[0], job_env(specs[0])
+        if self.guessed not in (None, (python, env)):
+            self.launcher.discard(*self.guessed)  # the submit files changed: its imports are waste
+        self.launcher.warm(specs[0].argv, env)
+        if self.guessed != (python, env) and script_job(specs[0].argv):
+            with contextlib.suppress(OSError):  # a hint for the next run, nothing more
+                common.write_json({"python": python, "env": env}, self.warm_path, durable=False)
+
+    def warm_from_last_run(self) -> None:
+        """Start the job server the last run's first job had (its interpreter and environment,
+        kept beside the DAG) first thing: before the locks' bookkeeping, FORGET and the first
+        submit file's expansion (a helper that imports the htcondor bindings), a few tenths of a
+        second the server's own imports (seconds: scikit-learn) need not wait for. warm_up then
+        finds it running, or stops it when the expanded job differs."""
+        try:
+            data = json.loads(self.warm_path.read_text(encoding="utf-8"))
+            python, env = data["python"], data["env"]
+        except (OSError, ValueError, TypeError, KeyError):
+            return  # no run yet (or an unreadable hint): warm_up starts it after the expansion
+        if not (isinstance(python, str) and isinstance(env, dict) and os.access(python, os.X_OK)):
+            return
+        if self.launcher.enabled and all(isinstance(v, str) for v in env.values()):
+            self.guessed = (python, env)
+            self.launcher.server(python, env)
 
     def drive(self) -> None:
         """Start what is ready and reap what ends until nothing runs or the run must stop."""
