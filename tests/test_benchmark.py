@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import subprocess
@@ -10,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import DAGMAN_FIXTURE, needs_fixture, run_stage
+from conftest import DAGMAN_FIXTURE, SEED_NODES, needs_fixture, run_stage
 
 from loanpipe import bench
 
@@ -279,8 +280,55 @@ def test_original_section_runs_both_alternately_and_prints_the_ratio(tmp_path: P
     last = next(line for line in lines if line.startswith("  last runs:"))
     assert "the original left 1 files" in last
     assert re.search(r"this project deployed v[12] \(.+\), DagStatus 0$", last), last
+    # Where our last run's seconds went: every node of the DAG, in the order they became ready.
+    at = next(i for i, line in enumerate(lines) if line.startswith("  this project's last run: "))
+    table = lines[at + 2 : at + 2 + len(SEED_NODES) + 1]
+    assert [row.split()[0] for row in table] == [*SEED_NODES, "report"]
+    assert all(row.split()[-1] == "done" for row in table)
+    assert lines[at + 2 + len(table)].split()[:2] == ["runner", "ends"]
     assert list(work.iterdir()) == []  # the base directories are removed afterwards
     assert not (tmp_path / ".last-run").exists()
+
+
+def test_local_timeline_reads_the_last_run_from_the_runners_records(tmp_path: Path) -> None:
+    """Seconds from the runner's start; a resumed run includes the run it continues; a node
+    skipped by its PRE script has no job."""
+    from loanpipe.bench import local_timeline
+
+    dag = tmp_path / "x.dag"
+    t0 = 1000.0
+    records = [
+        {"event": "run_start", "time": 900.0, "resumed_from": None},  # an older run
+        {"node": "a", "start": 901.0, "end": 902.0, "job_start": 901.0, "job_end": 902.0},
+        {"event": "run_start", "time": t0, "resumed_from": None},
+        {"node": "a", "attempt": 1, "start": t0 + 0.2, "end": t0 + 0.9, "job_start": t0 + 0.3,
+         "job_end": t0 + 0.8, "status": "done"},
+        {"node": "b", "attempt": 1, "start": t0 + 0.9, "end": t0 + 1.0, "job_start": None,
+         "job_end": None, "status": "pre_skipped"},
+        {"event": "run_start", "time": t0 + 5, "resumed_from": "x.dag.rescue001"},
+        {"node": "c", "attempt": 1, "start": t0 + 5.1, "end": t0 + 6.0, "job_start": t0 + 5.2,
+         "job_end": t0 + 5.9, "status": "done"},
+        {"event": "run_end", "time": t0 + 6.5},
+    ]  # fmt: skip
+    Path(f"{dag}.local.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    line = local_timeline.read_local_timeline(dag)
+    assert line.total == pytest.approx(6.5)
+    assert [(a.node, a.job is None) for a in line.attempts] == [
+        ("a", False),
+        ("b", True),
+        ("c", False),
+    ]
+    a = line.attempts[0]
+    assert (a.ready, a.job, a.end) == pytest.approx((0.2, 0.3, 0.8))
+    assert line.attempts[1].end == pytest.approx(1.0)
+    text = local_timeline.format_local_timeline("run", line)
+    assert text[0] == "run: 6.50 s from the runner's start to its end"
+    assert text[2].split() == ["a", "0.20", "0.30", "0.80", "0.50", "done"]
+    assert text[3].split() == ["b", "0.90", "-", "1.00", "-", "pre_skipped"]
+    assert text[-1].split() == ["runner", "ends", "6.50"]
+    Path(f"{dag}.local.jsonl").write_text("")
+    with pytest.raises(ValueError, match="holds no local run"):
+        local_timeline.read_local_timeline(dag)
 
 
 def test_original_section_says_why_it_cannot_run(tmp_path: Path) -> None:

@@ -10,8 +10,9 @@ Per size: two base directories holding the same ``loan_data.csv`` (loanpipe.benc
   (the checkout's ``.last-run`` is left alone: ``LAST_RUN`` points into the base directory).
 
 It prints the medians and their ratio, held to the goal of issue 21 (0.2 at the real 45,000 rows,
-0.15 at other sizes), and what each side left behind in its last run, so that a fast run that did
-nothing shows. Without the original's scripts ($LOAN_ORIGINAL_DIR) it says so and passes.
+0.15 at other sizes), what each side left behind in its last run, so that a fast run that did
+nothing shows, and where our last run's seconds went, node by node (bench/local_timeline.py).
+Without the original's scripts ($LOAN_ORIGINAL_DIR) it says so and passes.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ import tempfile
 from pathlib import Path
 
 from loanpipe import config
-from loanpipe.bench import common, stages
+from loanpipe.bench import common, local_timeline, stages
+from loanpipe.errors import LoanpipeError
 
 REAL_ROWS = 45_000
 GOAL_REAL = 0.2
@@ -84,6 +86,8 @@ def bench_size(work: Path, rows: int, repeats: int) -> None:
         f"  last runs: the original left {files_under(original)} files; "
         f"this project {our_outcome(ours)}"
     )
+    line = local_timeline.read_local_timeline(config.Layout(ours).dag_file())
+    print("\n".join(local_timeline.format_local_timeline("  this project's last run", line)))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -95,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         with tempfile.TemporaryDirectory(prefix="loan-original-", dir=args.work_dir) as tmp:
             try:
                 bench_size(Path(tmp), rows, args.repeats)
-            except (RuntimeError, OSError) as exc:
+            except (RuntimeError, OSError, ValueError, LoanpipeError) as exc:
                 print(f"error: {rows:,} rows: {exc}", file=sys.stderr)
                 return 1
     return 0
