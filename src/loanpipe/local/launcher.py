@@ -221,8 +221,15 @@ class Launcher:
         self.servers: dict[tuple[str, str, tuple[tuple[str, str], ...]], Worker] = {}
         self.last_error: str | None = None
 
+    @staticmethod
+    def key(
+        python: str, env: dict[str, str], kind: str
+    ) -> tuple[str, str, tuple[tuple[str, str], ...]]:
+        """One server per interpreter, kind and environment."""
+        return (python, kind, tuple(sorted(env.items())))
+
     def server(self, python: str, env: dict[str, str], kind: str = "jobs") -> Worker | None:
-        key = (python, kind, tuple(sorted(env.items())))
+        key = self.key(python, env, kind)
         srv = self.servers.get(key)
         if srv is None or srv.broken:
             argv = [python, str(LAUNCHER), "--serve"]
@@ -243,7 +250,7 @@ class Launcher:
 
     def discard(self, python: str, env: dict[str, str], kind: str = "jobs") -> None:
         """Stop the server for jobs like these (started on a guess that proved wrong)."""
-        srv = self.servers.pop((python, kind, tuple(sorted(env.items()))), None)
+        srv = self.servers.pop(self.key(python, env, kind), None)
         if srv is not None:
             srv.close(kill=True)
 

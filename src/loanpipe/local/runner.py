@@ -146,7 +146,7 @@ class Runner(NodeAttempts):
 
     def warm_from_last_run(self) -> None:
         """Start the job server the last run's first job had (its interpreter and environment,
-        kept beside the DAG) first thing: before the locks' bookkeeping, FORGET and the first
+        kept beside the DAG) as soon as the locks are taken: before FORGET and the first
         submit file's expansion (a helper that imports the htcondor bindings), a few tenths of a
         second the server's own imports (seconds: scikit-learn) need not wait for. warm_up then
         finds it running, or stops it when the expanded job differs."""
